@@ -1,0 +1,553 @@
+"""The experiment file: strict JSON Schema, unit parsing, range expansion.
+
+`load(path)` returns an `Experiment` (model.py) or raises `ExperimentError`, whose
+message is one line: ``FILE: key.path: what was expected``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import ipaddress
+import re
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from femdc_bench.model import (
+    DeploymentSpec,
+    Experiment,
+    HostSpec,
+    LinkSpec,
+    MetricsSpec,
+    ProviderSpec,
+    RunnerSpec,
+    ScenarioSpec,
+    SiteSpec,
+    SlaSpec,
+    WanOverride,
+    WanSpec,
+    WorkloadSpec,
+)
+
+ROLES = ("database", "keystone", "load")
+SCENARIOS = (
+    "keystone.authenticate_and_validate_token",
+    "keystone.create_and_delete_user",
+    "keystone.create_and_list_projects",
+    "keystone.list_users",
+)
+
+
+class ExperimentError(Exception):
+    """A bad experiment file. str() is the one-line message users see."""
+
+    def __init__(self, file: str, path: str, message: str) -> None:
+        self.file, self.path, self.message = file, path, message
+        where = f"{file}: {path}: " if path else f"{file}: "
+        super().__init__(where + message)
+
+
+# --------------------------------------------------------------------------- units
+
+_DURATION = r"^[0-9]+(\.[0-9]+)?(us|ms|s)$"
+_RATE = r"^[0-9]+(\.[0-9]+)?([kmgKMG]?bit)$"
+_PERCENT = r"^[0-9]+(\.[0-9]+)?%$"
+_NAME = r"^[a-z][a-z0-9-]*(\[[0-9]+-[0-9]+\][a-z0-9-]*)?$"
+
+_DUR_FACTOR_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+_RATE_FACTOR_KBIT = {"bit": 0.001, "kbit": 1.0, "mbit": 1000.0, "gbit": 1_000_000.0}
+
+
+def duration_ms(text: str) -> float:
+    m = re.match(r"^([0-9]+(?:\.[0-9]+)?)(us|ms|s)$", text)
+    if not m:
+        raise ValueError(f"not a duration: {text!r}")
+    return float(m.group(1)) * _DUR_FACTOR_MS[m.group(2)]
+
+
+def rate_kbit(text: str) -> float:
+    m = re.match(r"^([0-9]+(?:\.[0-9]+)?)([kmg]?bit)$", text.lower())
+    if not m:
+        raise ValueError(f"not a rate: {text!r}")
+    return float(m.group(1)) * _RATE_FACTOR_KBIT[m.group(2)]
+
+
+def percent(text: str) -> float:
+    return float(text.rstrip("%"))
+
+
+def expand_range(name: str) -> list[str]:
+    """``edge[1-3]`` -> edge1, edge2, edge3; ``n[01-10]`` keeps the zero padding."""
+    m = re.match(r"^(.*)\[([0-9]+)-([0-9]+)\](.*)$", name)
+    if not m:
+        return [name]
+    prefix, lo, hi, suffix = m.groups()
+    width = len(lo) if lo.startswith("0") else 0
+    return [f"{prefix}{i:0{width}d}{suffix}" for i in range(int(lo), int(hi) + 1)]
+
+
+# --------------------------------------------------------------------------- schema
+
+
+def _s(type_: str, expected: str, **kw: Any) -> dict[str, Any]:
+    return {"type": type_, "x-expected": expected, **kw}
+
+
+DURATION = _s("string", "a duration like '25ms' (units: us, ms, s)", pattern=_DURATION)
+RATE = _s("string", "a rate like '100mbit' (units: bit, kbit, mbit, gbit)", pattern=_RATE)
+PERCENT = _s("string", "a percentage like '0.1%'", pattern=_PERCENT)
+NAME = _s("string", "a lower-case name like 'edge1' or a range like 'edge[1-8]'", pattern=_NAME)
+SITE_REFS = {
+    "anyOf": [
+        {"type": "string"},
+        {"type": "array", "items": {"type": "string"}, "minItems": 1},
+    ],
+    "x-expected": "a site name, a pattern like 'edge*', or a list of them",
+}
+
+
+def _obj(props: dict[str, Any], required: tuple[str, ...] = ()) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": props,
+        "required": list(required),
+        "additionalProperties": False,
+    }
+
+
+LINK = _obj({"delay": DURATION, "rate": RATE, "loss": PERCENT})
+
+SCHEMA: dict[str, Any] = _obj(
+    {
+        "name": NAME | {"x-expected": "a lower-case name like 'keystone-3sites'",
+                        "pattern": r"^[a-z][a-z0-9-]*$"},
+        "description": {"type": "string"},
+        "provider": _obj(
+            {
+                "type": {"enum": ["local"], "x-expected": "'local'"},
+                "subnet": _s("string", "an IPv4 network like '10.231.0.0/24'"),
+            },
+            ("type",),
+        ),
+        "sites": {
+            "type": "array",
+            "minItems": 1,
+            "items": _obj(
+                {
+                    "name": NAME,
+                    "hosts": {
+                        "type": "array",
+                        "minItems": 1,
+                        "items": _obj(
+                            {
+                                "name": NAME,
+                                "roles": {
+                                    "type": "array",
+                                    "items": {"enum": list(ROLES),
+                                              "x-expected": "one of " + ", ".join(ROLES)},
+                                },
+                            },
+                            ("name", "roles"),
+                        ),
+                    },
+                },
+                ("name", "hosts"),
+            ),
+        },
+        "deployment": _obj(
+            {
+                "method": {"enum": ["native"], "x-expected": "'native'"},
+                "keystone": {
+                    "anyOf": [
+                        {"const": "per_site"},
+                        _obj({"centralized": {"type": "string"}}, ("centralized",)),
+                    ],
+                    "x-expected": "'per_site' or {centralized: <site>}",
+                },
+                "database": {"enum": ["per_site"], "x-expected": "'per_site'"},
+                "keystone_workers": {"type": "integer", "minimum": 1, "maximum": 64},
+            },
+            ("method", "keystone"),
+        ),
+        "wan": _obj(
+            {
+                "emulator": {"enum": ["auto", "netem", "userspace"],
+                             "x-expected": "one of auto, netem, userspace"},
+                "default": LINK,
+                "intra_site": LINK,
+                "overrides": {
+                    "type": "array",
+                    "items": {
+                        **_obj({"src": SITE_REFS, "dst": SITE_REFS,
+                                "symmetric": {"type": "boolean"},
+                                "delay": DURATION, "rate": RATE, "loss": PERCENT},
+                               ("src", "dst")),
+                    },
+                },
+                "exclude": {
+                    "type": "array",
+                    "items": _s("string", "a host alias or an IPv4 network"),
+                },
+            }
+        ),
+        "workload": _obj(
+            {
+                "scenarios": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": _obj(
+                        {
+                            "name": {"enum": list(SCENARIOS),
+                                     "x-expected": "one of " + ", ".join(SCENARIOS)},
+                            "args": {"type": "object"},
+                            "runner": _obj(
+                                {
+                                    "type": {"enum": ["times", "duration"],
+                                             "x-expected": "'times' or 'duration'"},
+                                    "times": {"type": "integer", "minimum": 1},
+                                    "duration": DURATION,
+                                    "concurrency": {"type": "integer", "minimum": 1,
+                                                    "maximum": 256},
+                                },
+                                ("type",),
+                            ),
+                            "from": SITE_REFS,
+                            "to": SITE_REFS | {
+                                "x-expected": "'local', a site name, a pattern or a list"},
+                        },
+                        ("name", "runner"),
+                    ),
+                },
+                "sla": _obj(
+                    {
+                        "failure_rate_max": PERCENT,
+                        "p95_ms_max": {"type": "number", "exclusiveMinimum": 0},
+                    }
+                ),
+            },
+            ("scenarios",),
+        ),
+        "metrics": _obj(
+            {
+                "influxdb": {
+                    "anyOf": [
+                        {"const": "local"},
+                        _obj(
+                            {
+                                "url": _s("string", "an http(s) URL",
+                                          pattern=r"^https?://[^\s]+$"),
+                                "database": {"type": "string"},
+                                "bucket": {"type": "string"},
+                                "org": {"type": "string"},
+                                "token_env": {"type": "string"},
+                                "username_env": {"type": "string"},
+                                "password_env": {"type": "string"},
+                            },
+                            ("url",),
+                        ),
+                    ],
+                    "x-expected": "'local' or {url: ..., database: ...}",
+                },
+            }
+        ),
+    },
+    ("name", "sites", "deployment", "workload"),
+)
+
+
+def _path(parts: Any) -> str:
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out or "(top level)"
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _schema_error(file: str, err: jsonschema.ValidationError) -> ExperimentError:
+    path = list(err.absolute_path)
+    if err.validator == "additionalProperties":
+        allowed = sorted(err.schema.get("properties", {}))
+        extra = sorted(set(err.instance) - set(allowed))
+        key = extra[0]
+        hint = difflib.get_close_matches(key, allowed, n=1)
+        msg = f"unknown key {key!r}"
+        msg += f" (did you mean {hint[0]!r}?)" if hint else ""
+        return ExperimentError(file, _path(path + [key]),
+                               msg + "; expected one of: " + ", ".join(allowed))
+    if err.validator == "required":
+        missing = [k for k in err.validator_value if k not in err.instance][0]
+        return ExperimentError(file, _path(path + [missing]), "missing required key")
+    expected = err.schema.get("x-expected")
+    if expected is None:
+        if err.validator == "type":
+            expected = {"object": "a mapping", "array": "a list", "string": "a string",
+                        "integer": "an integer", "number": "a number",
+                        "boolean": "true or false"}.get(str(err.validator_value),
+                                                        str(err.validator_value))
+        elif err.validator in ("minimum", "maximum", "exclusiveMinimum", "minItems"):
+            expected = err.message
+            return ExperimentError(file, _path(path), expected)
+        else:
+            expected = err.message
+    return ExperimentError(file, _path(path), f"expected {expected}, got {_describe(err.instance)}")
+
+
+def _best(errors: list[jsonschema.ValidationError]) -> jsonschema.ValidationError:
+    # Report the error nearest to the top of the file, shallowest context first.
+    def key(e: jsonschema.ValidationError) -> tuple[Any, ...]:
+        return tuple(str(p) for p in e.absolute_path)
+
+    return sorted(errors, key=key)[0]
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def load(path: str | Path) -> Experiment:
+    file = str(path)
+    try:
+        text = Path(path).read_text()
+    except OSError as e:
+        raise ExperimentError(file, "", f"cannot read: {e.strerror}") from None
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark else "(parse)"
+        raise ExperimentError(file, where, f"invalid YAML: {getattr(e, 'problem', e)}") from None
+    return parse(doc, file)
+
+
+def parse(doc: Any, file: str = "<experiment>") -> Experiment:
+    if not isinstance(doc, dict):
+        raise ExperimentError(file, "", "expected a mapping at the top level")
+    errors = list(jsonschema.Draft202012Validator(SCHEMA).iter_errors(doc))
+    if errors:
+        raise _schema_error(file, _best(errors))
+    return _build(doc, file)
+
+
+def _expand_refs(file: str, path: str, value: Any, names: list[str]) -> tuple[str, ...]:
+    """Site references: names, ranges (edge[1-3]) and shell patterns (edge*)."""
+    items = value if isinstance(value, list) else [value]
+    out: list[str] = []
+    for i, item in enumerate(items):
+        where = f"{path}[{i}]" if isinstance(value, list) else path
+        matched: list[str] = []
+        for candidate in expand_range(item):
+            hits = fnmatch.filter(names, candidate)
+            if not hits:
+                hint = difflib.get_close_matches(candidate, names, n=1)
+                extra = f" (did you mean {hint[0]!r}?)" if hint else ""
+                raise ExperimentError(
+                    file, where, f"no site matches {candidate!r}{extra}; sites: "
+                    + ", ".join(names))
+            matched += hits
+        out += [m for m in matched if m not in out]
+    return tuple(out)
+
+
+def _link(d: dict[str, Any] | None, base: LinkSpec | None = None) -> LinkSpec:
+    base = base or LinkSpec()
+    d = d or {}
+    return LinkSpec(
+        delay_ms=duration_ms(d["delay"]) if "delay" in d else base.delay_ms,
+        rate_kbit=rate_kbit(d["rate"]) if "rate" in d else base.rate_kbit,
+        loss_pct=percent(d["loss"]) if "loss" in d else base.loss_pct,
+    )
+
+
+def _build(doc: dict[str, Any], file: str) -> Experiment:
+    # --- sites and hosts (ranges expand; aliases are "<site>-<host>")
+    sites: list[SiteSpec] = []
+    for i, s in enumerate(doc["sites"]):
+        for site_name in expand_range(s["name"]):
+            if any(x.name == site_name for x in sites):
+                raise ExperimentError(file, f"sites[{i}].name",
+                                      f"site {site_name!r} is defined twice")
+            hosts: list[HostSpec] = []
+            for j, h in enumerate(s["hosts"]):
+                for host_name in expand_range(h["name"]):
+                    alias = f"{site_name}-{host_name}"
+                    if any(x.name == alias for x in hosts):
+                        raise ExperimentError(file, f"sites[{i}].hosts[{j}].name",
+                                              f"host {host_name!r} is defined twice")
+                    hosts.append(HostSpec(alias, tuple(dict.fromkeys(h["roles"]))))
+            sites.append(SiteSpec(site_name, tuple(hosts)))
+    names = [s.name for s in sites]
+    aliases = [h.name for s in sites for h in s.hosts]
+    dup = {a for a in aliases if aliases.count(a) > 1}
+    if dup:
+        raise ExperimentError(file, "sites", f"host aliases collide: {', '.join(sorted(dup))}")
+
+    # --- provider
+    p = doc.get("provider", {"type": "local"})
+    if "subnet" in p:
+        try:
+            net = ipaddress.IPv4Network(p["subnet"])
+        except ValueError:
+            raise ExperimentError(file, "provider.subnet",
+                                  f"expected an IPv4 network like '10.231.0.0/24', "
+                                  f"got {p['subnet']!r}") from None
+        if net.num_addresses - 3 < len(aliases):
+            raise ExperimentError(file, "provider.subnet",
+                                  f"{net} has room for {net.num_addresses - 3} hosts, "
+                                  f"the experiment has {len(aliases)}")
+    provider = ProviderSpec(type=p["type"], subnet=p.get("subnet"))
+
+    # --- deployment
+    d = doc["deployment"]
+    ks = d["keystone"]
+    if isinstance(ks, dict):
+        central = ks["centralized"]
+        if central not in names:
+            raise ExperimentError(file, "deployment.keystone.centralized",
+                                  f"expected one of the sites ({', '.join(names)}), "
+                                  f"got {central!r}")
+        deployment = DeploymentSpec(method=d["method"], keystone="centralized",
+                                    keystone_site=central,
+                                    keystone_workers=d.get("keystone_workers", 2))
+    else:
+        deployment = DeploymentSpec(method=d["method"], keystone="per_site",
+                                    keystone_workers=d.get("keystone_workers", 2))
+    ks_sites = deployment.keystone_sites(names)
+    for i, s in enumerate(sites):
+        where = f"sites[{_site_index(doc, s.name)}].hosts"
+        n_ks, n_db = len(s.hosts_with("keystone")), len(s.hosts_with("database"))
+        if s.name in ks_sites:
+            if n_ks != 1:
+                raise ExperimentError(
+                    file, where, f"site {s.name!r} runs a Keystone "
+                    f"(deployment.keystone is {_ks_text(deployment)}): expected exactly one "
+                    f"host with role 'keystone', found {n_ks}")
+            if n_db != 1:
+                raise ExperimentError(
+                    file, where, f"site {s.name!r} runs a Keystone with a per-site database: "
+                    f"expected exactly one host with role 'database', found {n_db}")
+        elif n_ks:
+            raise ExperimentError(
+                file, where, f"site {s.name!r} has a 'keystone' host but deployment.keystone "
+                f"is {_ks_text(deployment)}")
+        del i
+
+    # --- wan (parsed and validated here; applied by the wan phase)
+    w = doc.get("wan", {})
+    overrides = []
+    for i, o in enumerate(w.get("overrides", [])):
+        overrides.append(WanOverride(
+            src=_expand_refs(file, f"wan.overrides[{i}].src", o["src"], names),
+            dst=_expand_refs(file, f"wan.overrides[{i}].dst", o["dst"], names),
+            link=_link(o, _link(w.get("default"))),
+            symmetric=o.get("symmetric", True),
+        ))
+    for i, x in enumerate(w.get("exclude", [])):
+        if x in aliases:
+            continue
+        try:
+            ipaddress.IPv4Network(x)
+        except ValueError:
+            raise ExperimentError(file, f"wan.exclude[{i}]",
+                                  f"expected a host alias ({', '.join(aliases[:5])}"
+                                  f"{', ...' if len(aliases) > 5 else ''}) or an IPv4 "
+                                  f"network, got {x!r}") from None
+    wan = WanSpec(
+        emulator=w.get("emulator", "auto"),
+        default=_link(w.get("default")),
+        intra_site=_link(w["intra_site"]) if "intra_site" in w else None,
+        overrides=tuple(overrides),
+        exclude=tuple(w.get("exclude", [])),
+    )
+
+    # --- workload
+    wl = doc["workload"]
+    load_sites = [s.name for s in sites if s.hosts_with("load")]
+    scenarios = []
+    for i, sc in enumerate(wl["scenarios"]):
+        base = f"workload.scenarios[{i}]"
+        r = sc["runner"]
+        if r["type"] == "times" and "times" not in r:
+            raise ExperimentError(file, f"{base}.runner.times",
+                                  "missing required key (runner type 'times')")
+        if r["type"] == "duration" and "duration" not in r:
+            raise ExperimentError(file, f"{base}.runner.duration",
+                                  "missing required key (runner type 'duration')")
+        other = "duration" if r["type"] == "times" else "times"
+        if other in r:
+            raise ExperimentError(file, f"{base}.runner.{other}",
+                                  f"not allowed with runner type {r['type']!r}")
+        runner = RunnerSpec(
+            type=r["type"], concurrency=r.get("concurrency", 1), times=r.get("times"),
+            duration_s=duration_ms(r["duration"]) / 1000 if "duration" in r else None)
+        if "from" in sc and sc["from"] != "all":
+            sources = _expand_refs(file, f"{base}.from", sc["from"], names)
+        else:
+            sources = tuple(load_sites)
+        for src in sources:
+            if src not in load_sites:
+                raise ExperimentError(file, f"{base}.from",
+                                      f"site {src!r} has no host with role 'load'")
+        if not sources:
+            raise ExperimentError(file, f"{base}.from", "no site has a host with role 'load'")
+        to = sc.get("to", "local")
+        targets: tuple[str, ...] | None
+        if to == "local":
+            targets = None
+        elif to == "all":
+            targets = tuple(ks_sites)
+        else:
+            targets = _expand_refs(file, f"{base}.to", to, names)
+            for t in targets:
+                if t not in ks_sites:
+                    raise ExperimentError(
+                        file, f"{base}.to", f"site {t!r} runs no Keystone "
+                        f"(deployment.keystone is {_ks_text(deployment)}); "
+                        f"targets: {', '.join(ks_sites)} or 'local'")
+        scenarios.append(ScenarioSpec(name=sc["name"], runner=runner,
+                                      args=dict(sc.get("args", {})), sources=sources,
+                                      targets=targets))
+    sla_doc = wl.get("sla", {})
+    sla = SlaSpec(
+        failure_rate_max_pct=percent(sla_doc["failure_rate_max"])
+        if "failure_rate_max" in sla_doc else None,
+        p95_ms_max=sla_doc.get("p95_ms_max"),
+    )
+    if sla.failure_rate_max_pct is not None and sla.failure_rate_max_pct > 100:
+        raise ExperimentError(file, "workload.sla.failure_rate_max",
+                              "expected a percentage between 0% and 100%")
+    for key in ("default", "intra_site"):
+        if key in w and "loss" in w[key] and percent(w[key]["loss"]) > 100:
+            raise ExperimentError(file, f"wan.{key}.loss",
+                                  "expected a percentage between 0% and 100%")
+
+    # --- metrics
+    m = doc.get("metrics", {}).get("influxdb", "local")
+    if m == "local":
+        metrics = MetricsSpec()
+    else:
+        metrics = MetricsSpec(influxdb=m["url"], database=m.get("database", "femdc"),
+                              bucket=m.get("bucket"), org=m.get("org"),
+                              token_env=m.get("token_env"), username_env=m.get("username_env"),
+                              password_env=m.get("password_env"))
+
+    return Experiment(
+        name=doc["name"], path=file, sites=tuple(sites), provider=provider,
+        deployment=deployment, wan=wan,
+        workload=WorkloadSpec(scenarios=tuple(scenarios), sla=sla), metrics=metrics, raw=doc)
+
+
+def _ks_text(d: DeploymentSpec) -> str:
+    return f"{{centralized: {d.keystone_site}}}" if d.keystone == "centralized" else "per_site"
+
+
+def _site_index(doc: dict[str, Any], site: str) -> int:
+    for i, s in enumerate(doc["sites"]):
+        if site in expand_range(s["name"]):
+            return i
+    return 0

@@ -1,0 +1,235 @@
+"""Plain data that crosses packages.
+
+Every phase of the pipeline takes and returns these dataclasses (see
+docs/architecture.md). This module imports nothing but the standard library, so the
+workload agent that runs on hosts can import it too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+# --------------------------------------------------------------------------- experiment
+
+
+@dataclass(frozen=True)
+class HostSpec:
+    """One host of a site, as the experiment names it (ranges already expanded)."""
+
+    name: str  # unique alias, "<site>-<name>"
+    roles: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class SiteSpec:
+    name: str
+    hosts: tuple[HostSpec, ...]
+
+    def hosts_with(self, role: str) -> list[HostSpec]:
+        return [h for h in self.hosts if role in h.roles]
+
+
+@dataclass(frozen=True)
+class LinkSpec:
+    """One-way constraints on a link. None means "not constrained"."""
+
+    delay_ms: float = 0.0
+    rate_kbit: float | None = None
+    loss_pct: float = 0.0
+
+
+@dataclass(frozen=True)
+class WanOverride:
+    src: tuple[str, ...]  # site names (groups expanded)
+    dst: tuple[str, ...]
+    link: LinkSpec
+    symmetric: bool = True
+
+
+@dataclass(frozen=True)
+class WanSpec:
+    emulator: str = "auto"  # auto | netem | userspace
+    default: LinkSpec = field(default_factory=LinkSpec)
+    intra_site: LinkSpec | None = None
+    overrides: tuple[WanOverride, ...] = ()
+    exclude: tuple[str, ...] = ()  # host aliases or CIDRs left unshaped
+
+
+@dataclass(frozen=True)
+class ProviderSpec:
+    type: str = "local"
+    subnet: str | None = None  # local: private subnet for the hosts; chosen when None
+
+
+@dataclass(frozen=True)
+class DeploymentSpec:
+    method: str = "native"
+    keystone: str = "per_site"  # "per_site" or "centralized"
+    keystone_site: str | None = None  # the site when centralized
+    database: str = "per_site"
+    keystone_workers: int = 2
+
+    def keystone_sites(self, sites: list[str]) -> list[str]:
+        if self.keystone == "centralized":
+            assert self.keystone_site is not None
+            return [self.keystone_site]
+        return list(sites)
+
+    def keystone_site_for(self, site: str) -> str:
+        """The site whose Keystone serves `site`'s cloud."""
+        return self.keystone_site if self.keystone == "centralized" else site  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class RunnerSpec:
+    type: str  # "times" | "duration"
+    concurrency: int = 1
+    times: int | None = None
+    duration_s: float | None = None
+
+
+@dataclass(frozen=True)
+class ScenarioSpec:
+    name: str  # e.g. "keystone.authenticate_and_validate_token"
+    runner: RunnerSpec
+    args: dict[str, Any] = field(default_factory=dict)
+    sources: tuple[str, ...] = ()  # sites that run the load
+    targets: tuple[str, ...] | None = None  # sites whose cloud is loaded; None = "local"
+
+
+@dataclass(frozen=True)
+class SlaSpec:
+    failure_rate_max_pct: float | None = None
+    p95_ms_max: float | None = None
+
+
+@dataclass(frozen=True)
+class WorkloadSpec:
+    scenarios: tuple[ScenarioSpec, ...] = ()
+    sla: SlaSpec = field(default_factory=SlaSpec)
+
+
+@dataclass(frozen=True)
+class MetricsSpec:
+    influxdb: str = "local"  # "local" or a URL
+    database: str = "femdc"  # 1.x database (or 2.x bucket when bucket is None)
+    bucket: str | None = None
+    org: str | None = None
+    token_env: str | None = None
+    username_env: str | None = None
+    password_env: str | None = None
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    path: str  # file it was loaded from
+    sites: tuple[SiteSpec, ...]
+    provider: ProviderSpec
+    deployment: DeploymentSpec
+    wan: WanSpec
+    workload: WorkloadSpec
+    metrics: MetricsSpec
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def site_names(self) -> list[str]:
+        return [s.name for s in self.sites]
+
+    def site(self, name: str) -> SiteSpec:
+        for s in self.sites:
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
+
+# --------------------------------------------------------------------------- inventory
+
+
+@dataclass(frozen=True)
+class Host:
+    """A provisioned host, reachable over SSH."""
+
+    alias: str
+    address: str  # address on the experiment network (what services bind to)
+    site: str
+    roles: tuple[str, ...]
+    ssh_user: str = "root"
+    ssh_port: int = 22
+    ssh_key: str | None = None
+    workdir: str = "/var/lib/femdc-bench"  # per-host directory for files of this run
+    extra: dict[str, Any] = field(default_factory=dict)  # provider-specific ansible vars
+
+
+@dataclass(frozen=True)
+class Inventory:
+    provider: str
+    hosts: tuple[Host, ...]
+    shared_filesystem: bool = False  # local provider: hosts see the controller's files
+
+    def by_site(self, site: str) -> list[Host]:
+        return [h for h in self.hosts if h.site == site]
+
+    def with_role(self, role: str, site: str | None = None) -> list[Host]:
+        return [h for h in self.hosts if role in h.roles and (site is None or h.site == site)]
+
+    def host(self, alias: str) -> Host:
+        for h in self.hosts:
+            if h.alias == alias:
+                return h
+        raise KeyError(alias)
+
+
+# --------------------------------------------------------------------------- clouds
+
+
+@dataclass(frozen=True)
+class Cloud:
+    """What a site's users see: the Keystone that serves the site and the region."""
+
+    site: str
+    auth_url: str
+    region: str
+    keystone_site: str  # site hosting that Keystone
+
+
+@dataclass(frozen=True)
+class Clouds:
+    clouds: tuple[Cloud, ...]
+    clouds_yaml: str  # path to results/<run>/clouds.yaml (0600; holds the password)
+    secrets_file: str  # path to the 0600 file with the generated passwords
+    agent_python: str  # interpreter on load hosts with keystoneauth1 (the service venv)
+    versions: dict[str, str] = field(default_factory=dict)  # package -> version
+
+    def for_site(self, site: str) -> Cloud:
+        for c in self.clouds:
+            if c.site == site:
+                return c
+        raise KeyError(site)
+
+
+# --------------------------------------------------------------------------- samples
+
+
+@dataclass
+class Sample:
+    """One workload iteration, as stored in the `api` measurement."""
+
+    site: str  # where the load ran
+    target_site: str  # whose cloud was loaded
+    service: str  # "identity", ...
+    operation: str  # scenario short name, e.g. "authenticate_and_validate_token"
+    t0_ns: int  # wall-clock start (epoch ns), the point's timestamp
+    duration_ms: float  # monotonic-clock duration
+    status: str  # "ok" | "error"
+    error: str = ""
+    host: str = ""
+    iteration: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Sample:
+        return cls(**d)
