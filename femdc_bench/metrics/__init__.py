@@ -1,0 +1,1 @@
+"""Metrics: the one InfluxDB writer/reader (influx.py) and host samplers."""

@@ -1,0 +1,22 @@
+"""Reports: statistics over the samples read back from InfluxDB, SLA check, rendering."""
+
+from femdc_bench.report.render import stats_json, stats_table
+from femdc_bench.report.stats import (
+    StatsRow,
+    check_sla,
+    check_sla_spec,
+    compute_stats,
+    compute_stats_by_point,
+    percentile,
+)
+
+__all__ = [
+    "StatsRow",
+    "check_sla",
+    "check_sla_spec",
+    "compute_stats",
+    "compute_stats_by_point",
+    "percentile",
+    "stats_json",
+    "stats_table",
+]

@@ -1,0 +1,162 @@
+"""Pure statistics over workload Samples, and the report-side SLA check.
+
+Definitions (stable: results of different runs are only comparable if these are):
+
+* Groups: one row per (point, site, target_site, service, operation). `point` is the
+  sweep point id ("" when the samples are not split by point).
+* count: all iterations of the group; errors: those whose status is not "ok";
+  error_rate_pct = 100 * errors / count.
+* Latency figures (mean, min, max, p50, p95, p99) are over the **successful**
+  iterations only (as Rally does): a fast failure must not make a service look fast.
+  They are None when no iteration of the group succeeded.
+* Percentile: linear interpolation between closest ranks, the "inclusive" definition
+  (numpy's default `linear`, Excel PERCENTILE.INC, ``statistics.quantiles(method=
+  "inclusive")``): for n sorted values x[0..n-1] and p in [0, 100],
+  h = (n - 1) * p / 100 and P = x[floor(h)] + (h - floor(h)) * (x[floor(h) + 1] - x[floor(h)]).
+  p0 is the minimum, p100 the maximum, one value is its own every percentile.
+* iterations_per_s = count / span, span = max(t0 + duration) - min(t0) over all the
+  group's iterations (wall clock start to last end). None when the span is 0.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from femdc_bench.model import Sample, SlaSpec
+
+OK = "ok"
+
+
+def percentile(values: Iterable[float], p: float) -> float:
+    """The p-th percentile (0 <= p <= 100) of `values` by linear interpolation (inclusive)."""
+    xs = sorted(values)
+    return percentile_sorted(xs, p)
+
+
+def percentile_sorted(xs: Sequence[float], p: float) -> float:
+    """`percentile` for already sorted values (no copy)."""
+    if not xs:
+        raise ValueError("percentile of no values")
+    if not 0.0 <= p <= 100.0 or math.isnan(p):
+        raise ValueError(f"percentile must be within [0, 100], got {p}")
+    h = (len(xs) - 1) * p / 100.0
+    lo = math.floor(h)
+    if lo >= len(xs) - 1:
+        return float(xs[-1])
+    frac = h - lo
+    return float(xs[lo]) + frac * (float(xs[lo + 1]) - float(xs[lo]))
+
+
+@dataclass(frozen=True)
+class StatsRow:
+    point: str
+    site: str
+    target_site: str
+    service: str
+    operation: str
+    count: int
+    errors: int
+    error_rate_pct: float
+    mean_ms: float | None
+    min_ms: float | None
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+    max_ms: float | None
+    iterations_per_s: float | None
+
+    @property
+    def key(self) -> tuple[str, str, str, str, str]:
+        return (self.point, self.site, self.target_site, self.service, self.operation)
+
+    @property
+    def label(self) -> str:
+        where = f"{self.site}->{self.target_site}"
+        head = f"[{self.point}] " if self.point else ""
+        return f"{head}{where} {self.service}.{self.operation}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _row(point: str, key: tuple[str, str, str, str], samples: list[Sample]) -> StatsRow:
+    site, target_site, service, operation = key
+    count = len(samples)
+    errors = sum(1 for s in samples if s.status != OK)
+    ok = sorted(s.duration_ms for s in samples if s.status == OK and math.isfinite(s.duration_ms))
+    start = min(s.t0_ns for s in samples)
+    end = max(
+        s.t0_ns + (s.duration_ms * 1e6 if math.isfinite(s.duration_ms) else 0.0) for s in samples
+    )
+    span_s = (end - start) / 1e9
+    return StatsRow(
+        point=point,
+        site=site,
+        target_site=target_site,
+        service=service,
+        operation=operation,
+        count=count,
+        errors=errors,
+        error_rate_pct=100.0 * errors / count,
+        mean_ms=math.fsum(ok) / len(ok) if ok else None,
+        min_ms=ok[0] if ok else None,
+        p50_ms=percentile_sorted(ok, 50) if ok else None,
+        p95_ms=percentile_sorted(ok, 95) if ok else None,
+        p99_ms=percentile_sorted(ok, 99) if ok else None,
+        max_ms=ok[-1] if ok else None,
+        iterations_per_s=count / span_s if span_s > 0 else None,
+    )
+
+
+def compute_stats(samples: Iterable[Sample], point: str = "") -> list[StatsRow]:
+    """One row per (site, target_site, service, operation), sorted by that key."""
+    groups: dict[tuple[str, str, str, str], list[Sample]] = {}
+    for s in samples:
+        groups.setdefault((s.site, s.target_site, s.service, s.operation), []).append(s)
+    return [_row(point, key, groups[key]) for key in sorted(groups)]
+
+
+def compute_stats_by_point(by_point: Mapping[str, Iterable[Sample]]) -> list[StatsRow]:
+    """`compute_stats` for each sweep point (e.g. InfluxReader.api_samples_by_point())."""
+    rows: list[StatsRow] = []
+    for point in sorted(by_point):
+        rows.extend(compute_stats(by_point[point], point))
+    return rows
+
+
+def check_sla(
+    rows: Sequence[StatsRow],
+    failure_rate_max_pct: float | None = None,
+    p95_ms_max: float | None = None,
+) -> list[str]:
+    """Violations of the SLA, one message per (row, criterion); [] means it holds.
+
+    A limit that is None is not checked. A group with no successful iteration violates
+    a p95 limit (there is nothing to measure). No rows at all violates any set limit:
+    a run that recorded nothing must not pass.
+    """
+    if failure_rate_max_pct is None and p95_ms_max is None:
+        return []
+    if not rows:
+        return ["no iteration was recorded"]
+    out: list[str] = []
+    for r in rows:
+        if failure_rate_max_pct is not None and r.error_rate_pct > failure_rate_max_pct:
+            out.append(
+                f"{r.label}: failure rate {r.error_rate_pct:.2f} % > {failure_rate_max_pct:g} % "
+                f"({r.errors}/{r.count})"
+            )
+        if p95_ms_max is not None:
+            if r.p95_ms is None:
+                out.append(f"{r.label}: no successful iteration, p95 limit {p95_ms_max:g} ms")
+            elif r.p95_ms > p95_ms_max:
+                out.append(f"{r.label}: p95 {r.p95_ms:.1f} ms > {p95_ms_max:g} ms")
+    return out
+
+
+def check_sla_spec(rows: Sequence[StatsRow], sla: SlaSpec) -> list[str]:
+    """`check_sla` with the experiment's SlaSpec."""
+    return check_sla(rows, sla.failure_rate_max_pct, sla.p95_ms_max)

@@ -1,0 +1,211 @@
+"""A real InfluxDB (Debian's influxd 1.6) under a tmp dir: write, read back, restart, spool.
+
+Run: python -m pytest tests/e2e/test_influx_real.py -q  (add -s to see throughput figures)
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from femdc_bench.metrics.influx import (
+    INFLUXD,
+    InfluxReader,
+    InfluxTarget,
+    InfluxWriter,
+    LocalInfluxd,
+    V1Client,
+    connect,
+)
+from femdc_bench.model import Sample
+
+pytestmark = pytest.mark.e2e
+
+REPO = Path(__file__).resolve().parents[2]
+RUN = "run-o'brien\\1"  # quote and backslash: the reader's InfluxQL quoting must hold
+
+
+@pytest.fixture
+def server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[LocalInfluxd]:
+    if not os.access(INFLUXD, os.X_OK):
+        pytest.skip(f"{INFLUXD} is not installed")
+    d = LocalInfluxd(tmp_path / "influx")
+
+    def cleanup() -> None:
+        # Whichever LocalInfluxd object (re)started it, the state file names the PID.
+        LocalInfluxd(d.directory).stop()
+        d.stop()
+
+    request.addfinalizer(cleanup)
+    d.start()
+    yield d
+
+
+def make_samples(n: int, seed: int = 7) -> list[Sample]:
+    """n samples over 3 sites x 2 hosts; ~5 % errors; some same-ns starts on one host."""
+    rng = random.Random(seed)
+    base = 1_763_900_000_000_000_000
+    out: list[Sample] = []
+    for i in range(n):
+        site = f"s{i % 3 + 1}"
+        host = f"{site}-h{i % 2}"
+        failed = rng.random() < 0.05
+        out.append(
+            Sample(
+                site=site,
+                target_site=f"s{(i // 3) % 3 + 1}",
+                service="identity",
+                operation="authenticate_and_validate_token",
+                t0_ns=base + i * 1_000_003,
+                duration_ms=rng.lognormvariate(3, 0.4),
+                status="error" if failed else "ok",
+                error='HTTP 503: "Service Unavailable"\nretry \\ later' if failed else "",
+                host=host,
+                iteration=i,
+            )
+        )
+    # 20 concurrent iterations that started in the very same ns as an earlier one of the
+    # same series (same host and tags): without the tiebreak they would overwrite it
+    # (taken from the end, so that they share the sweep point of their twin)
+    for j in range(min(20, n // 6)):
+        twin = out[n - 1 - 6 * j]
+        out.append(replace(twin, iteration=n + j, duration_ms=twin.duration_ms + 1.0))
+    return out
+
+
+def expected_after_tiebreak(samples: list[Sample]) -> list[Sample]:
+    seen: set[tuple[object, ...]] = set()
+    out = []
+    for s in samples:
+        key = (s.site, s.host, s.target_site, s.service, s.operation, s.status)
+        t = s.t0_ns
+        while (key, t) in seen:
+            t += 1
+        seen.add((key, t))
+        out.append(replace(s, t0_ns=t))
+    return out
+
+
+def _key(s: Sample) -> int:
+    return s.iteration
+
+
+def test_write_read_restart(server: LocalInfluxd, tmp_path: Path) -> None:
+    url = server.url
+    assert url is not None and url.startswith("http://127.0.0.1:")
+    state = server.read_state()
+    assert state is not None and 8088 not in (state.http_port, state.rpc_port)
+
+    client = connect(InfluxTarget(url=url, database="femdc"))
+    assert isinstance(client, V1Client) and client.version.startswith("1.")
+    samples = make_samples(1000)
+    by_point = {"c1": samples[:500], "c2": samples[500:]}
+    n_total = len(samples)
+
+    t = time.perf_counter()
+    with InfluxWriter(client, spool_path=tmp_path / "spool.jsonl", batch_size=256) as w:
+        for point, ss in by_point.items():
+            w.write_samples(ss, run=RUN, experiment="exp", point=point)
+    write_s = time.perf_counter() - t
+    assert w.stats.sent == n_total and w.spooled_count() == 0 and w.stats.rejected == 0
+    assert w.stats.ts_bumped == 20
+
+    reader = InfluxReader(client)
+    t = time.perf_counter()
+    got = reader.api_samples_by_point(RUN)
+    read_s = time.perf_counter() - t
+    print(
+        f"\n{n_total} points: write {n_total / write_s:,.0f} points/s, "
+        f"read {n_total / read_s:,.0f} points/s"
+    )
+    assert reader.count(RUN) == n_total
+    assert reader.count("other-run") == 0
+    assert sorted(got) == ["c1", "c2"]
+    expected = {p: expected_after_tiebreak(ss) for p, ss in by_point.items()}
+    for p in ("c1", "c2"):
+        assert sorted(got[p], key=_key) == sorted(expected[p], key=_key)
+    assert sorted(reader.api_samples(RUN, point="c2"), key=_key) == sorted(expected["c2"], key=_key)
+    client.close()
+
+    # stop: the data stays on disk; a later `report` restarts the server on it
+    assert server.stop() is True
+    assert not server.is_running()
+    assert server.url is None
+    later = LocalInfluxd(server.directory)
+    url2 = later.start()
+    assert later.is_running()
+    with connect(InfluxTarget(url=url2, database="femdc")) as client2:
+        reader2 = InfluxReader(client2)
+        assert reader2.count(RUN) == n_total
+        got2 = reader2.api_samples_by_point(RUN)
+        for p in ("c1", "c2"):
+            assert sorted(got2[p], key=_key) == sorted(expected[p], key=_key)
+    # start() on a running server returns its URL and starts nothing
+    assert LocalInfluxd(server.directory).start() == url2
+    assert later.stop() is True
+
+
+def test_spool_while_stopped_then_replay(server: LocalInfluxd, tmp_path: Path) -> None:
+    url = server.url
+    assert url is not None
+    client = connect(InfluxTarget(url=url, database="femdc"))
+    spool = tmp_path / "spool.jsonl"
+    w = InfluxWriter(client, spool_path=spool, batch_size=100, retry_interval_s=60)
+    first = make_samples(50, seed=1)
+    w.write_samples(first, run="r-spool", experiment="exp", point="p")
+    w.flush()
+    assert InfluxReader(client).count("r-spool") == len(first)
+
+    server.stop()
+    later = make_samples(300, seed=2)
+    later = [replace(s, t0_ns=s.t0_ns + 10**12, iteration=s.iteration + 10_000) for s in later]
+    w.write_samples(later, run="r-spool", experiment="exp", point="p")
+    w.close()  # nothing raised: the points are in the spool
+    assert w.spooled_count() == len(later)
+    assert w.stats.spooled == len(later)
+
+    url2 = LocalInfluxd(server.directory).start()
+    # a new writer (e.g. a later `femdc-bench report`) replays the same spool file
+    with connect(InfluxTarget(url=url2, database="femdc")) as client2:
+        w2 = InfluxWriter(client2, spool_path=spool)
+        assert w2.replay_spool() == len(later)
+        assert w2.spooled_count() == 0
+        reader = InfluxReader(client2)
+        assert reader.count("r-spool") == len(first) + len(later)
+        got = sorted(reader.api_samples("r-spool"), key=_key)
+        assert got == sorted(
+            expected_after_tiebreak(first) + expected_after_tiebreak(later), key=_key
+        )
+    client.close()
+
+
+def test_stop_from_another_process(server: LocalInfluxd) -> None:
+    pid = server.pid
+    assert pid is not None
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+        assert str(server.config_path).encode() in f.read()
+    code = (
+        "import sys; from femdc_bench.metrics.influx import LocalInfluxd; "
+        "print(LocalInfluxd(sys.argv[1]).stop())"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(server.directory)],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert out.stdout.strip() == "True"
+    assert not server.is_running()
+    state = server.read_state()
+    assert state is not None and state.pid is None
