@@ -1,0 +1,119 @@
+"""Scenario registry: the names users type in experiment files.
+
+A scenario is a small function of a worker context that does one iteration's requests
+and raises on failure; it does not time anything (the runner does). Optional `setup`
+and `teardown` functions of the job context run once per job, untimed::
+
+    @scenario("keystone.list_users", service="identity")
+    def list_users(ctx: WorkerContext) -> None:
+        ctx.identity.get("/users")
+
+Standard library only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+ScenarioFn = Callable[[Any], object]
+HookFn = Callable[[Any], object]
+
+
+class UnknownScenario(KeyError):
+    def __init__(self, name: str, known: list[str]):
+        super().__init__(name)
+        self.name = name
+        self.known = known
+
+    def __str__(self) -> str:
+        return f"unknown scenario {self.name!r} (known: {', '.join(self.known) or 'none'})"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str  # "<family>.<operation>", e.g. "keystone.create_and_delete_user"
+    service: str  # Sample.service, e.g. "identity"
+    run: ScenarioFn
+    setup: HookFn | None = None
+    teardown: HookFn | None = None
+    doc: str = ""
+    defaults: dict[str, Any] = field(default_factory=dict)  # accepted args, default values
+
+    def resolve_args(self, given: dict[str, Any]) -> dict[str, Any]:
+        """`given` over the defaults; ValueError for an unknown arg or a wrong type."""
+        out = dict(self.defaults)
+        for key, value in given.items():
+            if key not in self.defaults:
+                known = ", ".join(sorted(self.defaults)) or "none"
+                raise ValueError(f"{self.name}: unknown arg {key!r} (accepted: {known})")
+            default = self.defaults[key]
+            if default is not None and not _same_kind(value, default):
+                raise ValueError(
+                    f"{self.name}: arg {key!r} expects {type(default).__name__}, "
+                    f"got {type(value).__name__}"
+                )
+            out[key] = value
+        return out
+
+    @property
+    def operation(self) -> str:
+        """Sample.operation: the name without its family."""
+        return self.name.split(".", 1)[-1]
+
+
+class Registry:
+    def __init__(self) -> None:
+        self._scenarios: dict[str, Scenario] = {}
+
+    def scenario(
+        self,
+        name: str,
+        *,
+        service: str,
+        setup: HookFn | None = None,
+        teardown: HookFn | None = None,
+        args: dict[str, Any] | None = None,
+    ) -> Callable[[ScenarioFn], ScenarioFn]:
+        """Register the decorated function under `name`; the function is returned as is.
+
+        `args` names every argument the scenario accepts with its default value.
+        """
+        if "." not in name:
+            raise ValueError(f"scenario name {name!r}: expected '<family>.<operation>'")
+
+        def register(fn: ScenarioFn) -> ScenarioFn:
+            if name in self._scenarios:
+                raise ValueError(f"scenario {name!r} registered twice")
+            doc = (fn.__doc__ or "").strip()
+            self._scenarios[name] = Scenario(
+                name, service, fn, setup, teardown, doc, dict(args or {})
+            )
+            return fn
+
+        return register
+
+    def get(self, name: str) -> Scenario:
+        try:
+            return self._scenarios[name]
+        except KeyError:
+            raise UnknownScenario(name, self.names()) from None
+
+    def names(self) -> list[str]:
+        return sorted(self._scenarios)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._scenarios
+
+
+def _same_kind(value: Any, default: Any) -> bool:
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(value, bool) and isinstance(default, bool)
+    if isinstance(default, int | float):
+        return isinstance(value, int | float)
+    return isinstance(value, type(default))
+
+
+REGISTRY = Registry()
+scenario = REGISTRY.scenario
