@@ -1,0 +1,156 @@
+"""The one way femdc-bench touches hosts: Ansible over SSH, hosts described by EnOSlib.
+
+EnOSlib's Static provider turns our Inventory into EnOSlib Roles (the same path as any
+SSH-reachable testbed node) and writes the Ansible inventory; `ansible-playbook` then
+runs as a child process whose output goes to the phase log, so that a long deploy
+shows progress in the console, leaves a full log behind, and stops cleanly on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from femdc_bench.model import Inventory
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PLAYBOOKS = PROJECT_ROOT / "playbooks"
+
+
+class AnsibleError(RuntimeError):
+    def __init__(self, playbook: str, log: Path, summary: str) -> None:
+        self.log = log
+        super().__init__(f"{playbook} failed: {summary} (full log: {log})")
+
+
+def enoslib_roles(inv: Inventory) -> Any:
+    """Inventory -> EnOSlib Roles, through EnOSlib's Static provider."""
+    import enoslib as en  # heavy import, only when hosts are touched
+
+    conf = en.StaticConf()
+    for h in inv.hosts:
+        groups = list(h.roles) + [f"site_{h.site}"]
+        extra = {
+            "femdc_address": h.address,
+            "femdc_site": h.site,
+            "femdc_workdir": h.workdir,
+            "ansible_python_interpreter": "/usr/bin/python3",
+            **h.extra,
+        }
+        conf.add_machine(roles=groups, address=h.address, alias=h.alias, user=h.ssh_user,
+                         keyfile=h.ssh_key, port=h.ssh_port, extra=extra)
+    conf.add_network(roles=["femdc"], cidr="0.0.0.0/0", gateway="0.0.0.0", dns="0.0.0.0")
+    roles, networks = en.Static(conf.finalize()).init()
+    return roles, networks
+
+
+def write_inventory(inv: Inventory, path: Path) -> Path:
+    import enoslib as en
+
+    roles, networks = enoslib_roles(inv)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    en.generate_inventory(roles, networks, str(path))
+    return path
+
+
+def _env(run_dir: Path) -> dict[str, str]:
+    cp_dir = Path(tempfile.gettempdir()) / f"femdc-cp-{os.getuid()}"
+    cp_dir.mkdir(mode=0o700, exist_ok=True)
+    env = dict(os.environ)
+    env.update({
+        "ANSIBLE_HOST_KEY_CHECKING": "False",
+        "ANSIBLE_PIPELINING": "True",
+        "ANSIBLE_FORKS": "50",
+        "ANSIBLE_SSH_ARGS": "-o ControlMaster=auto -o ControlPersist=120s "
+                            "-o UserKnownHostsFile=/dev/null -o StrictHostKeyChecking=no "
+                            "-o LogLevel=ERROR",
+        "ANSIBLE_SSH_CONTROL_PATH_DIR": str(cp_dir),
+        "ANSIBLE_LOCAL_TEMP": str(run_dir / "tmp" / "ansible"),
+        "ANSIBLE_RETRY_FILES_ENABLED": "False",
+        "ANSIBLE_NOCOLOR": "True",
+        "ANSIBLE_DISPLAY_SKIPPED_HOSTS": "False",
+        "ANSIBLE_DEPRECATION_WARNINGS": "False",
+        "ANSIBLE_CALLBACK_RESULT_FORMAT": "yaml",
+        "ANSIBLE_PYTHON_INTERPRETER": "/usr/bin/python3",
+        "PYTHONUNBUFFERED": "1",
+    })
+    return env
+
+
+_TASK = re.compile(r"^TASK \[(.*)\]")
+_FAIL = re.compile(r"^(fatal|failed): \[([^\]]+)\]")
+
+
+def run_playbook(
+    playbook: Path,
+    inv: Inventory,
+    *,
+    run_dir: Path,
+    log: Path,
+    extra_vars: dict[str, Any] | None = None,
+    limit: str | None = None,
+    on_task: Callable[[str], None] | None = None,
+) -> None:
+    """Run one playbook on the inventory; raise AnsibleError naming the failed task.
+
+    Extra vars travel in a 0600 JSON file (they may hold passwords) that is removed
+    afterwards; they never appear on a command line.
+    """
+    inventory = write_inventory(inv, run_dir / "ansible" / "hosts.ini")
+    log.parent.mkdir(parents=True, exist_ok=True)
+    (run_dir / "tmp" / "ansible").mkdir(parents=True, exist_ok=True)
+    fd, vars_path = tempfile.mkstemp(prefix="vars-", suffix=".json", dir=run_dir / "tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(extra_vars or {}, f)
+        cmd = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inventory),
+               "-e", f"@{vars_path}", str(playbook)]
+        if limit:
+            cmd += ["--limit", limit]
+        _run(cmd, playbook, log, _env(run_dir), on_task)
+    finally:
+        os.unlink(vars_path)
+
+
+def _run(cmd: list[str], playbook: Path, log: Path, env: dict[str, str],
+         on_task: Callable[[str], None] | None) -> None:
+    last_task, failures = "", []
+    with open(log, "a") as out:
+        out.write(f"\n### {time.strftime('%Y-%m-%dT%H:%M:%S')} {' '.join(cmd)}\n")
+        out.flush()
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True, env=env, start_new_session=True)
+        try:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                out.write(line)
+                m = _TASK.match(line)
+                if m:
+                    last_task = m.group(1)
+                    if on_task:
+                        on_task(last_task)
+                f = _FAIL.match(line)
+                if f:
+                    failures.append(f"{f.group(2)}: {last_task}")
+            rc = proc.wait()
+        except BaseException:
+            # Ctrl-C or any error: stop ansible (and its ssh children) before going on.
+            os.killpg(proc.pid, signal.SIGINT)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+            raise
+    if rc != 0:
+        summary = "; ".join(dict.fromkeys(failures)) or f"exit code {rc}"
+        raise AnsibleError(playbook.name, log, f"task failed on {summary}")

@@ -1,0 +1,296 @@
+"""Command line: parse, call run.py, print. No logic worth testing lives here."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from femdc_bench import __version__
+from femdc_bench.experiment import ExperimentError
+from femdc_bench.experiment import load as load_experiment
+from femdc_bench.rundir import RESULTS, Run, RunError, list_runs
+
+console = Console(stderr=True)
+out = Console()
+DEFAULT_EXPERIMENT = Path(__file__).resolve().parent.parent / "topologies" / "default.yaml"
+
+EXIT_SLA = 1
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def _fail(message: str, code: int = EXIT_FAILED) -> None:
+    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    sys.exit(code)
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Turn the project's errors into one line and an exit code."""
+    from femdc_bench.ansible import AnsibleError
+
+    try:
+        yield
+    except ExperimentError as e:
+        _fail(str(e), EXIT_USAGE)
+    except RunError as e:
+        _fail(str(e), EXIT_USAGE)
+    except AnsibleError as e:
+        _fail(str(e))
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/]")
+        sys.exit(EXIT_INTERRUPTED)
+    except (OSError, RuntimeError, ValueError) as e:
+        _fail(f"{type(e).__name__}: {e}")
+
+
+@contextmanager
+def _progress(title: str) -> Iterator[Callable[[str], None]]:
+    t0 = time.monotonic()
+    with console.status(title) as status:
+        def update(msg: str) -> None:
+            status.update(f"{title} [dim]({time.monotonic() - t0:.0f}s)[/] {msg}")
+        yield update
+    console.print(f"[green]✓[/] {title} [dim]{time.monotonic() - t0:.1f}s[/]")
+
+
+def _open(ref: str) -> Run:
+    from femdc_bench.run import attach_log
+
+    run = Run.open(ref, _results())
+    attach_log(run)
+    return run
+
+
+_RESULTS: list[Path] = []
+
+
+def _results() -> Path:
+    return _RESULTS[0] if _RESULTS else RESULTS
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="femdc-bench")
+@click.option("--results", type=click.Path(file_okay=False, path_type=Path),
+              help=f"Results directory (default: {RESULTS}; env FEMDC_RESULTS).")
+def main(results: Path | None) -> None:
+    """Benchmark OpenStack across emulated fog/edge sites.
+
+    A run goes up (hosts), deploy (OpenStack), bench (load + InfluxDB) and report;
+    RUN arguments take a run id, a run directory or 'last'.
+    """
+    if results:
+        _RESULTS.append(results)
+
+
+@main.command()
+@click.argument("experiment", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--keep", is_flag=True, help="Leave the deployment up after the report.")
+@click.option("--run-id", help="Name of the run directory (default: <name>-<timestamp>).")
+@click.option("--resume", "resume", metavar="RUN",
+              help="Continue an existing run from its first unfinished phase.")
+def run(experiment: Path | None, keep: bool, run_id: str | None, resume: str | None) -> None:
+    """Run EXPERIMENT end to end: up, deploy, bench, report (then destroy unless --keep).
+
+    Without EXPERIMENT, runs the embedded default (topologies/default.yaml).
+    Exits 1 when a phase fails or the SLA is not met, 2 on bad input, 130 on Ctrl-C.
+    """
+    from femdc_bench import run as phases
+
+    with _errors():
+        if resume:
+            r = _open(resume)
+        else:
+            r = Run.create(experiment or DEFAULT_EXPERIMENT, _results(), run_id)
+            phases.attach_log(r)
+        console.print(f"run [bold]{r.id}[/] → {r.dir}")
+        try:
+            for name, title in (("up", "hosts up"), ("deploy", "OpenStack deployed"),
+                                ("bench", "workload done")):
+                if r.done(name):
+                    console.print(f"[dim]- {name}: already done[/]")
+                    continue
+                with _progress(title) as progress:
+                    getattr(phases, name)(r, progress)
+            _print_report(r, phases.report(r))
+        except KeyboardInterrupt:
+            console.print("[yellow]interrupted: stopping the load[/]")
+            phases.interrupt(r, keep=keep)
+            console.print(f"results kept in {r.dir}")
+            sys.exit(EXIT_INTERRUPTED)
+        except BaseException:
+            if not keep:
+                console.print("[yellow]a phase failed: tearing down (use --keep to keep it)[/]")
+                _destroy(r)
+            raise
+        if keep:
+            console.print(f"kept: export OS_CLIENT_CONFIG_FILE={r.dir / 'clouds.yaml'}; "
+                          f"openstack --os-cloud {r.experiment().site_names[0]} token issue")
+        else:
+            _destroy(r)
+        if not r.state.sla_ok:
+            _fail("SLA not met: " + "; ".join(r.state.sla_violations), EXIT_SLA)
+
+
+def _destroy(r: Run) -> None:
+    from femdc_bench import run as phases
+
+    with _progress("destroyed") as progress:
+        rep = phases.destroy(r, progress)
+    for w in rep.warnings:
+        console.print(f"[yellow]warning:[/] {w}")
+    for item in rep.removed:
+        console.print(f"  removed {item}")
+
+
+@main.command()
+@click.argument("experiment", type=click.Path(dir_okay=False, path_type=Path))
+def validate(experiment: Path) -> None:
+    """Check an experiment file; touches nothing."""
+    with _errors():
+        exp = load_experiment(experiment)
+    hosts = sum(len(s.hosts) for s in exp.sites)
+    out.print(f"{experiment}: ok ({len(exp.sites)} sites, {hosts} hosts, "
+              f"{len(exp.workload.scenarios)} scenarios)")
+
+
+@main.command()
+@click.argument("target")
+def up(target: str) -> None:
+    """Provision hosts: TARGET is an experiment file (new run) or an existing RUN."""
+    from femdc_bench import run as phases
+
+    with _errors():
+        if Path(target).is_file():
+            r = Run.create(Path(target), _results())
+        else:
+            r = Run.open(target, _results())
+        phases.attach_log(r)
+        with _progress("hosts up") as progress:
+            inv = phases.up(r, progress)
+    table = Table("host", "site", "address", "roles", title=f"run {r.id}")
+    for h in inv.hosts:
+        table.add_row(h.alias, h.site, h.address, ",".join(h.roles))
+    out.print(table)
+
+
+@main.command()
+@click.argument("run_ref", metavar="RUN")
+def deploy(run_ref: str) -> None:
+    """Deploy OpenStack on the hosts of RUN."""
+    from femdc_bench import run as phases
+
+    with _errors():
+        r = _open(run_ref)
+        with _progress("OpenStack deployed") as progress:
+            clouds = phases.deploy(r, progress)
+    for c in clouds.clouds:
+        out.print(f"  {c.site}: {c.auth_url} (region {c.region})")
+    out.print(f"clouds.yaml: {clouds.clouds_yaml}")
+
+
+@main.command()
+@click.argument("run_ref", metavar="RUN")
+def bench(run_ref: str) -> None:
+    """Run the experiment's workload on RUN and store every iteration in InfluxDB."""
+    from femdc_bench import run as phases
+
+    with _errors():
+        r = _open(run_ref)
+        try:
+            with _progress("workload done") as progress:
+                phases.bench(r, progress)
+        except KeyboardInterrupt:
+            phases.interrupt(r, keep=True)
+            raise
+
+
+@main.command()
+@click.argument("run_ref", metavar="RUN", default="last")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def report(run_ref: str, as_json: bool) -> None:
+    """Per site, target and operation: count, errors, mean, p50/p95/p99, iterations/s.
+
+    Reads the points back from InfluxDB (restarting the run's local InfluxDB if needed).
+    Exits 1 when the SLA is not met.
+    """
+    from femdc_bench import run as phases
+
+    with _errors():
+        r = _open(run_ref)
+        rep = phases.report(r)
+    if as_json:
+        click.echo(json.dumps(rep.doc, indent=2))
+    else:
+        _print_report(r, rep)
+    if rep.violations:
+        sys.exit(EXIT_SLA)
+
+
+def _print_report(r: Run, rep: Any) -> None:
+    from femdc_bench.report.render import stats_table
+
+    sla = r.experiment().workload.sla
+    out.print(stats_table(rep.rows, title=f"{r.id} (read back from InfluxDB)", sla=sla))
+    if not rep.violations:
+        out.print("[green]SLA met[/]")
+    for v in rep.violations:
+        out.print(f"[red]SLA violated:[/] {v}", highlight=False)
+
+
+@main.command()
+@click.argument("run_ref", metavar="RUN")
+def destroy(run_ref: str) -> None:
+    """Stop services and remove RUN's hosts; keeps results/<run>/ (and InfluxDB data)."""
+    with _errors():
+        _destroy(_open(run_ref))
+
+
+@main.command()
+@click.argument("run_ref", metavar="RUN", required=False)
+def status(run_ref: str | None) -> None:
+    """List runs, or show one run's phases."""
+    with _errors():
+        if run_ref is None:
+            table = Table("run", "experiment", "status", "phases")
+            for r in list_runs(_results()):
+                phases = " ".join(f"{k}:{v.status}" for k, v in r.state.phases.items())
+                table.add_row(r.id, r.state.experiment, r.state.status, phases)
+            out.print(table)
+            return
+        r = Run.open(run_ref, _results())
+    table = Table("phase", "status", "seconds", "error", title=f"{r.id}: {r.state.status}")
+    for name, ph in r.state.phases.items():
+        table.add_row(name, ph.status, f"{ph.seconds:.1f}" if ph.seconds else "",
+                      ph.error or "")
+    out.print(table)
+
+
+@main.command()
+def doctor() -> None:
+    """Check this machine's prerequisites and say how to install what is missing."""
+    from femdc_bench.doctor import checks
+
+    missing = 0
+    for c in checks():
+        mark = "[green]ok[/]" if c.ok else ("[red]missing[/]" if c.required else "[yellow]no[/]")
+        out.print(f"{mark:>18}  {c.name}: {c.detail}", highlight=False)
+        if not c.ok:
+            out.print(f"{'':>8}  → {c.fix}", highlight=False)
+            missing += c.required
+    if missing:
+        _fail(f"{missing} prerequisite(s) missing")
+
+
+if __name__ == "__main__":
+    main()

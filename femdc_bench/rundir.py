@@ -1,0 +1,204 @@
+"""The run directory: the one place that knows its layout, and the run's state.
+
+results/<run-id>/
+  experiment.yaml      copy of the experiment file as run
+  state.json           phases (status, start, seconds, error), overall status
+  manifest.json        versions: femdc-bench, OpenStack packages, MariaDB, InfluxDB, kernel
+  inventory.json       hosts (provider output)
+  clouds.json          per-site clouds (deploy output); clouds.yaml (0600) for openstack CLI
+  secrets.json         generated passwords (0600, never printed)
+  logs/<phase>.log     ansible output per phase; logs/femdc-bench.log; logs/hosts/<alias>/
+  samples/<alias>.jsonl raw per-iteration samples fetched from load hosts
+  influxdb/            the local InfluxDB's data (kept after destroy)
+  report.json          the last report
+  provider/, ssh/      provider state (sshd configs, run key)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from femdc_bench import experiment as experiment_mod
+from femdc_bench.ansible import PROJECT_ROOT
+from femdc_bench.model import Cloud, Clouds, Experiment, Host, Inventory
+
+RESULTS = Path(os.environ.get("FEMDC_RESULTS", PROJECT_ROOT / "results"))
+PHASES = ("up", "deploy", "bench", "report", "destroy")
+
+
+class RunError(RuntimeError):
+    pass
+
+
+@dataclass
+class PhaseState:
+    status: str = "pending"  # pending | running | done | failed | interrupted
+    started: float | None = None
+    seconds: float | None = None
+    error: str | None = None
+
+
+@dataclass
+class RunState:
+    run_id: str
+    experiment: str
+    experiment_file: str
+    created: float
+    status: str = "created"  # created | running | done | failed | interrupted | destroyed
+    phases: dict[str, PhaseState] = field(default_factory=dict)
+    sla_ok: bool | None = None
+    sla_violations: list[str] = field(default_factory=list)
+    metrics_url: str | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> RunState:
+        d = json.loads(text)
+        d["phases"] = {k: PhaseState(**v) for k, v in d.get("phases", {}).items()}
+        return cls(**d)
+
+
+def new_run_id(name: str) -> str:
+    return f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+class Run:
+    def __init__(self, path: Path) -> None:
+        self.dir = path
+        self.id = path.name
+        self.state = RunState.from_json((path / "state.json").read_text())
+
+    # ------------------------------------------------------------ create / open
+    @classmethod
+    def create(cls, exp_file: Path, results: Path = RESULTS, run_id: str | None = None) -> Run:
+        exp = experiment_mod.load(exp_file)  # validate before creating anything
+        run_id = run_id or new_run_id(exp.name)
+        path = results / run_id
+        if path.exists():
+            raise RunError(f"run directory {path} already exists")
+        (path / "logs").mkdir(parents=True)
+        shutil.copyfile(exp_file, path / "experiment.yaml")
+        state = RunState(run_id=run_id, experiment=exp.name,
+                         experiment_file=str(Path(exp_file).resolve()), created=time.time())
+        (path / "state.json").write_text(state.to_json())
+        return cls(path)
+
+    @classmethod
+    def open(cls, ref: str, results: Path = RESULTS) -> Run:
+        """A run by id, by path, or 'last' (the newest in results/)."""
+        if ref == "last":
+            runs = list_runs(results)
+            if not runs:
+                raise RunError(f"no runs in {results}")
+            return runs[-1]
+        path = Path(ref)
+        if not (path / "state.json").exists():
+            path = results / ref
+        if not (path / "state.json").exists():
+            raise RunError(f"no run {ref!r} (looked for {path}/state.json)")
+        return cls(path)
+
+    # ------------------------------------------------------------ state
+    def save(self) -> None:
+        tmp = self.dir / "state.json.tmp"
+        tmp.write_text(self.state.to_json())
+        tmp.replace(self.dir / "state.json")
+
+    def experiment(self) -> Experiment:
+        return experiment_mod.load(self.dir / "experiment.yaml")
+
+    def log(self, name: str) -> Path:
+        return self.dir / "logs" / f"{name}.log"
+
+    @contextmanager
+    def phase(self, name: str):  # type: ignore[no-untyped-def]
+        ph = PhaseState(status="running", started=time.time())
+        self.state.phases[name] = ph
+        if name in ("up", "deploy", "bench"):
+            self.state.status = "running"
+        self.save()
+        t0 = time.monotonic()
+        logging.getLogger("femdc_bench").info("phase %s: start", name)
+        try:
+            yield ph
+        except KeyboardInterrupt:
+            ph.status, ph.error = "interrupted", "interrupted by the user"
+            raise
+        except BaseException as e:
+            ph.status, ph.error = "failed", str(e).splitlines()[0] if str(e) else repr(e)
+            self.state.status = "failed"
+            raise
+        else:
+            ph.status = "done"
+            if name == "report" and self.state.status == "running":
+                self.state.status = "done"
+        finally:
+            ph.seconds = round(time.monotonic() - t0, 3)
+            logging.getLogger("femdc_bench").info("phase %s: %s in %.1fs", name, ph.status,
+                                                  ph.seconds)
+            self.save()
+
+    def done(self, name: str) -> bool:
+        ph = self.state.phases.get(name)
+        return bool(ph and ph.status == "done")
+
+    # ------------------------------------------------------------ phase outputs
+    def write_json(self, name: str, data: Any) -> None:
+        (self.dir / name).write_text(json.dumps(data, indent=2, default=str))
+
+    def read_json(self, name: str) -> Any:
+        p = self.dir / name
+        if not p.exists():
+            raise RunError(f"{p} is missing: run the phase that makes it first")
+        return json.loads(p.read_text())
+
+    def save_inventory(self, inv: Inventory) -> None:
+        self.write_json("inventory.json", asdict(inv))
+
+    def inventory(self) -> Inventory:
+        d = self.read_json("inventory.json")
+        hosts = tuple(Host(**{**h, "roles": tuple(h["roles"])}) for h in d["hosts"])
+        return Inventory(provider=d["provider"], hosts=hosts,
+                         shared_filesystem=d["shared_filesystem"])
+
+    def save_clouds(self, clouds: Clouds) -> None:
+        self.write_json("clouds.json", asdict(clouds))
+
+    def clouds(self) -> Clouds:
+        d = self.read_json("clouds.json")
+        return Clouds(**{**d, "clouds": tuple(Cloud(**c) for c in d["clouds"])})
+
+    def update_manifest(self, **entries: Any) -> None:
+        p = self.dir / "manifest.json"
+        data = json.loads(p.read_text()) if p.exists() else {}
+        for k, v in entries.items():
+            if isinstance(v, dict) and isinstance(data.get(k), dict):
+                data[k].update(v)
+            else:
+                data[k] = v
+        p.write_text(json.dumps(data, indent=2, default=str))
+
+    def samples_dir(self) -> Path:
+        d = self.dir / "samples"
+        d.mkdir(exist_ok=True)
+        return d
+
+    def influx_dir(self) -> Path:
+        return self.dir / "influxdb"
+
+
+def list_runs(results: Path = RESULTS) -> list[Run]:
+    if not results.exists():
+        return []
+    runs = [Run(p) for p in results.iterdir() if (p / "state.json").exists()]
+    return sorted(runs, key=lambda r: r.state.created)

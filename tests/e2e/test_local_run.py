@@ -1,0 +1,296 @@
+"""End to end on the local provider, with real parts only: network namespaces, sshd,
+Ansible over SSH, MariaDB, memcached, Keystone under uwsgi, InfluxDB 1.6.
+
+Each test drives the `femdc-bench` CLI as a user would and checks what it leaves behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import yaml
+
+pytestmark = pytest.mark.e2e
+
+CLI = [sys.executable, "-m", "femdc_bench.cli"]
+BIN = Path(sys.executable).parent
+
+
+def femdc(results: Path, *args: str, timeout: float = 1200, check: bool = False
+          ) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "FEMDC_RESULTS": str(results), "COLUMNS": "200"}
+    proc = subprocess.run([*CLI, *args], capture_output=True, text=True, env=env,
+                          timeout=timeout)
+    if check and proc.returncode != 0:
+        pytest.fail(f"femdc-bench {' '.join(args)} exited {proc.returncode}:\n"
+                    f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return proc
+
+
+def write_experiment(path: Path, doc: dict[str, Any]) -> Path:
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+def centralized(times: int = 40) -> dict[str, Any]:
+    return {
+        "name": "e2e-central",
+        "provider": {"type": "local"},
+        "sites": [
+            {"name": "core", "hosts": [{"name": "ctl", "roles": ["database", "keystone", "load"]}]},
+            {"name": "edge1", "hosts": [{"name": "node", "roles": ["load"]}]},
+        ],
+        "deployment": {"method": "native", "keystone": {"centralized": "core"},
+                       "database": "per_site"},
+        "wan": {"default": {"delay": "25ms"}},
+        "workload": {
+            "scenarios": [
+                {"name": "keystone.authenticate_and_validate_token",
+                 "runner": {"type": "times", "times": times, "concurrency": 4}},
+                {"name": "keystone.list_users",
+                 "runner": {"type": "times", "times": 20, "concurrency": 2}},
+                {"name": "keystone.create_and_delete_user",
+                 "runner": {"type": "times", "times": 10, "concurrency": 2}},
+                {"name": "keystone.create_and_list_projects",
+                 "runner": {"type": "times", "times": 10, "concurrency": 2}},
+            ],
+            "sla": {"failure_rate_max": "0%"},
+        },
+        "metrics": {"influxdb": "local"},
+    }
+
+
+def leftovers(run_dir: Path) -> list[str]:
+    """Namespaces, links and processes of this run still on the machine."""
+    state = json.loads((run_dir / "provider" / "state.destroyed.json").read_text())
+    out = []
+    netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    for h in state["hosts"]:
+        if h["netns"] in netns:
+            out.append(f"namespace {h['netns']}")
+        if f" {h['veth']}@" in links or f" {h['veth']}:" in links:
+            out.append(f"veth {h['veth']}")
+    if f" {state['bridge']}:" in links:
+        out.append(f"bridge {state['bridge']}")
+    needles = (str(run_dir), f"/var/lib/femdc-bench/runs/{run_dir.name}/")
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if any(n in cmd for n in needles) and "pytest" not in cmd:
+            out.append(f"process {pid}: {cmd[:120]}")
+    if Path(f"/var/lib/femdc-bench/runs/{run_dir.name}").exists():
+        out.append("host directories")
+    return out
+
+
+def influx_counts(url: str, run: str) -> dict[tuple[str, str, str], int]:
+    r = requests.get(f"{url}/query", params={
+        "db": "femdc",
+        "q": f"SELECT count(duration_ms) FROM api WHERE run='{run}' "
+             "GROUP BY site, target_site, operation"}, timeout=30)
+    r.raise_for_status()
+    out = {}
+    for series in r.json()["results"][0].get("series", []):
+        t = series["tags"]
+        out[(t["site"], t["target_site"], t["operation"])] = series["values"][0][1]
+    return out
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    if os.geteuid() != 0:
+        pytest.fail("the end-to-end tests need root (network namespaces, sshd)")
+    path = tmp_path_factory.mktemp("results")
+    yield path
+    # A failed test may leave a kept run up: destroy whatever still has hosts.
+    for run_dir in path.iterdir():
+        if (run_dir / "provider" / "state.json").exists():
+            femdc(path, "destroy", run_dir.name)
+
+
+def test_validate_rejects_a_broken_file(tmp_path: Path, results: Path) -> None:
+    doc = centralized()
+    doc["wan"] = {"default": {"delay": 50}}
+    f = write_experiment(tmp_path / "bad.yaml", doc)
+    proc = femdc(results, "validate", str(f))
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert f"{f}: wan.default.delay: expected a duration like '25ms'" in lines[0]
+    # Bad input to `run` is refused before anything is created.
+    proc = femdc(results, "run", str(f))
+    assert proc.returncode == 2
+    assert not list(results.iterdir())
+
+
+def test_centralized_run_kept_used_and_destroyed(tmp_path: Path, results: Path) -> None:
+    exp = write_experiment(tmp_path / "central.yaml", centralized())
+    run_id = "e2e-central"
+    t0 = time.monotonic()
+    proc = femdc(results, "run", str(exp), "--keep", "--run-id", run_id, check=True)
+    first_run_s = time.monotonic() - t0
+    run_dir = results / run_id
+    assert "SLA met" in proc.stdout
+    assert "read back from InfluxDB" in proc.stdout
+    state = json.loads((run_dir / "state.json").read_text())
+    assert {k: v["status"] for k, v in state["phases"].items()} == {
+        "up": "done", "deploy": "done", "bench": "done", "report": "done"}
+
+    # Every iteration is in InfluxDB, per (site, target, operation), as the report says.
+    expected = {
+        "authenticate_and_validate_token": 40, "list_users": 20,
+        "create_and_delete_user": 10, "create_and_list_projects": 10}
+    url = state["metrics_url"]
+    counts = influx_counts(url, run_id)
+    assert counts == {(site, "core", op): n for site in ("core", "edge1")
+                      for op, n in expected.items()}
+    report = json.loads((run_dir / "report.json").read_text())
+    for row in report["rows"]:
+        assert row["count"] == counts[(row["site"], row["target_site"], row["operation"])]
+        assert row["errors"] == 0
+        assert 0 < row["p50_ms"] <= row["p95_ms"] <= row["p99_ms"] <= row["max_ms"]
+        assert row["iterations_per_s"] > 0
+    # The report verb reads InfluxDB again and agrees.
+    again = json.loads(femdc(results, "report", run_id, "--json", check=True).stdout)
+    assert again["rows"] == report["rows"]
+
+    # The values stored are the measured ones (same durations as the raw samples).
+    raw = [json.loads(line) for f in (run_dir / "samples").glob("*.jsonl")
+           for line in f.read_text().splitlines() if line.strip()]
+    r = requests.get(f"{url}/query", params={
+        "db": "femdc", "q": f"SELECT sum(duration_ms) FROM api WHERE run='{run_id}'"},
+        timeout=30).json()
+    assert r["results"][0]["series"][0]["values"][0][1] == pytest.approx(
+        sum(s["duration_ms"] for s in raw), rel=1e-9)
+
+    # Manifest and secrets.
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["openstack"]["keystone"] == "30.0.0"
+    assert manifest["influxdb"]["version"].startswith("1.")
+    assert oct((run_dir / "clouds.yaml").stat().st_mode & 0o777) == "0o600"
+    password = json.loads((run_dir / "secrets.json").read_text())["admin"]
+    for log in (run_dir / "logs").rglob("*.log"):
+        assert password not in log.read_text(errors="replace"), log
+    assert password not in proc.stdout + proc.stderr
+
+    # The kept deployment answers the OpenStack client, from every site's cloud.
+    env = {**os.environ, "OS_CLIENT_CONFIG_FILE": str(run_dir / "clouds.yaml")}
+    for cloud in ("core", "edge1"):
+        tok = subprocess.run([str(BIN / "openstack"), "--os-cloud", cloud, "token", "issue",
+                              "-f", "json"], capture_output=True, text=True, env=env,
+                             timeout=120)
+        assert tok.returncode == 0, tok.stderr
+        assert json.loads(tok.stdout)["id"]
+
+    # up and deploy again are harmless; the second deploy reuses the venv.
+    venvs = list(Path("/var/cache/femdc-bench/venvs").glob("openstack-*/.femdc-lock.sha256"))
+    before = {p: p.stat().st_mtime for p in venvs}
+    femdc(results, "up", run_id, check=True)
+    t0 = time.monotonic()
+    femdc(results, "deploy", run_id, check=True)
+    second_deploy_s = time.monotonic() - t0
+    assert {p: p.stat().st_mtime for p in venvs} == before
+    print(f"\nfirst run (up+deploy+bench+report): {first_run_s:.0f}s; "
+          f"second deploy: {second_deploy_s:.0f}s")
+    femdc(results, "report", run_id, check=True)
+
+    # destroy leaves nothing of the run but its results directory.
+    proc = femdc(results, "destroy", run_id, check=True)
+    assert "removed" in proc.stderr
+    assert leftovers(run_dir) == []
+    assert (run_dir / "influxdb").is_dir()
+    # The report still works afterwards: InfluxDB is restarted on the kept data, then stopped.
+    again = json.loads(femdc(results, "report", run_id, "--json", check=True).stdout)
+    assert again["rows"] == report["rows"]
+    assert leftovers(run_dir) == []
+
+
+def per_site(duration: str, p95_ms_max: float | None = None) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "name": "e2e-persite",
+        "provider": {"type": "local"},
+        "sites": [{"name": "site[1-2]",
+                   "hosts": [{"name": "ctl", "roles": ["database", "keystone", "load"]}]}],
+        "deployment": {"method": "native", "keystone": "per_site", "database": "per_site"},
+        "workload": {
+            "scenarios": [{"name": "keystone.authenticate_and_validate_token",
+                           "runner": {"type": "duration", "duration": duration,
+                                      "concurrency": 2},
+                           "from": "all", "to": "all"}],
+            "sla": {"failure_rate_max": "0%"},
+        },
+    }
+    if p95_ms_max is not None:
+        doc["workload"]["sla"]["p95_ms_max"] = p95_ms_max
+    return doc
+
+
+def test_per_site_regions_and_sla_failure(tmp_path: Path, results: Path) -> None:
+    """One Keystone per site; an SLA that cannot be met makes `run` exit 1 (and tear down)."""
+    exp = write_experiment(tmp_path / "persite.yaml", per_site("3s", p95_ms_max=0.001))
+    run_id = "e2e-persite-sla"
+    proc = femdc(results, "run", str(exp), "--run-id", run_id)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert "SLA not met" in proc.stderr
+    assert "p95" in proc.stderr
+    run_dir = results / run_id
+    report = json.loads((run_dir / "report.json").read_text())
+    pairs = {(r["site"], r["target_site"]) for r in report["rows"]}
+    assert pairs == {("site1", "site1"), ("site1", "site2"),
+                     ("site2", "site1"), ("site2", "site2")}
+    assert all(r["count"] > 0 and r["errors"] == 0 for r in report["rows"])
+    clouds = json.loads((run_dir / "clouds.json").read_text())["clouds"]
+    assert {c["site"]: c["region"] for c in clouds} == {"site1": "site1", "site2": "site2"}
+    assert len({c["auth_url"] for c in clouds}) == 2
+    assert leftovers(run_dir) == []
+
+
+def test_ctrl_c_stops_the_load_and_tears_down(tmp_path: Path, results: Path) -> None:
+    exp = write_experiment(tmp_path / "long.yaml", per_site("600s"))
+    run_id = "e2e-interrupt"
+    env = {**os.environ, "FEMDC_RESULTS": str(results)}
+    proc = subprocess.Popen([*CLI, "run", str(exp), "--run-id", run_id], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    state_file = results / run_id / "state.json"
+    deadline = time.monotonic() + 900
+    while time.monotonic() < deadline:
+        if state_file.exists():
+            bench = json.loads(state_file.read_text())["phases"].get("bench", {})
+            if bench.get("status") == "running":
+                break
+        if proc.poll() is not None:
+            pytest.fail(f"run ended early ({proc.returncode}): {proc.stderr.read()[-2000:]}")
+        time.sleep(1)
+    else:
+        proc.kill()
+        pytest.fail("the bench phase never started")
+    time.sleep(20)  # the agents are loading Keystone now
+    t_sig = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=300)
+    stop_s = time.monotonic() - t_sig
+    assert proc.returncode == 130, err[-2000:]
+    run_dir = results / run_id
+    state = json.loads(state_file.read_text())
+    assert state["status"] == "destroyed"
+    assert state["phases"]["bench"]["status"] == "interrupted"
+    assert leftovers(run_dir) == []
+    # What was measured before Ctrl-C is in InfluxDB.
+    report = json.loads(femdc(results, "report", run_id, "--json").stdout)
+    assert sum(r["count"] for r in report["rows"]) > 0
+    assert stop_s < 240
