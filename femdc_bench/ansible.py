@@ -24,6 +24,9 @@ from femdc_bench.model import Inventory
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PLAYBOOKS = PROJECT_ROOT / "playbooks"
+if not PLAYBOOKS.is_dir():  # installed without its tree: playbooks/ lives beside the package
+    raise ImportError(f"femdc-bench expects {PLAYBOOKS}: install it editable "
+                      "(pip install -e .) from its source tree, as install.sh does")
 
 
 class AnsibleError(RuntimeError):
