@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -107,9 +108,13 @@ def run(experiment: Path | None, keep: bool, run_id: str | None, resume: str | N
     """
     from femdc_bench import run as phases
 
+    _sigterm_is_interrupt()
     with _errors():
         if resume:
             r = _open(resume)
+            if r.state.status == "destroyed":  # hosts are gone: bring them back first
+                for name in ("up", "deploy"):
+                    r.state.phases.pop(name, None)
         else:
             r = Run.create(experiment or DEFAULT_EXPERIMENT, _results(), run_id)
             phases.attach_log(r)
@@ -140,6 +145,14 @@ def run(experiment: Path | None, keep: bool, run_id: str | None, resume: str | N
             _destroy(r)
         if not r.state.sla_ok:
             _fail("SLA not met: " + "; ".join(r.state.sla_violations), EXIT_SLA)
+
+
+def _sigterm_is_interrupt() -> None:
+    """A nightly job killed by its scheduler (SIGTERM) cleans up like Ctrl-C does."""
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
 
 
 def _destroy(r: Run) -> None:
@@ -282,12 +295,12 @@ def doctor() -> None:
     from femdc_bench.doctor import checks
 
     missing = 0
+    table = Table("", "check", "found", "how to fix", show_lines=False)
     for c in checks():
         mark = "[green]ok[/]" if c.ok else ("[red]missing[/]" if c.required else "[yellow]no[/]")
-        out.print(f"{mark:>18}  {c.name}: {c.detail}", highlight=False)
-        if not c.ok:
-            out.print(f"{'':>8}  → {c.fix}", highlight=False)
-            missing += c.required
+        table.add_row(mark, c.name, c.detail, "" if c.ok else c.fix)
+        missing += (not c.ok) and c.required
+    out.print(table)
     if missing:
         _fail(f"{missing} prerequisite(s) missing")
 
