@@ -241,6 +241,8 @@ def main(argv: list[str] | None = None) -> int:
                         summaries.append(JobSummary(i, job.scenario, job.target_site, skipped=True))
                         continue
                     summaries.append(run_job(i, job, sc, spec, sink, stopper))
+                    if summaries[-1].worker_failures:
+                        break  # the samples cannot be written: stop here
         except OSError as e:
             _error(f"cannot write {args.out}: {e.strerror}")
             return EXIT_SINK

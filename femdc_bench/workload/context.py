@@ -69,17 +69,19 @@ class JobContext:
         a = self.job.auth
         try:
             self.access = self.auth.get_access(self.session)
-            probe = ks_adapter.Adapter(
+        except Exception as e:  # noqa: BLE001 - reported as one line
+            raise SetupError(f"cannot authenticate at {a.auth_url}: {describe_error(e)}") from e
+        try:
+            endpoint = ks_adapter.Adapter(
                 self.session,
                 service_type="identity",
                 interface=a.interface,
                 region_name=a.region_name,
                 min_version="3",
                 max_version="3.latest",
-            )
-            endpoint = probe.get_endpoint()
-        except Exception as e:  # noqa: BLE001 - reported as one line
-            raise SetupError(f"cannot authenticate at {a.auth_url}: {describe_error(e)}") from e
+            ).get_endpoint()
+        except Exception as e:  # noqa: BLE001
+            raise SetupError(f"no identity v3 endpoint: {describe_error(e)}") from e
         if not endpoint:
             raise SetupError(
                 f"no identity v3 endpoint (interface {a.interface}, region {a.region_name})"
@@ -96,6 +98,10 @@ class JobContext:
 
     def new_session(self) -> ks_session.Session:
         rs = requests.Session()
+        # Direct connections only: no proxy/netrc/CA settings from the environment (testbed
+        # nodes often export http_proxy; requests would also re-read the whole environment
+        # on every request, the largest client CPU cost). TLS trust comes from auth.verify.
+        rs.trust_env = False
         self._sessions.append(rs)
         return ks_session.Session(
             auth=self.auth,

@@ -114,6 +114,7 @@ def run_load(
         raise ValueError(f"unknown runner type {runner.type!r}")
     stop = stop or threading.Event()
     force = force or threading.Event()
+    halt = threading.Event()  # a worker failed outside the scenario: end the load
 
     lock = threading.Lock()
     next_index = 0
@@ -123,6 +124,8 @@ def run_load(
 
     def claim() -> int | None:
         nonlocal next_index, stopped_early
+        if halt.is_set():
+            return None
         if stop.is_set():
             if (limit is None or next_index < limit) and (
                 duration_ns is None or time.perf_counter_ns() < deadline_ns
@@ -173,7 +176,7 @@ def run_load(
                 emit(Sample(site, target, service, op, t0, ms, status, error, host, i))
         except BaseException as e:  # the sink failed, or worse: end the whole load
             st.failure = describe_error(e)
-            stop.set()
+            halt.set()
 
     stats = [_WorkerStats() for _ in contexts]
     threads = [

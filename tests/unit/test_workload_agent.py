@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
+from collections.abc import Iterator
 
 import pytest
 
@@ -83,3 +85,109 @@ def test_agent_imports_only_what_hosts_have() -> None:
                     text = f.read()
                 for banned in ("import openstack", "from openstack", "import click", "import rich"):
                     assert banned not in text, f"{name}: {banned}"
+
+
+# --------------------------------------------------------------------------- whole agent, faked
+
+
+class FakeJobContext:
+    """Stands in for context.JobContext: no keystoneauth1, no network."""
+
+    events: list[str] = []
+    kill_at: int | None = None  # send SIGTERM to ourselves at this iteration
+    calls = 0
+
+    def __init__(self, job: object) -> None:
+        self.job = job
+        self.args: dict[str, object] = dict(job.args)  # type: ignore[attr-defined]
+        self.identity: object | None = None
+
+    def open(self) -> None:
+        from femdc_bench.workload.context import SetupError
+
+        if self.job.auth.password == "bad":  # type: ignore[attr-defined]
+            raise SetupError("cannot authenticate at http://127.0.0.1:9/v3: Unauthorized")
+        self.identity = object()
+
+    def worker(self, n: int) -> int:
+        return n
+
+    def close(self) -> None:
+        FakeJobContext.events.append("close")
+
+
+@pytest.fixture
+def fake_scenario(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    from femdc_bench.workload import context
+    from femdc_bench.workload.registry import REGISTRY
+
+    FakeJobContext.events = []
+    FakeJobContext.calls = 0
+    FakeJobContext.kill_at = None
+    monkeypatch.setattr(context, "JobContext", FakeJobContext)
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    name = "test.agent_fake"
+
+    def teardown(jc: FakeJobContext) -> list[str]:
+        FakeJobContext.events.append("teardown")
+        return []
+
+    def run(ctx: int) -> None:
+        time.sleep(0.002)  # let every worker get iterations
+        FakeJobContext.calls += 1
+        if FakeJobContext.calls == FakeJobContext.kill_at:
+            os.kill(os.getpid(), signal.SIGTERM)  # the agent's handler is installed by now
+        if ctx == 0:
+            raise RuntimeError("worker zero always fails")
+
+    REGISTRY.scenario(name, service="test", teardown=teardown)(run)
+    yield name
+    REGISTRY._scenarios.pop(name)
+    for sig, handler in saved.items():
+        signal.signal(sig, handler)
+
+
+def test_agent_runs_jobs_writes_samples_and_summary(
+    tmp_path: object, capsys: pytest.CaptureFixture[str], fake_scenario: str
+) -> None:
+    good = job(scenario=fake_scenario, runner={"type": "times", "times": 20, "concurrency": 3})
+    bad = job(scenario=fake_scenario)
+    bad["auth"] = dict(bad["auth"], password="bad")  # type: ignore[arg-type]
+    path = write(tmp_path, {"site": "s1", "host": "h1", "jobs": [good, bad]})
+    out = os.path.join(str(tmp_path), "SAMPLES.jsonl")
+    pid = os.path.join(str(tmp_path), "agent.pid")
+    assert agent.main(["--spec", path, "--out", out, "--pidfile", pid]) == agent.EXIT_SETUP
+    std = capsys.readouterr()
+    summary = json.loads(std.out)
+    j0, j1 = summary["jobs"]
+    assert (j0["count"], j1["count"], summary["samples"]) == (20, 0, 20)
+    assert 0 < j0["errors"] < 20  # worker 0's iterations
+    assert "Unauthorized" in j1["setup_error"] and not summary["interrupted"]
+    assert std.err.count("\n") == 1 and "job 1" in std.err and "hunter2" not in std.err
+    assert FakeJobContext.events == ["teardown", "close", "close"]  # no teardown unopened
+    with open(out) as f:
+        rows = [json.loads(line) for line in f]
+    assert sorted(r["iteration"] for r in rows) == list(range(20))
+    assert {(r["site"], r["host"], r["operation"], r["service"]) for r in rows} == {
+        ("s1", "h1", "agent_fake", "test")
+    }
+    errs = [r for r in rows if r["status"] == "error"]
+    assert errs and errs[0]["error"] == "RuntimeError: worker zero always fails"
+    assert not os.path.exists(pid)
+
+
+def test_agent_stopped_by_signal_skips_later_jobs(
+    tmp_path: object, capsys: pytest.CaptureFixture[str], fake_scenario: str
+) -> None:
+    FakeJobContext.kill_at = 5
+    long = job(scenario=fake_scenario, runner={"type": "duration", "duration_s": 30})
+    path = write(tmp_path, {"site": "s1", "host": "h1", "jobs": [long, long]})
+    out = os.path.join(str(tmp_path), "SAMPLES.jsonl")
+    t = time.monotonic()
+    code = agent.main(["--spec", path, "--out", out])
+    assert time.monotonic() - t < 10
+    assert code == agent.EXIT_OK
+    summary = json.loads(capsys.readouterr().out)
+    j0, j1 = summary["jobs"]
+    assert summary["interrupted"] and j0["stopped"] and j0["count"] > 0 and j1["skipped"]
+    assert "teardown" in FakeJobContext.events
