@@ -586,6 +586,10 @@ class InfluxClient(ABC):
     def count(self, measurement: str, field_name: str, where: Mapping[str, str]) -> int:
         """How many points of `measurement` matching `where` have `field_name`."""
 
+    @abstractmethod
+    def delete(self, measurement: str, where: Mapping[str, str]) -> None:
+        """Delete the points of `measurement` whose tags equal `where` (a re-run point)."""
+
     def close(self) -> None:  # noqa: B027 - optional hook
         pass
 
@@ -718,6 +722,10 @@ class V1Client(InfluxClient):
             f"{influxql_ident(k)} = {influxql_string(v)}" for k, v in where.items()
         )
 
+    def delete(self, measurement: str, where: Mapping[str, str]) -> None:
+        for _ in self.query(f"DELETE FROM {influxql_ident(measurement)}{self._where(where)}"):
+            pass
+
     def rows(self, measurement: str, where: Mapping[str, str]) -> Iterator[dict[str, Any]]:
         q = f"SELECT * FROM {influxql_ident(measurement)}{self._where(where)}"
         for series in self.query(q):
@@ -805,6 +813,15 @@ class V2Client(InfluxClient):
             "  |> range(start: 1970-01-01T00:00:00Z, stop: 2262-04-11T00:00:00Z)\n"
             f"  |> filter(fn: (r) => {' and '.join(conds)})\n"
         )
+
+    def delete(self, measurement: str, where: Mapping[str, str]) -> None:
+        preds = [f'_measurement="{measurement}"'] + [f'{k}="{v}"' for k, v in where.items()]
+        try:
+            self._client.delete_api().delete(
+                "1970-01-01T00:00:00Z", "2262-04-11T00:00:00Z", " AND ".join(preds),
+                bucket=self.target.bucket_name, org=self.org)
+        except Exception as e:  # noqa: BLE001 - translated below
+            raise self._translate(e, "delete") from e
 
     def flux_rows_query(self, measurement: str, where: Mapping[str, str]) -> str:
         return (

@@ -148,6 +148,10 @@ def test_write_read_restart(server: LocalInfluxd, tmp_path: Path) -> None:
         got2 = reader2.api_samples_by_point(RUN)
         for p in ("c1", "c2"):
             assert sorted(got2[p], key=_key) == sorted(expected[p], key=_key)
+        # A re-run sweep point replaces its points: delete exactly that point's.
+        client2.delete("api", {"run": RUN, "point": "c1"})
+        assert sorted(reader2.api_samples_by_point(RUN)) == ["c2"]
+        assert reader2.count(RUN) == len(by_point["c2"])
     # start() on a running server returns its URL and starts nothing
     assert LocalInfluxd(server.directory).start() == url2
     assert later.stop() is True

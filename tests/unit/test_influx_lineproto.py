@@ -51,6 +51,9 @@ class FakeClient(InfluxClient):
         self.calls = 0
         self.stored_rows: list[dict[str, Any]] = []
 
+    def delete(self, measurement: str, where: Mapping[str, str]) -> None:
+        raise NotImplementedError
+
     def ensure_database(self) -> None:
         pass
 
