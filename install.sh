@@ -14,7 +14,7 @@ fi
 
 packages=(
   python3 python3-venv python3-dev gcc libffi-dev libssl-dev
-  iproute2 iptables fping procps ca-certificates
+  iproute2 iptables iputils-ping procps util-linux ca-certificates
   openssh-server openssh-client
   mariadb-server mariadb-client memcached influxdb
   libnetfilter-queue-dev

@@ -119,14 +119,15 @@ def run(experiment: Path | None, keep: bool, run_id: str | None, resume: str | N
             r = Run.create(experiment or DEFAULT_EXPERIMENT, _results(), run_id)
             phases.attach_log(r)
         console.print(f"run [bold]{r.id}[/] → {r.dir}")
+        failed_points: list[str] = []
         try:
-            for name, title in (("up", "hosts up"), ("deploy", "OpenStack deployed"),
-                                ("bench", "workload done")):
+            for name, title in (("up", "hosts up"), ("deploy", "OpenStack deployed")):
                 if r.done(name):
                     console.print(f"[dim]- {name}: already done[/]")
                     continue
                 with _progress(title) as progress:
                     getattr(phases, name)(r, progress)
+            failed_points = _run_points(r, [p.id for p in r.experiment().points])
             _print_report(r, phases.report(r))
         except KeyboardInterrupt:
             console.print("[yellow]interrupted: stopping the load[/]")
@@ -143,8 +144,55 @@ def run(experiment: Path | None, keep: bool, run_id: str | None, resume: str | N
                           f"openstack --os-cloud {r.experiment().site_names[0]} token issue")
         else:
             _destroy(r)
+        if failed_points:
+            _fail(f"point(s) failed: {'; '.join(failed_points)}; re-run one with "
+                  f"`femdc-bench bench {r.id} --point P` (after `run --keep`)")
         if not r.state.sla_ok:
             _fail("SLA not met: " + "; ".join(r.state.sla_violations), EXIT_SLA)
+
+
+def _run_points(r: Run, points: list[str], *, redo: bool = False) -> list[str]:
+    """emulate, check, bench for each sweep point; a failed point does not stop the others.
+
+    Returns one line per failed point."""
+    from femdc_bench import run as phases
+    from femdc_bench.ansible import AnsibleError
+
+    exp = r.experiment()
+    failed = []
+    for pid in points:
+        sp = exp.point(pid)
+        if r.done(f"bench@{pid}") and not redo:
+            console.print(f"[dim]- {pid}: already done[/]")
+            continue
+        console.print(f"[bold]point {pid}[/] {sp.label()}")
+        try:
+            if sp.wan.compensate_base and not (r.dir / "wan" / "base.json").exists():
+                with _progress("base RTT measured") as progress:
+                    phases.remove_wan(r, progress)
+                    phases.measure_base(r, progress)
+            with _progress(f"WAN applied ({pid})") as progress:
+                phases.emulate(r, pid, progress)
+            with _progress(f"WAN measured ({pid})") as progress:
+                try:
+                    phases.check_wan(r, pid, progress)
+                except phases.WanCheckError:
+                    out.print(_wan_matrix(r, pid))
+                    raise
+            out.print(_wan_matrix(r, pid))
+            with _progress(f"workload done ({pid})") as progress:
+                phases.bench(r, pid, progress)
+        except (phases.WanCheckError, AnsibleError, RuntimeError) as e:
+            console.print(f"[red]point {pid} failed:[/] {e}", highlight=False)
+            failed.append(f"{pid}: {str(e).splitlines()[0]}")
+    return failed
+
+
+def _wan_matrix(r: Run, point: str) -> Any:
+    from femdc_bench.report.render import wan_table
+
+    doc = json.loads((r.dir / "wan" / point / "check.json").read_text())
+    return wan_table(doc["pairs"], f"RTT between sites at {point} ({doc['probes']} probes each)")
 
 
 def _sigterm_is_interrupt() -> None:
@@ -214,18 +262,76 @@ def deploy(run_ref: str) -> None:
 
 @main.command()
 @click.argument("run_ref", metavar="RUN")
-def bench(run_ref: str) -> None:
-    """Run the experiment's workload on RUN and store every iteration in InfluxDB."""
+@click.option("--point", "points", multiple=True, metavar="P",
+              help="Sweep point(s) to (re-)run, e.g. p2; default: every point.")
+def bench(run_ref: str, points: tuple[str, ...]) -> None:
+    """Apply the WAN, check it, run the workload and store every iteration, per point.
+
+    A point that was run before is run again and its samples replaced.
+    """
     from femdc_bench import run as phases
 
+    _sigterm_is_interrupt()
     with _errors():
         r = _open(run_ref)
+        exp = r.experiment()
+        known = [p.id for p in exp.points]
+        for p in points:
+            if p not in known:
+                raise RunError(f"no sweep point {p!r} in {r.id} (points: {', '.join(known)})")
         try:
-            with _progress("workload done") as progress:
-                phases.bench(r, progress)
+            failed = _run_points(r, list(points) or known, redo=True)
         except KeyboardInterrupt:
             phases.interrupt(r, keep=True)
             raise
+    if failed:
+        _fail("point(s) failed: " + "; ".join(failed))
+
+
+@main.command()
+@click.argument("run_ref", metavar="RUN")
+@click.option("--show", "action", flag_value="show", help="Print the plan (per-host rules).")
+@click.option("--apply", "action", flag_value="apply", help="Apply the point's WAN.")
+@click.option("--remove", "action", flag_value="remove", help="Remove all WAN emulation.")
+@click.option("--check", "action", flag_value="check", help="Measure RTT against targets.")
+@click.option("--point", default="p0", show_default=True, help="Sweep point.")
+def emulate(run_ref: str, action: str | None, point: str) -> None:
+    """Hand tools for the WAN of RUN: show, apply, remove or check it."""
+    from femdc_bench import run as phases
+    from femdc_bench.wan.plan import plan as plan_wan
+
+    if action is None:
+        _fail("choose one of --show, --apply, --remove, --check", EXIT_USAGE)
+    with _errors():
+        r = _open(run_ref)
+        exp = r.experiment()
+        try:
+            sp = exp.point(point)
+        except KeyError:
+            raise RunError(f"no sweep point {point!r} in {r.id}") from None
+        if action == "show":
+            p = plan_wan(sp.wan, r.inventory())
+            table = Table("host", "to", "address", "delay ms", "rate kbit", "loss %",
+                          title=f"{r.id} {point}: {sp.label()} ({p.rule_count} rules)")
+            for h in p.hosts:
+                for rule in h.rules:
+                    table.add_row(h.host, rule.dst_host, rule.dst, f"{rule.delay_ms:g}",
+                                  "-" if rule.rate_kbit is None else f"{rule.rate_kbit:g}",
+                                  f"{rule.loss_pct:g}")
+            out.print(table)
+        elif action == "apply":
+            with _progress(f"WAN applied ({point})") as progress:
+                phases.emulate(r, point, progress)
+        elif action == "remove":
+            with _progress("WAN removed") as progress:
+                phases.remove_wan(r, progress)
+        else:
+            try:
+                with _progress(f"WAN measured ({point})") as progress:
+                    phases.check_wan(r, point, progress)
+            finally:
+                if (r.dir / "wan" / point / "check.json").exists():
+                    out.print(_wan_matrix(r, point))
 
 
 @main.command()
@@ -251,10 +357,19 @@ def report(run_ref: str, as_json: bool) -> None:
 
 
 def _print_report(r: Run, rep: Any) -> None:
-    from femdc_bench.report.render import stats_table
+    from femdc_bench.report.render import stats_table, sweep_table, wan_table
 
     sla = r.experiment().workload.sla
-    out.print(stats_table(rep.rows, title=f"{r.id} (read back from InfluxDB)", sla=sla))
+    for pid, label in rep.labels.items():
+        rows = [row for row in rep.rows if row.point == pid]
+        if not rows:
+            continue
+        if pid in rep.wan:
+            out.print(wan_table(rep.wan[pid], f"{pid} ({label}): RTT between sites"))
+        out.print(stats_table(rows, title=f"{r.id} {pid} ({label}), read back from InfluxDB",
+                              sla=sla))
+    if len([p for p in rep.labels if any(row.point == p for row in rep.rows)]) > 1:
+        out.print(sweep_table(rep.rows, rep.labels))
     if not rep.violations:
         out.print("[green]SLA met[/]")
     for v in rep.violations:

@@ -56,7 +56,7 @@ def checks() -> list[Check]:
         _which("memcached", "memcached", "memcached (Keystone cache)"),
         _which("influxd", "influxdb", "InfluxDB server (metrics: local)"),
         _which("start-stop-daemon", "dpkg", "start-stop-daemon (no-systemd hosts)"),
-        _which("fping", "fping", "fping (WAN checks)"),
+        _which("ping", "iputils-ping", "iputils ping (WAN checks: ping -U, user-to-user RTT)"),
         _which("iptables", "iptables", "iptables (userspace WAN fallback)"),
     ]
     venv_ok = os.path.exists("/usr/lib/python3/dist-packages") and subprocess.run(

@@ -6,9 +6,11 @@ message is one line: ``FILE: key.path: what was expected``.
 
 from __future__ import annotations
 
+import copy
 import difflib
 import fnmatch
 import ipaddress
+import itertools
 import re
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ import yaml
 from femdc_bench.model import (
     DeploymentSpec,
     Experiment,
+    FaultSpec,
     HostSpec,
     LinkSpec,
     MetricsSpec,
@@ -27,6 +30,7 @@ from femdc_bench.model import (
     ScenarioSpec,
     SiteSpec,
     SlaSpec,
+    SweepPoint,
     WanOverride,
     WanSpec,
     WorkloadSpec,
@@ -118,7 +122,15 @@ def _obj(props: dict[str, Any], required: tuple[str, ...] = ()) -> dict[str, Any
     }
 
 
-LINK = _obj({"delay": DURATION, "rate": RATE, "loss": PERCENT})
+
+
+def _sweepable(x: dict[str, Any]) -> dict[str, Any]:
+    return {"anyOf": [x, {"type": "array", "items": x, "minItems": 1}],
+            "x-expected": x["x-expected"] + " (or a list of them: a sweep)"}
+
+
+S_DURATION, S_RATE, S_PERCENT = _sweepable(DURATION), _sweepable(RATE), _sweepable(PERCENT)
+LINK = _obj({"delay": S_DURATION, "rate": S_RATE, "loss": S_PERCENT})
 
 SCHEMA: dict[str, Any] = _obj(
     {
@@ -183,7 +195,7 @@ SCHEMA: dict[str, Any] = _obj(
                     "items": {
                         **_obj({"src": SITE_REFS, "dst": SITE_REFS,
                                 "symmetric": {"type": "boolean"},
-                                "delay": DURATION, "rate": RATE, "loss": PERCENT},
+                                "delay": S_DURATION, "rate": S_RATE, "loss": S_PERCENT},
                                ("src", "dst")),
                     },
                 },
@@ -191,6 +203,7 @@ SCHEMA: dict[str, Any] = _obj(
                     "type": "array",
                     "items": _s("string", "a host alias or an IPv4 network"),
                 },
+                "compensate_base": {"type": "boolean"},
             }
         ),
         "workload": _obj(
@@ -220,6 +233,13 @@ SCHEMA: dict[str, Any] = _obj(
                         },
                         ("name", "runner"),
                     ),
+                },
+                "faults": {
+                    "type": "array",
+                    "items": _obj({"partition": {"type": "string",
+                                                 "x-expected": "the site to cut off"},
+                                   "at": DURATION, "duration": DURATION},
+                                  ("partition", "at", "duration")),
                 },
                 "sla": _obj(
                     {
@@ -437,33 +457,9 @@ def _build(doc: dict[str, Any], file: str) -> Experiment:
                 f"is {_ks_text(deployment)}")
         del i
 
-    # --- wan (parsed and validated here; applied by the wan phase)
+    # --- wan: one WanSpec per sweep point (the Cartesian product of the lists)
     w = doc.get("wan", {})
-    overrides = []
-    for i, o in enumerate(w.get("overrides", [])):
-        overrides.append(WanOverride(
-            src=_expand_refs(file, f"wan.overrides[{i}].src", o["src"], names),
-            dst=_expand_refs(file, f"wan.overrides[{i}].dst", o["dst"], names),
-            link=_link(o, _link(w.get("default"))),
-            symmetric=o.get("symmetric", True),
-        ))
-    for i, x in enumerate(w.get("exclude", [])):
-        if x in aliases:
-            continue
-        try:
-            ipaddress.IPv4Network(x)
-        except ValueError:
-            raise ExperimentError(file, f"wan.exclude[{i}]",
-                                  f"expected a host alias ({', '.join(aliases[:5])}"
-                                  f"{', ...' if len(aliases) > 5 else ''}) or an IPv4 "
-                                  f"network, got {x!r}") from None
-    wan = WanSpec(
-        emulator=w.get("emulator", "auto"),
-        default=_link(w.get("default")),
-        intra_site=_link(w["intra_site"]) if "intra_site" in w else None,
-        overrides=tuple(overrides),
-        exclude=tuple(w.get("exclude", [])),
-    )
+    points = _sweep_points(file, w, names, aliases)
 
     # --- workload
     wl = doc["workload"]
@@ -521,10 +517,15 @@ def _build(doc: dict[str, Any], file: str) -> Experiment:
     if sla.failure_rate_max_pct is not None and sla.failure_rate_max_pct > 100:
         raise ExperimentError(file, "workload.sla.failure_rate_max",
                               "expected a percentage between 0% and 100%")
-    for key in ("default", "intra_site"):
-        if key in w and "loss" in w[key] and percent(w[key]["loss"]) > 100:
-            raise ExperimentError(file, f"wan.{key}.loss",
-                                  "expected a percentage between 0% and 100%")
+    faults = []
+    for i, f in enumerate(wl.get("faults", [])):
+        if f["partition"] not in names:
+            raise ExperimentError(file, f"workload.faults[{i}].partition",
+                                  f"expected one of the sites ({', '.join(names)}), "
+                                  f"got {f['partition']!r}")
+        faults.append(FaultSpec(kind="partition", site=f["partition"],
+                                at_s=duration_ms(f["at"]) / 1000,
+                                duration_s=duration_ms(f["duration"]) / 1000))
 
     # --- metrics
     m = doc.get("metrics", {}).get("influxdb", "local")
@@ -538,8 +539,75 @@ def _build(doc: dict[str, Any], file: str) -> Experiment:
 
     return Experiment(
         name=doc["name"], path=file, sites=tuple(sites), provider=provider,
-        deployment=deployment, wan=wan,
-        workload=WorkloadSpec(scenarios=tuple(scenarios), sla=sla), metrics=metrics, raw=doc)
+        deployment=deployment, wan=points[0].wan,
+        workload=WorkloadSpec(scenarios=tuple(scenarios), sla=sla, faults=tuple(faults)),
+        metrics=metrics, points=tuple(points), raw=doc)
+
+
+_LINK_KEYS = ("delay", "rate", "loss")
+
+
+def _sweep_points(file: str, w: dict[str, Any], names: list[str],
+                  aliases: list[str]) -> list[SweepPoint]:
+    dims: list[tuple[tuple[Any, ...], list[str]]] = []  # (path in w, values)
+    for key in ("default", "intra_site"):
+        for k in _LINK_KEYS:
+            if isinstance(w.get(key, {}).get(k), list):
+                dims.append(((key, k), w[key][k]))
+    for i, o in enumerate(w.get("overrides", [])):
+        for k in _LINK_KEYS:
+            if isinstance(o.get(k), list):
+                dims.append((("overrides", i, k), o[k]))
+    points = []
+    for n, combo in enumerate(itertools.product(*(values for _, values in dims))):
+        concrete = copy.deepcopy(w)
+        params = {}
+        for (path, _), value in zip(dims, combo, strict=True):
+            target = concrete
+            for part in path[:-1]:
+                target = target[part]
+            target[path[-1]] = value
+            params["wan." + ".".join(f"{p}" if isinstance(p, str) else f"[{p}]"
+                                     for p in path).replace(".[", "[")] = value
+        points.append(SweepPoint(id=f"p{n}", params=params,
+                                 wan=_wan(file, concrete, names, aliases)))
+    return points
+
+
+def _wan(file: str, w: dict[str, Any], names: list[str], aliases: list[str]) -> WanSpec:
+    for key in ("default", "intra_site"):
+        if key in w and "loss" in w[key] and percent(w[key]["loss"]) > 100:
+            raise ExperimentError(file, f"wan.{key}.loss",
+                                  "expected a percentage between 0% and 100%")
+    overrides = []
+    for i, o in enumerate(w.get("overrides", [])):
+        if "loss" in o and percent(o["loss"]) > 100:
+            raise ExperimentError(file, f"wan.overrides[{i}].loss",
+                                  "expected a percentage between 0% and 100%")
+        overrides.append(WanOverride(
+            src=_expand_refs(file, f"wan.overrides[{i}].src", o["src"], names),
+            dst=_expand_refs(file, f"wan.overrides[{i}].dst", o["dst"], names),
+            link=_link(o, _link(w.get("default"))),
+            symmetric=o.get("symmetric", True),
+        ))
+    for i, x in enumerate(w.get("exclude", [])):
+        if x in aliases:
+            continue
+        try:
+            ipaddress.IPv4Network(x)
+        except ValueError:
+            raise ExperimentError(file, f"wan.exclude[{i}]",
+                                  f"expected a host alias ({', '.join(aliases[:5])}"
+                                  f"{', ...' if len(aliases) > 5 else ''}) or an IPv4 "
+                                  f"network, got {x!r}") from None
+    return WanSpec(
+        emulator=w.get("emulator", "auto"),
+        default=_link(w.get("default")),
+        intra_site=_link(w["intra_site"]) if "intra_site" in w else None,
+        overrides=tuple(overrides),
+        exclude=tuple(w.get("exclude", [])),
+        compensate_base=bool(w.get("compensate_base", False)),
+    )
 
 
 def _ks_text(d: DeploymentSpec) -> str:

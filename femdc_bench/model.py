@@ -54,6 +54,19 @@ class WanSpec:
     intra_site: LinkSpec | None = None
     overrides: tuple[WanOverride, ...] = ()
     exclude: tuple[str, ...] = ()  # host aliases or CIDRs left unshaped
+    compensate_base: bool = False  # targets are on top of the RTT measured before shaping
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    """One point of the Cartesian product of the experiment's swept WAN parameters."""
+
+    id: str  # "p0", "p1", ...
+    params: dict[str, str]  # key path -> value as written, e.g. {"wan.default.delay": "50ms"}
+    wan: WanSpec
+
+    def label(self) -> str:
+        return ", ".join(f"{k.removeprefix('wan.')}={v}" for k, v in self.params.items()) or "-"
 
 
 @dataclass(frozen=True)
@@ -105,9 +118,21 @@ class SlaSpec:
 
 
 @dataclass(frozen=True)
+class FaultSpec:
+    """A fault injected during the workload: `partition` cuts `site` off (100 % loss to
+    and from it) from `at_s` after the load starts, for `duration_s`."""
+
+    kind: str
+    site: str
+    at_s: float
+    duration_s: float
+
+
+@dataclass(frozen=True)
 class WorkloadSpec:
     scenarios: tuple[ScenarioSpec, ...] = ()
     sla: SlaSpec = field(default_factory=SlaSpec)
+    faults: tuple[FaultSpec, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -131,7 +156,14 @@ class Experiment:
     wan: WanSpec
     workload: WorkloadSpec
     metrics: MetricsSpec
+    points: tuple[SweepPoint, ...] = ()  # one per WAN sweep point; a single p0 without sweep
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def point(self, point_id: str) -> SweepPoint:
+        for p in self.points:
+            if p.id == point_id:
+                return p
+        raise KeyError(point_id)
 
     @property
     def site_names(self) -> list[str]:

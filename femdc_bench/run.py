@@ -6,20 +6,27 @@ from __future__ import annotations
 import logging
 import os
 import platform
+import re
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from femdc_bench import __version__
 from femdc_bench.ansible import PLAYBOOKS, AnsibleError, run_playbook
 from femdc_bench.deploy import native
-from femdc_bench.model import Clouds, Experiment, Inventory, Sample
+from femdc_bench.model import Clouds, Experiment, Inventory, Sample, SweepPoint
 from femdc_bench.providers.local import LocalProvider
 from femdc_bench.rundir import Run
+from femdc_bench.wan import apply as wan_apply
+from femdc_bench.wan import check as wan_check
+from femdc_bench.wan.check import WanCheck
+from femdc_bench.wan.plan import WanPlan, site_matrix
+from femdc_bench.wan.plan import plan as plan_wan
 
 log = logging.getLogger("femdc_bench")
 
@@ -182,78 +189,272 @@ def _agent_timeout(exp: Experiment) -> int:
     return int(seconds)
 
 
-def bench(run: Run, progress: Progress = _noop) -> int:
-    """Run the workload from every site, then write every iteration to InfluxDB."""
+def bench(run: Run, point: str = "p0", progress: Progress = _noop) -> int:
+    """Run the workload from every site at one sweep point; every iteration to InfluxDB.
+
+    Re-running a point replaces its samples (files and InfluxDB points).
+    """
     import json
 
     exp, inv, clouds = run.experiment(), run.inventory(), run.clouds()
+    sp = exp.point(point)
     admin = json.loads(Path(clouds.secrets_file).read_text())["admin"]
-    with run.phase("bench"):
+    run.state.current_point = point
+    with run.phase(f"bench@{point}"):
         progress("starting InfluxDB")
         target, _ = metrics_target(run, exp)
-        from femdc_bench.metrics.influx import connect
+        from femdc_bench.metrics.influx import API, EVENT, connect
 
-        connect(target).close()  # fail before the load if InfluxDB is not there
-        specs = agent_specs(exp, inv, clouds, admin, f"femdc-{run.id}-")
-        samples_dir = run.samples_dir()
+        with connect(target) as client:  # fail before the load if InfluxDB is not there
+            for measurement in (API, EVENT):
+                client.delete(measurement, {"run": run.id, "point": point})
+        specs = agent_specs(exp, inv, clouds, admin, f"femdc-{run_tag(run)}-")
+        samples_dir = run.samples_dir(point)
         for old in samples_dir.glob("*"):
             old.unlink()
-        progress(f"load from {len(specs)} host(s)")
-        run_playbook(
-            PLAYBOOKS / "common" / "bench.yml", inv, run_dir=run.dir, log=run.log("bench"),
-            on_task=lambda t: progress(f"bench: {t}"),
-            extra_vars={
-                "femdc_agent_zip": str(build_agent_zip(run.dir / "tmp" / "femdc_agent.zip")),
-                "femdc_agent_python": clouds.agent_python,
-                "femdc_agent_specs": {a: s.to_dict() for a, s in specs.items()},
-                "femdc_agent_timeout": _agent_timeout(exp),
-                "femdc_samples_dir": str(samples_dir),
-            })
-        n = store_samples(run, exp, target)
+        progress(f"load from {len(specs)} host(s) at {point} ({sp.label()})")
+        faults = FaultInjector(run, exp, inv, point) if exp.workload.faults else None
+        if faults:
+            faults.start()
+        try:
+            run_playbook(
+                PLAYBOOKS / "common" / "bench.yml", inv, run_dir=run.dir, log=run.log("bench"),
+                on_task=lambda t: progress(f"bench {point}: {t}"),
+                extra_vars={
+                    "femdc_agent_zip": str(build_agent_zip(run.dir / "tmp" / "femdc_agent.zip")),
+                    "femdc_agent_python": clouds.agent_python,
+                    "femdc_agent_specs": {a: s.to_dict() for a, s in specs.items()},
+                    "femdc_agent_timeout": _agent_timeout(exp),
+                    "femdc_samples_dir": str(samples_dir),
+                })
+        finally:
+            if faults:
+                faults.stop()
+        n = store_samples(run, exp, target, point)
+        if faults:
+            faults.store(target)
         progress(f"{n} samples stored")
     return n
 
 
-def read_samples(run: Run) -> list[Sample]:
-    import json
-
-    out = []
-    for f in sorted(run.samples_dir().glob("*.jsonl")):
-        for line in f.read_text().splitlines():
-            line = line.strip()
-            if line:
-                try:
-                    out.append(Sample.from_dict(json.loads(line)))
-                except (ValueError, TypeError):
-                    log.warning("%s: skipped a malformed sample line", f.name)
-    return out
+def _point_tags(exp: Experiment, point: str) -> dict[str, str]:
+    """The point's swept parameters as tags: wan.default.delay -> wan_default_delay."""
+    sp = exp.point(point)
+    return {re.sub(r"[^A-Za-z0-9]+", "_", k).strip("_"): v for k, v in sp.params.items()}
 
 
-def store_samples(run: Run, exp: Experiment, target: Any) -> int:
+def read_samples(run: Run, point: str) -> list[Sample]:
+    """The samples fetched from the load hosts (a torn last line of a killed agent is
+    skipped)."""
+    from femdc_bench.workload.sink import iter_samples
+
+    return [s for f in sorted(run.samples_dir(point).glob("*.jsonl"))
+            for s in iter_samples(str(f))]
+
+
+def store_samples(run: Run, exp: Experiment, target: Any, point: str) -> int:
     from femdc_bench.metrics.influx import InfluxWriter, connect
 
-    samples = read_samples(run)
+    samples = read_samples(run, point)
     client = connect(target)
     try:
-        with InfluxWriter(client, spool_path=run.dir / "influx-spool.jsonl") as w:
-            w.write_samples(samples, run=run.id, experiment=exp.name, point="p0")
+        with InfluxWriter(client, common_tags=_point_tags(exp, point),
+                          spool_path=run.dir / "influx-spool.jsonl") as w:
+            w.write_samples(samples, run=run.id, experiment=exp.name, point=point)
     finally:
         client.close()
-    run.update_manifest(samples={"count": len(samples)})
+    run.update_manifest(samples={point: len(samples)})
     return len(samples)
+
+
+# ---------------------------------------------------------------------------- wan
+
+
+def _emulator(run: Run, exp: Experiment, inv: Inventory, sp: SweepPoint) -> str:
+    """The emulator in use for this run, chosen once (auto: netem if a probe qdisc works)."""
+    import json
+
+    manifest = run.dir / "manifest.json"
+    if manifest.exists():
+        chosen = json.loads(manifest.read_text()).get("wan_emulator")
+        if chosen:
+            return str(chosen)
+    chosen = wan_apply.choose(sp.wan.emulator, inv, run_dir=run.dir, log=run.log("emulate"))
+    run.update_manifest(wan_emulator=chosen)
+    return chosen
+
+
+def run_tag(run: Run) -> str:
+    """Short id of the run: names of what it creates on hosts (tc handles, chains, users)."""
+    from femdc_bench.providers.local import short_id
+
+    return short_id(run.id)
+
+
+def emulate(run: Run, point: str = "p0", progress: Progress = _noop,
+            wan_plan: WanPlan | None = None) -> WanPlan:
+    """Apply the WAN of one sweep point on every host (replacing what was there)."""
+    exp, inv = run.experiment(), run.inventory()
+    sp = exp.point(point)
+    with run.phase(f"emulate@{point}"):
+        p = wan_plan or plan_wan(sp.wan, inv)
+        run.write_json(f"wan/{point}/plan.json", asdict(p))
+        if p.rule_count == 0 and run.state.wan_point is None:
+            progress("no link is shaped at this point: nothing to apply")
+        else:
+            emulator = _emulator(run, exp, inv, sp)
+            progress(f"applying {p.rule_count} rules with {emulator} ({sp.label()})")
+            wan_apply.apply(p, emulator=emulator, tag=run_tag(run), inv=inv, run_dir=run.dir,
+                            log=run.log("emulate"), on_task=lambda t: progress(f"emulate: {t}"))
+            run.state.wan_point = point
+    run.save()
+    return p
+
+
+def remove_wan(run: Run, progress: Progress = _noop) -> None:
+    """Remove what emulation put on the hosts (rules, qdiscs, daemons): only ours."""
+    inv = run.inventory()
+    progress("removing WAN emulation")
+    wan_apply.remove(inv, tag=run_tag(run), run_dir=run.dir, log=run.log("emulate"))
+    run.state.wan_point = None
+    run.save()
+
+
+def check_wan(run: Run, point: str = "p0", progress: Progress = _noop) -> WanCheck:
+    """Measure RTT between every pair of sites; fail if a pair is off its target."""
+    exp, inv = run.experiment(), run.inventory()
+    sp = exp.point(point)
+    with run.phase(f"check@{point}"):
+        probes = wan_check.probe_hosts(inv, tuple(sp.wan.exclude))
+        targets = site_matrix(sp.wan, list(probes))
+        base = None
+        if sp.wan.compensate_base:
+            base = run.read_json("wan/base.json")["medians"] if (
+                run.dir / "wan" / "base.json").exists() else None
+        progress(f"measuring RTT between {len(probes)} sites ({WAN_PROBES} probes)")
+        out = wan_apply.measure(inv, probes, count=WAN_PROBES, run_dir=run.dir,
+                                out_dir=run.dir / "wan" / point, log=run.log("check"))
+        chk = wan_check.compare(point, inv, probes, out, targets, count=WAN_PROBES,
+                                base={tuple(k.split("->")): v for k, v in base.items()}
+                                if base else None)
+        run.write_json(f"wan/{point}/check.json", chk.to_dict())
+        target, _ = metrics_target(run, exp)
+        _store_wan(run, exp, target, point, chk)
+        if not chk.ok:
+            raise WanCheckError(f"WAN at {point} is off target: " + "; ".join(chk.failures()))
+    return chk
+
+
+def measure_base(run: Run, progress: Progress = _noop) -> None:
+    """RTT between sites with no emulation, for wan.compensate_base."""
+    exp, inv = run.experiment(), run.inventory()
+    probes = wan_check.probe_hosts(inv, tuple(exp.wan.exclude))
+    progress("measuring the base RTT before shaping")
+    out = wan_apply.measure(inv, probes, count=WAN_PROBES, run_dir=run.dir,
+                            out_dir=run.dir / "wan" / "base", log=run.log("check"))
+    chk = wan_check.compare("base", inv, probes, out, {}, count=WAN_PROBES)
+    run.write_json("wan/base.json", {
+        "medians": {f"{a}->{b}": v for (a, b), v in wan_check.medians(chk).items()},
+        "check": chk.to_dict()})
+
+
+WAN_PROBES = 20
+
+
+class WanCheckError(RuntimeError):
+    pass
+
+
+def _store_wan(run: Run, exp: Experiment, target: Any, point: str, chk: WanCheck) -> None:
+    from femdc_bench.metrics.influx import WAN, InfluxWriter, connect
+
+    now = time.time_ns()
+    with connect(target) as client, InfluxWriter(
+            client, common_tags=_point_tags(exp, point),
+            spool_path=run.dir / "influx-spool.jsonl") as w:
+        client.delete(WAN, {"run": run.id, "point": point})
+        for p in chk.pairs:
+            fields: dict[str, Any] = {"target_ms": p.expected_ms, "loss_pct": p.loss_pct,
+                                      "tolerance_ms": p.tolerance_ms, "ok": int(p.ok)}
+            if p.measured_ms is not None:
+                fields["rtt_ms"] = p.measured_ms
+            if p.p95_ms is not None:
+                fields["rtt_p95_ms"] = p.p95_ms
+            w.write(WAN, {"run": run.id, "experiment": exp.name, "point": point,
+                          "site": p.src_site, "target_site": p.dst_site}, fields, now)
+
+
+class FaultInjector:
+    """Workload faults (partitions) on a timer beside the load, with `event` points."""
+
+    def __init__(self, run: Run, exp: Experiment, inv: Inventory, point: str) -> None:
+        self.run, self.exp, self.inv, self.point = run, exp, inv, point
+        self.events: list[tuple[int, str, str, str]] = []  # (ts, kind, site, phase)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._main, name="faults", daemon=True)
+        self.error: BaseException | None = None
+
+    def start(self) -> None:
+        self._t0 = time.monotonic()
+        self._thread.start()
+
+    def _wait_until(self, t: float) -> bool:
+        return not self._stop.wait(max(0.0, self._t0 + t - time.monotonic()))
+
+    def _main(self) -> None:
+        tag = run_tag(self.run)
+        kw = {"tag": tag, "run_dir": self.run.dir, "log": self.run.log("faults")}
+        try:
+            for f in sorted(self.exp.workload.faults, key=lambda f: f.at_s):
+                if not self._wait_until(f.at_s):
+                    return
+                wan_apply.cut(self.inv, f.site, on=True, **kw)
+                # stamped once the rules are in place: the event marks the real cut
+                self.events.append((time.time_ns(), f.kind, f.site, "start"))
+                log.info("fault: %s %s started", f.kind, f.site)
+                self._wait_until(f.at_s + f.duration_s)
+                wan_apply.cut(self.inv, f.site, on=False, **kw)
+                self.events.append((time.time_ns(), f.kind, f.site, "end"))
+                log.info("fault: %s %s ended", f.kind, f.site)
+        except BaseException as e:  # noqa: BLE001 - reported by stop()
+            self.error = e
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        if self.events and self.events[-1][3] == "start":  # the load ended first: restore
+            site = self.events[-1][2]
+            wan_apply.cut(self.inv, site, on=False, tag=run_tag(self.run),
+                          run_dir=self.run.dir, log=self.run.log("faults"))
+            self.events.append((time.time_ns(), "partition", site, "end"))
+        if self.error:
+            raise RuntimeError(f"fault injection failed: {self.error}") from self.error
+
+    def store(self, target: Any) -> None:
+        from femdc_bench.metrics.influx import EVENT, InfluxWriter, connect
+
+        with connect(target) as client, InfluxWriter(
+                client, common_tags=_point_tags(self.exp, self.point),
+                spool_path=self.run.dir / "influx-spool.jsonl") as w:
+            for ts, kind, site, phase in self.events:
+                w.write(EVENT, {"run": self.run.id, "experiment": self.exp.name,
+                                "point": self.point, "kind": kind, "site": site,
+                                "phase": phase}, {"active": int(phase == "start")}, ts)
+        self.run.write_json(f"wan/{self.point}/events.json", self.events)
 
 
 def interrupt(run: Run, *, keep: bool) -> None:
     """Ctrl-C: stop the agents, keep what they measured, tear down unless `keep`."""
     exp = run.experiment()
-    ph = run.state.phases.get("bench")
+    point = run.state.current_point or "p0"
+    ph = run.state.phases.get(f"bench@{point}")
     if ph and ph.status in ("running", "interrupted") and (run.dir / "inventory.json").exists():
         try:
             run_playbook(PLAYBOOKS / "common" / "bench-stop.yml", run.inventory(),
                          run_dir=run.dir, log=run.log("bench"),
-                         extra_vars={"femdc_samples_dir": str(run.samples_dir())})
+                         extra_vars={"femdc_samples_dir": str(run.samples_dir(point))})
             target, _ = metrics_target(run, exp)
-            store_samples(run, exp, target)
+            store_samples(run, exp, target, point)
         except Exception as e:  # noqa: BLE001 - best effort, the teardown must still run
             log.warning("could not collect samples after the interrupt: %s", e)
     run.state.status = "interrupted"
@@ -270,11 +471,13 @@ class Report:
     rows: list[Any]  # report.stats.StatsRow
     doc: dict[str, Any]  # the JSON document (also results/<run>/report.json)
     violations: list[str]
+    labels: dict[str, str] = field(default_factory=dict)  # point -> its parameters
+    wan: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # point -> RTT pairs
 
 
 def report(run: Run) -> Report:
     """Read the run's points back from InfluxDB; stats per (site, target, operation)."""
-    from femdc_bench.metrics.influx import InfluxReader, LocalInfluxd, connect
+    from femdc_bench.metrics.influx import WAN, InfluxReader, LocalInfluxd, connect
     from femdc_bench.report.render import stats_json
     from femdc_bench.report.stats import check_sla_spec, compute_stats_by_point
 
@@ -285,6 +488,7 @@ def report(run: Run) -> Report:
             client = connect(target, create=False)
             try:
                 by_point = InfluxReader(client).api_samples_by_point(run.id)
+                wan_rows = list(client.rows(WAN, {"run": run.id}))
             finally:
                 client.close()
         finally:
@@ -295,11 +499,21 @@ def report(run: Run) -> Report:
         if not rows:
             violations = ["no samples in InfluxDB for this run"]
         doc = stats_json(rows, run=run.id, sla=exp.workload.sla, violations=violations)
+        labels = {p.id: p.label() for p in exp.points}
+        wan: dict[str, list[dict[str, Any]]] = {}
+        for r in sorted(wan_rows, key=lambda r: (r["point"], r["site"], r["target_site"])):
+            wan.setdefault(r["point"], []).append({
+                "src_site": r["site"], "dst_site": r["target_site"],
+                "target_ms": r.get("target_ms"), "measured_ms": r.get("rtt_ms"),
+                "p95_ms": r.get("rtt_p95_ms"), "loss_pct": r.get("loss_pct"),
+                "ok": bool(r.get("ok"))})
+        doc["points"] = {p.id: {"params": p.params, "label": labels[p.id]} for p in exp.points}
+        doc["wan"] = wan
         run.write_json("report.json", doc)
         run.state.sla_ok = not violations
         run.state.sla_violations = violations
     run.save()
-    return Report(rows=rows, doc=doc, violations=violations)
+    return Report(rows=rows, doc=doc, violations=violations, labels=labels, wan=wan)
 
 
 # ---------------------------------------------------------------------------- destroy
@@ -324,6 +538,12 @@ def destroy(run: Run, progress: Progress = _noop) -> DestroyReport:
                 collect(run, inv)
             except AnsibleError as e:
                 report.warnings.append(f"logs not collected: {e}")
+            if any(name.startswith("emulate@") for name in run.state.phases):
+                try:
+                    remove_wan(run, progress)
+                    report.removed.append("WAN emulation (qdiscs, iptables chains, daemons)")
+                except AnsibleError as e:
+                    report.warnings.append(f"WAN emulation not removed: {e}")
             if run.state.phases.get("deploy"):
                 progress("stopping services on hosts")
                 try:

@@ -8,7 +8,8 @@ results/<run-id>/
   clouds.json          per-site clouds (deploy output); clouds.yaml (0600) for openstack CLI
   secrets.json         generated passwords (0600, never printed)
   logs/<phase>.log     ansible output per phase; logs/femdc-bench.log; logs/hosts/<alias>/
-  samples/<alias>.jsonl raw per-iteration samples fetched from load hosts
+  samples/<point>/<alias>.jsonl raw per-iteration samples fetched from load hosts
+  wan/<point>/         plan.json, ping-<alias>.txt, check.json (RTT matrix), events.json
   influxdb/            the local InfluxDB's data (kept after destroy)
   report.json          the last report
   provider/, ssh/      provider state (sshd configs, run key)
@@ -57,6 +58,8 @@ class RunState:
     sla_ok: bool | None = None
     sla_violations: list[str] = field(default_factory=list)
     metrics_url: str | None = None
+    wan_point: str | None = None  # the sweep point whose WAN is applied on the hosts
+    current_point: str | None = None  # the point whose load runs (or ran last)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -154,7 +157,9 @@ class Run:
 
     # ------------------------------------------------------------ phase outputs
     def write_json(self, name: str, data: Any) -> None:
-        (self.dir / name).write_text(json.dumps(data, indent=2, default=str))
+        path = self.dir / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(data, indent=2, default=str))
 
     def read_json(self, name: str) -> Any:
         p = self.dir / name
@@ -188,9 +193,9 @@ class Run:
                 data[k] = v
         p.write_text(json.dumps(data, indent=2, default=str))
 
-    def samples_dir(self) -> Path:
-        d = self.dir / "samples"
-        d.mkdir(exist_ok=True)
+    def samples_dir(self, point: str) -> Path:
+        d = self.dir / "samples" / point
+        d.mkdir(parents=True, exist_ok=True)
         return d
 
     def influx_dir(self) -> Path:

@@ -96,3 +96,44 @@ def stats_json(
             "violations": list(violations or []),
         }
     return doc
+
+
+def sweep_table(rows: Sequence[StatsRow], labels: dict[str, str],
+                metric: str = "p50_ms") -> Table:
+    """Latency versus the swept parameters: one line per (site, target, operation),
+    one column per point (its parameters as the header), `metric` in each cell."""
+    points = [p for p in labels if any(r.point == p for r in rows)]
+    table = Table(title=f"{metric.removesuffix('_ms')} latency (ms) per sweep point")
+    for name in ("site", "target", "operation"):
+        table.add_column(name)
+    for p in points:
+        table.add_column(f"{p}\n{labels[p]}", justify="right")
+    cells: dict[tuple[str, str, str], dict[str, str]] = {}
+    for r in rows:
+        value = getattr(r, metric)
+        cells.setdefault((r.site, r.target_site, f"{r.service}.{r.operation}"), {})[r.point] = (
+            _ms(value))
+    for key in sorted(cells):
+        table.add_row(*key, *(cells[key].get(p, "-") for p in points))
+    return table
+
+
+def wan_table(pairs: Sequence[dict[str, Any]], title: str) -> Table:
+    """A measured RTT matrix against its targets (pairs as in WanCheck.to_dict())."""
+    table = Table(title=title)
+    for name in ("from", "to"):
+        table.add_column(name)
+    for name in ("target RTT ms", "measured ms", "p95 ms", "error ms", "loss %", "ok"):
+        table.add_column(name, justify="right")
+    for p in pairs:
+        expected = p["target_ms"] + (p.get("base_ms") or 0.0)
+        measured = p.get("measured_ms")
+        err = "-" if measured is None else f"{measured - expected:+.2f}"
+        table.add_row(p["src_site"], p["dst_site"], f"{expected:.2f}", _ms2(measured),
+                      _ms2(p.get("p95_ms")), err, f"{p['loss_pct']:.0f}",
+                      "[green]yes[/]" if p["ok"] else "[red]no[/]")
+    return table
+
+
+def _ms2(v: float | None) -> str:
+    return "-" if v is None else f"{v:.2f}"

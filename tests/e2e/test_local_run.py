@@ -12,7 +12,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -111,18 +110,6 @@ def influx_counts(url: str, run: str) -> dict[tuple[str, str, str], int]:
     return out
 
 
-@pytest.fixture(scope="module")
-def results(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    if os.geteuid() != 0:
-        pytest.fail("the end-to-end tests need root (network namespaces, sshd)")
-    path = tmp_path_factory.mktemp("results")
-    yield path
-    # A failed test may leave a kept run up: destroy whatever still has hosts.
-    for run_dir in path.iterdir():
-        if (run_dir / "provider" / "state.json").exists():
-            femdc(path, "destroy", run_dir.name)
-
-
 def test_validate_rejects_a_broken_file(tmp_path: Path, results: Path) -> None:
     doc = centralized()
     doc["wan"] = {"default": {"delay": 50}}
@@ -149,7 +136,13 @@ def test_centralized_run_kept_used_and_destroyed(tmp_path: Path, results: Path) 
     assert "read back from InfluxDB" in proc.stdout
     state = json.loads((run_dir / "state.json").read_text())
     assert {k: v["status"] for k, v in state["phases"].items()} == {
-        "up": "done", "deploy": "done", "bench": "done", "report": "done"}
+        "up": "done", "deploy": "done", "emulate@p0": "done", "check@p0": "done",
+        "bench@p0": "done", "report": "done"}
+    # The WAN was applied and measured: 25 ms one way is 50 ms of RTT between the sites.
+    check = json.loads((run_dir / "wan" / "p0" / "check.json").read_text())
+    assert check["ok"] and len(check["pairs"]) == 2
+    for pair in check["pairs"]:
+        assert abs(pair["measured_ms"] - 50.0) <= 2.5, pair
 
     # Every iteration is in InfluxDB, per (site, target, operation), as the report says.
     expected = {
@@ -170,7 +163,7 @@ def test_centralized_run_kept_used_and_destroyed(tmp_path: Path, results: Path) 
     assert again["rows"] == report["rows"]
 
     # The values stored are the measured ones (same durations as the raw samples).
-    raw = [json.loads(line) for f in (run_dir / "samples").glob("*.jsonl")
+    raw = [json.loads(line) for f in (run_dir / "samples" / "p0").glob("*.jsonl")
            for line in f.read_text().splitlines() if line.strip()]
     r = requests.get(f"{url}/query", params={
         "db": "femdc", "q": f"SELECT sum(duration_ms) FROM api WHERE run='{run_id}'"},
@@ -270,7 +263,7 @@ def test_ctrl_c_stops_the_load_and_tears_down(tmp_path: Path, results: Path) -> 
     deadline = time.monotonic() + 900
     while time.monotonic() < deadline:
         if state_file.exists():
-            bench = json.loads(state_file.read_text())["phases"].get("bench", {})
+            bench = json.loads(state_file.read_text())["phases"].get("bench@p0", {})
             if bench.get("status") == "running":
                 break
         if proc.poll() is not None:
@@ -288,7 +281,7 @@ def test_ctrl_c_stops_the_load_and_tears_down(tmp_path: Path, results: Path) -> 
     run_dir = results / run_id
     state = json.loads(state_file.read_text())
     assert state["status"] == "destroyed"
-    assert state["phases"]["bench"]["status"] == "interrupted"
+    assert state["phases"]["bench@p0"]["status"] == "interrupted"
     assert leftovers(run_dir) == []
     # What was measured before Ctrl-C is in InfluxDB.
     report = json.loads(femdc(results, "report", run_id, "--json").stdout)

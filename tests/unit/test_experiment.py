@@ -74,7 +74,8 @@ def test_units() -> None:
 def test_delay_without_unit(base: dict[str, Any]) -> None:
     base["wan"]["default"]["delay"] = 50
     assert error_of(base) == (
-        "exp.yaml: wan.default.delay: expected a duration like '25ms' (units: us, ms, s), got 50"
+        "exp.yaml: wan.default.delay: expected a duration like '25ms' (units: us, ms, s) "
+        "(or a list of them: a sweep), got 50"
     )
 
 
@@ -191,3 +192,38 @@ def test_short_id_is_stable_and_fits_interface_names() -> None:
     s = short_id("keystone-3sites-20261123-212400")
     assert s == short_id("keystone-3sites-20261123-212400")
     assert len(f"fv{s}9999") <= 15
+
+
+def test_sweep_is_the_cartesian_product(base: dict[str, Any]) -> None:
+    base["wan"] = {"default": {"delay": ["0ms", "50ms", "150ms"], "loss": ["0%", "1%"]},
+                   "overrides": [{"src": "edge1", "dst": "core", "rate": ["10mbit", "1gbit"]}]}
+    exp = parse(base)
+    assert len(exp.points) == 12
+    p = exp.points[5]
+    assert p.id == "p5"
+    assert p.params == {"wan.default.delay": "50ms", "wan.default.loss": "0%",
+                        "wan.overrides[0].rate": "1gbit"}
+    assert p.wan.default.delay_ms == 50.0 and p.wan.default.loss_pct == 0.0
+    assert exp.points[7].params["wan.default.loss"] == "1%"
+    assert p.wan.overrides[0].link.rate_kbit == 1_000_000
+    # the override inherits the point's default delay
+    assert p.wan.overrides[0].link.delay_ms == 50.0
+    assert exp.wan == exp.points[0].wan
+
+
+def test_no_sweep_is_one_point(base: dict[str, Any]) -> None:
+    exp = parse(base)
+    assert [(p.id, p.params) for p in exp.points] == [("p0", {})]
+
+
+def test_sweep_values_are_checked(base: dict[str, Any]) -> None:
+    base["wan"] = {"default": {"delay": ["0ms", 50]}}
+    assert "wan.default.delay: expected a duration like '25ms'" in error_of(base)
+
+
+def test_partition_fault(base: dict[str, Any]) -> None:
+    base["workload"]["faults"] = [{"partition": "edge1", "at": "10s", "duration": "20s"}]
+    f = parse(base).workload.faults[0]
+    assert (f.kind, f.site, f.at_s, f.duration_s) == ("partition", "edge1", 10.0, 20.0)
+    base["workload"]["faults"] = [{"partition": "edge9", "at": "10s", "duration": "20s"}]
+    assert "workload.faults[0].partition: expected one of the sites" in error_of(base)
