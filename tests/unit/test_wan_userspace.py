@@ -10,7 +10,6 @@ import subprocess
 import sys
 import zipfile
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -19,38 +18,8 @@ from femdc_bench.model import Host, Inventory
 from femdc_bench.wan import nfqdelay, userspace
 from femdc_bench.wan.commands import GONE_RE, HostCommands, htb_quantum, is_gone, wan_vars
 from femdc_bench.wan.plan import partition, plan
+from tests.unit.test_wan_plan import WAN, inventory, three_sites
 
-
-def three_sites(**wan: Any) -> dict[str, Any]:
-    return {
-        "name": "wan",
-        "sites": [
-            {"name": "a", "hosts": [{"name": "h", "roles": ["database", "keystone", "load"]}]},
-            {"name": "b", "hosts": [{"name": "h", "roles": ["load"]}]},
-            {"name": "c", "hosts": [{"name": "h", "roles": ["load"]},
-                                    {"name": "mon", "roles": []}]},
-        ],
-        "deployment": {"method": "native", "keystone": {"centralized": "a"}},
-        "wan": wan,
-        "workload": {"scenarios": [{"name": "keystone.list_users",
-                                    "runner": {"type": "times", "times": 1}}]},
-    }
-
-
-def inventory(exp: Any) -> Inventory:
-    hosts = [Host(alias=h.name, address=f"10.0.0.{i + 2}", site=s.name, roles=h.roles)
-             for i, (s, h) in enumerate((s, h) for s in exp.sites for h in s.hosts)]
-    return Inventory(provider="local", hosts=tuple(hosts))
-
-
-WAN = {
-    "default": {"delay": "10ms"},
-    "overrides": [
-        {"src": "a", "dst": "b", "delay": "50ms", "symmetric": False},
-        {"src": "c", "dst": "a", "delay": "20ms", "rate": "100mbit", "loss": "1%"},
-    ],
-    "exclude": ["c-mon"],
-}
 TAG = "run1"
 Q = userspace.queue_num(TAG)
 IPT = "iptables -w -t mangle"
