@@ -21,7 +21,8 @@ from femdc_bench.experiment import load as load_experiment
 from femdc_bench.rundir import RESULTS, Run, RunError, list_runs
 
 console = Console(stderr=True)
-out = Console()
+# Tables stay readable when the output goes to a file or a CI log (rich assumes 80 columns).
+out = Console(width=None if sys.stdout.isatty() else 200)
 DEFAULT_EXPERIMENT = Path(__file__).resolve().parent.parent / "topologies" / "default.yaml"
 
 EXIT_SLA = 1
@@ -127,7 +128,9 @@ def run(experiment: Path | None, keep: bool, run_id: str | None, resume: str | N
                     continue
                 with _progress(title) as progress:
                     getattr(phases, name)(r, progress)
-            failed_points = _run_points(r, [p.id for p in r.experiment().points])
+            # the report prints every point's matrix, read back from InfluxDB
+            failed_points = _run_points(r, [p.id for p in r.experiment().points],
+                                        show_matrix=False)
             _print_report(r, phases.report(r))
         except KeyboardInterrupt:
             console.print("[yellow]interrupted: stopping the load[/]")
@@ -151,10 +154,11 @@ def run(experiment: Path | None, keep: bool, run_id: str | None, resume: str | N
             _fail("SLA not met: " + "; ".join(r.state.sla_violations), EXIT_SLA)
 
 
-def _run_points(r: Run, points: list[str], *, redo: bool = False) -> list[str]:
+def _run_points(r: Run, points: list[str], *, redo: bool = False,
+                show_matrix: bool = True) -> list[str]:
     """emulate, check, bench for each sweep point; a failed point does not stop the others.
 
-    Returns one line per failed point."""
+    Returns one line per failed point. A failed check always prints its matrix."""
     from femdc_bench import run as phases
     from femdc_bench.ansible import AnsibleError
 
@@ -179,7 +183,8 @@ def _run_points(r: Run, points: list[str], *, redo: bool = False) -> list[str]:
                 except phases.WanCheckError:
                     out.print(_wan_matrix(r, pid))
                     raise
-            out.print(_wan_matrix(r, pid))
+            if show_matrix:
+                out.print(_wan_matrix(r, pid))
             with _progress(f"workload done ({pid})") as progress:
                 phases.bench(r, pid, progress)
         except (phases.WanCheckError, AnsibleError, RuntimeError) as e:
@@ -364,10 +369,10 @@ def _print_report(r: Run, rep: Any) -> None:
         rows = [row for row in rep.rows if row.point == pid]
         if not rows:
             continue
+        name = pid if label == "-" else f"{pid} ({label})"
         if pid in rep.wan:
-            out.print(wan_table(rep.wan[pid], f"{pid} ({label}): RTT between sites"))
-        out.print(stats_table(rows, title=f"{r.id} {pid} ({label}), read back from InfluxDB",
-                              sla=sla))
+            out.print(wan_table(rep.wan[pid], f"{name}: RTT between sites"))
+        out.print(stats_table(rows, title=f"{r.id} {name}, read back from InfluxDB", sla=sla))
     if len([p for p in rep.labels if any(row.point == p for row in rep.rows)]) > 1:
         out.print(sweep_table(rep.rows, rep.labels))
     if not rep.violations:
