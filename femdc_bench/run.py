@@ -4,11 +4,8 @@ workload, metrics and report, and passes plain data (model.py) between them."""
 from __future__ import annotations
 
 import logging
-import os
 import platform
 import re
-import signal
-import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -573,33 +570,3 @@ def stop_local_influx(run: Run) -> str | None:
         influxd.stop()
         return f"influxd (data kept in {d})"
     return None
-
-
-# ---------------------------------------------------------------------------- helpers
-
-
-def stop_pid(pid: int, needle: str, timeout: float = 10.0) -> bool:
-    """SIGTERM a process we started (checked by its command line), SIGKILL on timeout."""
-    try:
-        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return False
-    if needle not in cmd:
-        return False
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
-        time.sleep(0.1)
-    if Path(f"/proc/{pid}").exists():
-        os.kill(pid, signal.SIGKILL)
-    return True
-
-
-def command_version(cmd: list[str]) -> str:
-    try:
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.TimeoutExpired):
-        return "unknown"
-
-
-__all__ = ["up", "deploy", "destroy", "Sample", "PLAYBOOKS", "run_playbook"]
