@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from femdc_bench import __version__
+from femdc_bench import __version__, ship
 from femdc_bench.ansible import PLAYBOOKS, AnsibleError, run_playbook
 from femdc_bench.deploy import native
 from femdc_bench.model import Clouds, Experiment, Inventory, Sample, SweepPoint
@@ -108,7 +108,7 @@ def _host_versions(run: Run) -> dict[str, Any]:
 # ---------------------------------------------------------------------------- metrics
 
 
-def metrics_target(run: Run, exp: Experiment, *, start: bool = True) -> tuple[Any, bool]:
+def metrics_target(run: Run, exp: Experiment) -> tuple[Any, bool]:
     """The run's InfluxDB target; for `influxdb: local`, starts the run's influxd.
 
     Returns (target, started_now) so that a caller that started it can stop it again.
@@ -119,8 +119,6 @@ def metrics_target(run: Run, exp: Experiment, *, start: bool = True) -> tuple[An
         return InfluxTarget.from_spec(exp.metrics, exp.metrics.influxdb), False
     influxd = LocalInfluxd(run.influx_dir())
     running = influxd.is_running()
-    if not running and not start:
-        raise RuntimeError("the run's local InfluxDB is not running")
     url = influxd.url if running else influxd.start()
     assert url is not None
     if not running:
@@ -133,21 +131,11 @@ def metrics_target(run: Run, exp: Experiment, *, start: bool = True) -> tuple[An
 
 # ---------------------------------------------------------------------------- bench
 
-AGENT_FILES = ("__init__.py", "model.py")
-
-
 def build_agent_zip(path: Path) -> Path:
     """The subset of femdc_bench the hosts need: model + workload (stdlib + keystoneauth1)."""
-    import zipfile
-
     pkg = Path(__file__).resolve().parent
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
-        for name in AGENT_FILES:
-            z.write(pkg / name, f"femdc_bench/{name}")
-        for f in sorted((pkg / "workload").rglob("*.py")):
-            z.write(f, f"femdc_bench/{f.relative_to(pkg)}")
-    return path
+    workload = sorted(str(f.relative_to(pkg)) for f in (pkg / "workload").rglob("*.py"))
+    return ship.package_zip(path, ["__init__.py", "model.py", *workload])
 
 
 def agent_specs(exp: Experiment, inv: Inventory, clouds: Clouds, admin_password: str,

@@ -7,7 +7,6 @@ back; everything that happens on hosts is in playbooks/native/.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import secrets
@@ -16,21 +15,21 @@ from pathlib import Path
 
 import yaml
 
+from femdc_bench import ship
 from femdc_bench.ansible import PLAYBOOKS, run_playbook
 from femdc_bench.model import Cloud, Clouds, Experiment, Inventory
 
 LOCK = PLAYBOOKS / "native" / "files" / "openstack.lock"
-VENV_ROOT = "/var/cache/femdc-bench/venvs"
 KEYSTONE_PORT = 5000
 SECRET_KEYS = ("db_root", "keystone_db", "admin")
 
 
 def lock_sha256(lock: Path = LOCK) -> str:
-    return hashlib.sha256(lock.read_bytes()).hexdigest()
+    return ship.lock_sha256(lock)
 
 
 def venv_dir(lock: Path = LOCK) -> str:
-    return f"{VENV_ROOT}/openstack-{lock_sha256(lock)[:12]}"
+    return ship.locked_venv("openstack", lock)
 
 
 def lock_versions(lock: Path = LOCK) -> dict[str, str]:

@@ -27,10 +27,11 @@ from __future__ import annotations
 
 import hashlib
 import re
-import zipfile
 from pathlib import Path
 from typing import Any
 
+from femdc_bench import ship
+from femdc_bench.ship import PACKAGE
 from femdc_bench.wan.commands import Argv, HostCommands, htb_quantum
 from femdc_bench.wan.netem import root_handle
 from femdc_bench.wan.plan import Inbound, WanPlan
@@ -157,36 +158,24 @@ def summary(cmds: dict[str, HostCommands]) -> dict[str, dict[str, int]]:
 # --------------------------------------------------------------------------- shipping
 # What apply.yml needs to run the daemon on hosts. Not pure: reads the package files.
 
-PACKAGE = Path(__file__).resolve().parent.parent
 LOCK = PACKAGE.parent / "playbooks" / "wan" / "files" / "wan.lock"
-VENV_ROOT = "/var/cache/femdc-bench/venvs"
 DAEMON_MODULE = "femdc_bench.wan.nfqdelay"
 _ZIP_FILES = ("__init__.py", "wan/__init__.py", "wan/nfqdelay.py")
 
 
 def lock_sha256(lock: Path = LOCK) -> str:
-    return hashlib.sha256(lock.read_bytes()).hexdigest()
+    return ship.lock_sha256(lock)
 
 
 def venv_dir(lock: Path = LOCK) -> str:
     """`/var/cache/femdc-bench/venvs/wan-<sha256(lock)[:12]>` (python + netfilterqueue)."""
-    return f"{VENV_ROOT}/wan-{lock_sha256(lock)[:12]}"
+    return ship.locked_venv("wan", lock)
 
 
 def build_daemon_zip(path: Path) -> Path:
-    """The daemon and the package markers it imports (stdlib + netfilterqueue only).
-
-    Entries carry a fixed timestamp so that the zip, and its checksum, only change
-    when the code does (apply.yml restarts the daemon when the zip changes).
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
-        for name in _ZIP_FILES:
-            info = zipfile.ZipInfo(f"femdc_bench/{name}", date_time=(2020, 1, 1, 0, 0, 0))
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.external_attr = 0o644 << 16
-            z.writestr(info, (PACKAGE / name).read_bytes())
-    return path
+    """The daemon and the package markers it imports (stdlib + netfilterqueue only);
+    reproducible, so apply.yml restarts the daemon only when the code changes."""
+    return ship.package_zip(path, _ZIP_FILES)
 
 
 def daemon_vars(zip_path: Path, *, on_controller: bool, install_packages: bool,
