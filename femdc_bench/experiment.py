@@ -19,6 +19,7 @@ import jsonschema
 import yaml
 
 from femdc_bench.model import (
+    SERVICE_OF_TYPE,
     DeploymentSpec,
     Experiment,
     FaultSpec,
@@ -36,13 +37,42 @@ from femdc_bench.model import (
     WorkloadSpec,
 )
 
-ROLES = ("database", "keystone", "load")
-SCENARIOS = (
-    "keystone.authenticate_and_validate_token",
-    "keystone.create_and_delete_user",
-    "keystone.create_and_list_projects",
-    "keystone.list_users",
-)
+# Host roles. "control" is the rest of a site's control plane (Placement, Glance, Nova
+# api/conductor/scheduler, Neutron server + OVN, RabbitMQ); "compute" runs nova-compute.
+ROLES = ("database", "keystone", "load", "control", "compute")
+
+# The one table of scenario names users may write: name -> service type (Sample.service,
+# a key of model.SERVICE_OF_TYPE). The scenarios themselves are registered in
+# femdc_bench.workload.scenarios; a unit test keeps the two in step.
+SCENARIO_SERVICE: dict[str, str] = {
+    # identity
+    "keystone.authenticate": "identity",
+    "keystone.authenticate_and_validate_token": "identity",
+    "keystone.create_and_delete_user": "identity",
+    "keystone.create_and_list_projects": "identity",
+    "keystone.list_users": "identity",
+    "KeystoneBasic.authenticate_user_and_validate_token": "identity",
+    "KeystoneBasic.create_delete_user": "identity",
+    "KeystoneBasic.create_and_list_tenants": "identity",
+    "KeystoneBasic.create_and_list_users": "identity",
+    "KeystoneBasic.create_user": "identity",
+    # compute
+    "NovaServers.boot_and_delete_server": "compute",
+    "NovaServers.boot_and_list_server": "compute",
+    "NovaServers.boot_server": "compute",
+    # image
+    "GlanceImages.create_and_delete_image": "image",
+    "GlanceImages.create_and_list_image": "image",
+    "GlanceImages.create_and_download_image": "image",
+    # network
+    "NeutronNetworks.create_and_list_networks": "network",
+    "NeutronNetworks.create_and_delete_networks": "network",
+    "NeutronNetworks.create_and_list_ports": "network",
+    # placement
+    "Placement.create_and_delete_resource_provider": "placement",
+    "Placement.set_inventory_and_allocate": "placement",
+}
+SCENARIOS = tuple(SCENARIO_SERVICE)
 
 
 class ExperimentError(Exception):
@@ -161,6 +191,8 @@ SCHEMA: dict[str, Any] = _obj(
                                     "items": {"enum": list(ROLES),
                                               "x-expected": "one of " + ", ".join(ROLES)},
                                 },
+                                "computes": _s("integer", "an integer from 1 to 1000",
+                                               minimum=1, maximum=1000),
                             },
                             ("name", "roles"),
                         ),
@@ -179,8 +211,22 @@ SCHEMA: dict[str, Any] = _obj(
                     ],
                     "x-expected": "'per_site' or {centralized: <site>}",
                 },
-                "database": {"enum": ["per_site"], "x-expected": "'per_site'"},
+                "control": {
+                    "anyOf": [
+                        {"const": "per_site"},
+                        _obj({"centralized": {"type": "string"}}, ("centralized",)),
+                    ],
+                    "x-expected": "'per_site' or {centralized: <site>}",
+                },
+                "database": {
+                    "anyOf": [
+                        {"enum": ["per_site", "galera"]},
+                        _obj({"central": {"type": "string"}}, ("central",)),
+                    ],
+                    "x-expected": "'per_site', 'galera' or {central: <site>}",
+                },
                 "keystone_workers": {"type": "integer", "minimum": 1, "maximum": 64},
+                "api_workers": _s("integer", "an integer from 1 to 16", minimum=1, maximum=16),
             },
             ("method", "keystone"),
         ),
@@ -214,7 +260,7 @@ SCHEMA: dict[str, Any] = _obj(
                     "items": _obj(
                         {
                             "name": {"enum": list(SCENARIOS),
-                                     "x-expected": "one of " + ", ".join(SCENARIOS)},
+                                     "x-expected": "a scenario name (see README: Scenarios)"},
                             "args": {"type": "object"},
                             "runner": _obj(
                                 {
@@ -316,7 +362,18 @@ def _schema_error(file: str, err: jsonschema.ValidationError) -> ExperimentError
             return ExperimentError(file, _path(path), expected)
         else:
             expected = err.message
-    return ExperimentError(file, _path(path), f"expected {expected}, got {_describe(err.instance)}")
+    hint = _hint(err.instance, err.validator_value) if err.validator == "enum" else ""
+    return ExperimentError(file, _path(path),
+                           f"expected {expected}, got {_describe(err.instance)}{hint}")
+
+
+def _hint(value: Any, choices: list[Any]) -> str:
+    """" (did you mean 'x'?)" for a near miss (case-insensitive), else ""."""
+    if not isinstance(value, str):
+        return ""
+    lower = {c.lower(): c for c in choices if isinstance(c, str)}
+    hit = difflib.get_close_matches(value.lower(), list(lower), n=1)
+    return f" (did you mean {lower[hit[0]]!r}?)" if hit else ""
 
 
 def _best(errors: list[jsonschema.ValidationError]) -> jsonschema.ValidationError:
@@ -387,6 +444,7 @@ def _link(d: dict[str, Any] | None, base: LinkSpec | None = None) -> LinkSpec:
 def _build(doc: dict[str, Any], file: str) -> Experiment:
     # --- sites and hosts (ranges expand; aliases are "<site>-<host>")
     sites: list[SiteSpec] = []
+    host_paths: dict[str, str] = {}  # alias -> "sites[i].hosts[j]", for error messages
     for i, s in enumerate(doc["sites"]):
         for site_name in expand_range(s["name"]):
             if any(x.name == site_name for x in sites):
@@ -399,7 +457,13 @@ def _build(doc: dict[str, Any], file: str) -> Experiment:
                     if any(x.name == alias for x in hosts):
                         raise ExperimentError(file, f"sites[{i}].hosts[{j}].name",
                                               f"host {host_name!r} is defined twice")
-                    hosts.append(HostSpec(alias, tuple(dict.fromkeys(h["roles"]))))
+                    roles = tuple(dict.fromkeys(h["roles"]))
+                    if "computes" in h and "compute" not in roles:
+                        raise ExperimentError(file, f"sites[{i}].hosts[{j}].computes",
+                                              "allowed only on a host with role 'compute'")
+                    computes = h.get("computes", 1) if "compute" in roles else 0
+                    hosts.append(HostSpec(alias, roles, computes=computes))
+                    host_paths[alias] = f"sites[{i}].hosts[{j}]"
             sites.append(SiteSpec(site_name, tuple(hosts)))
     names = [s.name for s in sites]
     aliases = [h.name for s in sites for h in s.hosts]
@@ -423,39 +487,9 @@ def _build(doc: dict[str, Any], file: str) -> Experiment:
     provider = ProviderSpec(type=p["type"], subnet=p.get("subnet"))
 
     # --- deployment
-    d = doc["deployment"]
-    ks = d["keystone"]
-    if isinstance(ks, dict):
-        central = ks["centralized"]
-        if central not in names:
-            raise ExperimentError(file, "deployment.keystone.centralized",
-                                  f"expected one of the sites ({', '.join(names)}), "
-                                  f"got {central!r}")
-        deployment = DeploymentSpec(method=d["method"], keystone="centralized",
-                                    keystone_site=central,
-                                    keystone_workers=d.get("keystone_workers", 2))
-    else:
-        deployment = DeploymentSpec(method=d["method"], keystone="per_site",
-                                    keystone_workers=d.get("keystone_workers", 2))
-    ks_sites = deployment.keystone_sites(names)
-    for i, s in enumerate(sites):
-        where = f"sites[{_site_index(doc, s.name)}].hosts"
-        n_ks, n_db = len(s.hosts_with("keystone")), len(s.hosts_with("database"))
-        if s.name in ks_sites:
-            if n_ks != 1:
-                raise ExperimentError(
-                    file, where, f"site {s.name!r} runs a Keystone "
-                    f"(deployment.keystone is {_ks_text(deployment)}): expected exactly one "
-                    f"host with role 'keystone', found {n_ks}")
-            if n_db != 1:
-                raise ExperimentError(
-                    file, where, f"site {s.name!r} runs a Keystone with a per-site database: "
-                    f"expected exactly one host with role 'database', found {n_db}")
-        elif n_ks:
-            raise ExperimentError(
-                file, where, f"site {s.name!r} has a 'keystone' host but deployment.keystone "
-                f"is {_ks_text(deployment)}")
-        del i
+    deployment = _deployment(file, doc["deployment"], names)
+    _check_layout(file, doc, sites, host_paths, deployment)
+    regions = deployment.regions(names)
 
     # --- wan: one WanSpec per sweep point (the Cartesian product of the lists)
     w = doc.get("wan", {})
@@ -467,6 +501,11 @@ def _build(doc: dict[str, Any], file: str) -> Experiment:
     scenarios = []
     for i, sc in enumerate(wl["scenarios"]):
         base = f"workload.scenarios[{i}]"
+        service = SERVICE_OF_TYPE[SCENARIO_SERVICE[sc["name"]]]
+        if service not in deployment.services:
+            raise ExperimentError(file, f"{base}.name",
+                                  f"{sc['name']} needs {service}: set deployment.control "
+                                  "(per_site or {centralized: <site>})")
         r = sc["runner"]
         if r["type"] == "times" and "times" not in r:
             raise ExperimentError(file, f"{base}.runner.times",
@@ -496,15 +535,20 @@ def _build(doc: dict[str, Any], file: str) -> Experiment:
         if to == "local":
             targets = None
         elif to == "all":
-            targets = tuple(ks_sites)
+            targets = tuple(regions)
         else:
             targets = _expand_refs(file, f"{base}.to", to, names)
             for t in targets:
-                if t not in ks_sites:
-                    raise ExperimentError(
-                        file, f"{base}.to", f"site {t!r} runs no Keystone "
-                        f"(deployment.keystone is {_ks_text(deployment)}); "
-                        f"targets: {', '.join(ks_sites)} or 'local'")
+                if t in regions:
+                    continue
+                if deployment.control is None:
+                    why = (f"runs no Keystone (deployment.keystone is "
+                           f"{_ks_text(deployment)})")
+                else:
+                    why = (f"is not a region (deployment.control is "
+                           f"{_ctl_text(deployment)})")
+                raise ExperimentError(file, f"{base}.to", f"site {t!r} {why}; targets: "
+                                      f"{', '.join(regions)} or 'local'")
         scenarios.append(ScenarioSpec(name=sc["name"], runner=runner,
                                       args=dict(sc.get("args", {})), sources=sources,
                                       targets=targets))
@@ -610,12 +654,135 @@ def _wan(file: str, w: dict[str, Any], names: list[str], aliases: list[str]) -> 
     )
 
 
+def _deployment(file: str, d: dict[str, Any], names: list[str]) -> DeploymentSpec:
+    def site(path: str, value: str) -> str:
+        if value not in names:
+            hint = difflib.get_close_matches(value, names, n=1)
+            extra = f" (did you mean {hint[0]!r}?)" if hint else ""
+            raise ExperimentError(file, path, f"expected one of the sites ({', '.join(names)}), "
+                                  f"got {value!r}{extra}")
+        return value
+
+    ks, ctl, db = d["keystone"], d.get("control"), d.get("database", "per_site")
+    return DeploymentSpec(
+        method=d["method"],
+        keystone="centralized" if isinstance(ks, dict) else "per_site",
+        keystone_site=site("deployment.keystone.centralized", ks["centralized"])
+        if isinstance(ks, dict) else None,
+        database="central" if isinstance(db, dict) else db,
+        database_site=site("deployment.database.central", db["central"])
+        if isinstance(db, dict) else None,
+        keystone_workers=d.get("keystone_workers", 2),
+        control=None if ctl is None else "centralized" if isinstance(ctl, dict) else "per_site",
+        control_site=site("deployment.control.centralized", ctl["centralized"])
+        if isinstance(ctl, dict) else None,
+        api_workers=d.get("api_workers", 1),
+    )
+
+
+def _check_layout(file: str, doc: dict[str, Any], sites: list[SiteSpec],
+                  host_paths: dict[str, str], dep: DeploymentSpec) -> None:
+    """Which hosts each site needs for where deployment puts Keystone, the control plane
+    and the database; the first mismatch is raised."""
+    names = [s.name for s in sites]
+    index = {n: i for i, s in enumerate(doc["sites"]) for n in expand_range(s["name"])}
+    ks_sites, ctl_sites = set(dep.keystone_sites(names)), set(dep.control_sites(names))
+    if dep.control == "centralized" and (dep.keystone != "centralized"
+                                         or dep.keystone_site != dep.control_site):
+        raise ExperimentError(
+            file, "deployment.control", f"{_ctl_text(dep)} needs deployment.keystone "
+            f"{{centralized: {dep.control_site}}} (the control plane and its Keystone share a "
+            f"site), got deployment.keystone {_ks_text(dep)}")
+    for s in sites:
+        where = f"sites[{index[s.name]}].hosts"
+
+        def count(role: str, s: SiteSpec = s) -> int:
+            return len(s.hosts_with(role))
+
+        # Keystone
+        if s.name in ks_sites:
+            if count("keystone") != 1:
+                raise ExperimentError(
+                    file, where, f"site {s.name!r} runs a Keystone "
+                    f"(deployment.keystone is {_ks_text(dep)}): expected exactly one "
+                    f"host with role 'keystone', found {count('keystone')}")
+        elif count("keystone"):
+            raise ExperimentError(
+                file, where, f"site {s.name!r} has a 'keystone' host but deployment.keystone "
+                f"is {_ks_text(dep)}")
+        # the rest of the control plane, and computes
+        if dep.control is None:
+            for h in s.hosts:
+                for role in ("control", "compute"):
+                    if role in h.roles:
+                        raise ExperimentError(
+                            file, f"{host_paths[h.name]}.roles",
+                            f"role {role!r} needs deployment.control (per_site or "
+                            "{centralized: <site>}); without it only Keystone is deployed")
+        elif s.name in ctl_sites:
+            if count("control") != 1:
+                raise ExperimentError(
+                    file, where, f"site {s.name!r} runs a control plane "
+                    f"(deployment.control is {_ctl_text(dep)}): expected exactly one host "
+                    f"with role 'control', found {count('control')}")
+        elif count("control"):
+            raise ExperimentError(
+                file, where, f"site {s.name!r} has a 'control' host but deployment.control "
+                f"is {_ctl_text(dep)}")
+        # the database
+        n_db = count("database")
+        runs = " and ".join(x for x, on in (("a Keystone", s.name in ks_sites),
+                                            ("a control plane", s.name in ctl_sites)) if on)
+        if dep.database == "central":
+            if s.name == dep.database_site:
+                if n_db != 1:
+                    raise ExperimentError(
+                        file, where, f"site {s.name!r} holds the central database "
+                        f"(deployment.database is {_db_text(dep)}): expected exactly one host "
+                        f"with role 'database', found {n_db}")
+            elif n_db:
+                raise ExperimentError(
+                    file, where, f"role 'database' is not used at site {s.name!r}: "
+                    f"deployment.database is {_db_text(dep)}")
+        elif runs:
+            if n_db != 1:
+                kind = "a per-site database" if dep.database == "per_site" else \
+                    "a Galera database (each site uses its own node)"
+                raise ExperimentError(
+                    file, where, f"site {s.name!r} runs {runs} with {kind}: expected exactly "
+                    f"one host with role 'database', found {n_db}")
+        elif n_db and dep.database == "per_site":
+            raise ExperimentError(
+                file, where, f"role 'database' is not used at site {s.name!r}: it runs no "
+                "Keystone and no control plane (deployment.database is per_site)")
+    if dep.control and not any(s.hosts_with("compute") for s in sites):
+        raise ExperimentError(
+            file, "sites", f"deployment.control is {_ctl_text(dep)} but no host has role "
+            "'compute': Nova would have no compute node")
+    if dep.control:
+        served = {dep.region_for(s.name) for s in sites if s.hosts_with("compute")}
+        for region in dep.control_sites([s.name for s in sites]):
+            if region not in served:
+                raise ExperimentError(
+                    file, f"sites[{index[region]}].hosts",
+                    f"region {region!r} has no host with role 'compute' (deployment.control "
+                    f"is {_ctl_text(dep)}): its Nova would have no compute node")
+    if dep.database == "galera":
+        n_db = sum(len(s.hosts_with("database")) for s in sites)
+        if n_db < 2:
+            raise ExperimentError(
+                file, "deployment.database", "galera needs at least 2 hosts with role "
+                f"'database' (a 1-node cluster is not a cluster), found {n_db}")
+
+
 def _ks_text(d: DeploymentSpec) -> str:
     return f"{{centralized: {d.keystone_site}}}" if d.keystone == "centralized" else "per_site"
 
 
-def _site_index(doc: dict[str, Any], site: str) -> int:
-    for i, s in enumerate(doc["sites"]):
-        if site in expand_range(s["name"]):
-            return i
-    return 0
+def _ctl_text(d: DeploymentSpec) -> str:
+    return f"{{centralized: {d.control_site}}}" if d.control == "centralized" else str(d.control)
+
+
+def _db_text(d: DeploymentSpec) -> str:
+    return f"{{central: {d.database_site}}}" if d.database == "central" else d.database
+

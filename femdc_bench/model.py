@@ -19,6 +19,7 @@ class HostSpec:
 
     name: str  # unique alias, "<site>-<name>"
     roles: tuple[str, ...]
+    computes: int = 0  # nova-compute services (fake driver) on this host; >= 1 with role compute
 
 
 @dataclass(frozen=True)
@@ -75,13 +76,37 @@ class ProviderSpec:
     subnet: str | None = None  # local: private subnet for the hosts; chosen when None
 
 
+# Services of the control plane beyond Keystone, in deployment order. A deployment that
+# has a control plane runs all of them (Nova needs Placement, Glance and Neutron).
+CONTROL_SERVICES = ("placement", "glance", "nova", "neutron")
+# Sample.service (the catalog's service type) -> the deployed service that serves it.
+SERVICE_OF_TYPE = {"identity": "keystone", "placement": "placement", "image": "glance",
+                   "compute": "nova", "network": "neutron"}
+
+
 @dataclass(frozen=True)
 class DeploymentSpec:
+    """Where each part of OpenStack runs.
+
+    The three layouts of the published studies:
+      a. central control:   keystone=centralized X, control=centralized X (compute elsewhere)
+      b. region per site:   keystone=centralized X, control=per_site
+      c. Keystone per site: keystone=per_site, control=None, database per_site|central|galera
+    """
+
     method: str = "native"
     keystone: str = "per_site"  # "per_site" or "centralized"
     keystone_site: str | None = None  # the site when centralized
-    database: str = "per_site"
+    database: str = "per_site"  # "per_site" | "central" | "galera"
+    database_site: str | None = None  # the site when central
     keystone_workers: int = 2
+    control: str | None = None  # None (Keystone only) | "centralized" | "per_site"
+    control_site: str | None = None  # the site when centralized
+    api_workers: int = 1  # uwsgi processes of placement, glance, nova-api, neutron
+
+    @property
+    def services(self) -> tuple[str, ...]:
+        return ("keystone", *CONTROL_SERVICES) if self.control else ("keystone",)
 
     def keystone_sites(self, sites: list[str]) -> list[str]:
         if self.keystone == "centralized":
@@ -92,6 +117,35 @@ class DeploymentSpec:
     def keystone_site_for(self, site: str) -> str:
         """The site whose Keystone serves `site`'s cloud."""
         return self.keystone_site if self.keystone == "centralized" else site  # type: ignore[return-value]
+
+    def control_sites(self, sites: list[str]) -> list[str]:
+        if self.control is None:
+            return []
+        if self.control == "centralized":
+            assert self.control_site is not None
+            return [self.control_site]
+        return list(sites)
+
+    def control_site_for(self, site: str) -> str | None:
+        """The site whose control plane (Nova, Glance, ...) serves `site`; None without one."""
+        if self.control is None:
+            return None
+        return self.control_site if self.control == "centralized" else site
+
+    def region_for(self, site: str) -> str:
+        """The region `site`'s users work in: named after the site that serves it."""
+        return self.control_site_for(site) or self.keystone_site_for(site)
+
+    def regions(self, sites: list[str]) -> list[str]:
+        return list(dict.fromkeys(self.region_for(s) for s in sites))
+
+    def database_site_for(self, site: str) -> str:
+        """The site whose database host holds the databases of `site`'s services
+        (galera: the local node of the cluster)."""
+        if self.database == "central":
+            assert self.database_site is not None
+            return self.database_site
+        return site
 
 
 @dataclass(frozen=True)
@@ -224,6 +278,8 @@ class Cloud:
     auth_url: str
     region: str
     keystone_site: str  # site hosting that Keystone
+    region_site: str = ""  # site whose control plane is the region ("" = keystone_site)
+    services: tuple[str, ...] = ("keystone",)  # deployed services the region offers
 
 
 @dataclass(frozen=True)
@@ -258,6 +314,8 @@ class Sample:
     error: str = ""
     host: str = ""
     iteration: int = 0
+    action: str = ""  # "" for the whole iteration; else an atomic action, e.g. "nova.boot_server"
+    fields: dict[str, float] = field(default_factory=dict)  # more numbers, e.g. {"mb_per_s": 41.2}
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -181,7 +181,9 @@ class Run:
 
     def clouds(self) -> Clouds:
         d = self.read_json("clouds.json")
-        return Clouds(**{**d, "clouds": tuple(Cloud(**c) for c in d["clouds"])})
+        return Clouds(**{**d, "clouds": tuple(
+            Cloud(**{**c, "services": tuple(c.get("services", ("keystone",)))})
+            for c in d["clouds"])})
 
     def update_manifest(self, **entries: Any) -> None:
         p = self.dir / "manifest.json"
