@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install everything femdc-bench needs on a Debian 12 machine, as root:
-# distribution packages (iproute2, sshd, MariaDB, memcached, InfluxDB, fping, ...),
+# distribution packages (iproute2, sshd, MariaDB + Galera, memcached, RabbitMQ, OVN,
+# InfluxDB, ping, ...),
 # a virtualenv in .venv with the project (editable) and its pinned dependencies.
 # Idempotent: a second run only checks. OpenStack's own venvs are built by the
 # deployment itself (cached under /var/cache/femdc-bench/venvs, keyed by lock hash).
@@ -17,7 +18,8 @@ packages=(
   iproute2 iptables iputils-ping procps util-linux ca-certificates
   openssh-server openssh-client
   mariadb-server mariadb-client memcached influxdb
-  libnetfilter-queue-dev
+  libnetfilter-queue-dev pkg-config
+  rabbitmq-server ovn-central ovn-common galera-4 rsync
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -25,6 +25,11 @@ def _which(name: str, package: str, what: str) -> Check:
                  f"apt-get install -y {package}")
 
 
+def _file(path: str, package: str, what: str) -> Check:
+    return Check(what, os.path.exists(path), path if os.path.exists(path) else "not found",
+                 f"apt-get install -y {package}")
+
+
 def netem_supported() -> tuple[bool, str]:
     """Create a probe qdisc on a throwaway dummy link; True when netem exists."""
     ns = f"femdc-probe-{uuid.uuid4().hex[:6]}"
@@ -54,6 +59,12 @@ def checks() -> list[Check]:
         _which("mariadbd", "mariadb-server", "MariaDB server"),
         _which("mariadb-install-db", "mariadb-server", "mariadb-install-db"),
         _which("memcached", "memcached", "memcached (Keystone cache)"),
+        _which("rabbitmq-server", "rabbitmq-server", "RabbitMQ (control plane message bus)"),
+        _which("ovsdb-server", "ovn-central", "OVN central (ovsdb-server, ovn-northd: Neutron)"),
+        _which("ovn-northd", "ovn-central", "ovn-northd"),
+        _which("ovn-sbctl", "ovn-common", "ovn-sbctl (fake compute chassis)"),
+        _file("/usr/lib/galera/libgalera_smm.so", "galera-4", "Galera 4 (database: galera)"),
+        _which("rsync", "rsync", "rsync (Galera state transfer)"),
         _which("influxd", "influxdb", "InfluxDB server (metrics: local)"),
         _which("start-stop-daemon", "dpkg", "start-stop-daemon (no-systemd hosts)"),
         _which("ping", "iputils-ping", "iputils ping (WAN checks: ping -U, user-to-user RTT)"),

@@ -79,14 +79,38 @@ def deploy(run: Run, progress: Progress = _noop) -> Clouds:
     inv = run.inventory()
     with run.phase("deploy"):
         progress("deploying OpenStack (native)")
+        t0 = time.monotonic()
         clouds = native.deploy(exp, inv, run_id=run.id, run_dir=run.dir, log=run.log("deploy"),
                                on_task=lambda t: progress(f"deploy: {t}"))
+        deploy_s = round(time.monotonic() - t0, 1)
         run.save_clouds(clouds)
-        progress("collecting versions and logs")
+        progress("collecting versions, memory and logs")
         collect(run, inv)
+        memory = deployment_memory(run)
+        previous = run.read_json("manifest.json").get("deployment", {}) if (
+            run.dir / "manifest.json").exists() else {}
+        record = {"first_deploy_s": previous.get("first_deploy_s", deploy_s),
+                  "last_deploy_s": deploy_s, "deploys": previous.get("deploys", 0) + 1,
+                  "services": list(exp.deployment.services), **memory}
         run.update_manifest(openstack=clouds.versions, lock_sha256=native.lock_sha256(),
-                            hosts=_host_versions(run))
+                            hosts=_host_versions(run), deployment=record)
+        progress(f"deployed in {deploy_s:.0f} s; the deployment's processes hold "
+                 f"{memory['memory_mb']:.0f} MB (PSS) on {len(memory['by_host'])} hosts")
     return clouds
+
+
+def deployment_memory(run: Run) -> dict[str, Any]:
+    """PSS of the deployment's processes, per host and in all (from collect.yml)."""
+    import json
+
+    by_host: dict[str, Any] = {}
+    for p in sorted((run.dir / "versions").glob("*.memory")):
+        try:
+            by_host[p.stem] = json.loads(p.read_text())
+        except ValueError:
+            continue
+    total = round(sum(h.get("pss_mb", 0.0) for h in by_host.values()), 1)
+    return {"memory_mb": total, "by_host": by_host}
 
 
 def collect(run: Run, inv: Inventory) -> None:
@@ -142,8 +166,9 @@ def agent_specs(exp: Experiment, inv: Inventory, clouds: Clouds, admin_password:
                 name_prefix: str) -> dict[str, Any]:
     """One AgentSpec per load host: (scenario x target) jobs in experiment order.
 
-    A site's load runs on its first `load` host. `to: local` loads the cloud that serves
-    the source site; target_site names the site whose Keystone is loaded.
+    A site's load runs on its first `load` host. `to: local` loads the region that serves
+    the source site; target_site names the site of the loaded region (its control
+    plane, or its Keystone in a Keystone-only deployment).
     """
     from femdc_bench.workload.spec import AgentSpec, AuthSpec, JobSpec
 
@@ -152,14 +177,15 @@ def agent_specs(exp: Experiment, inv: Inventory, clouds: Clouds, admin_password:
         for src in sc.sources:
             host = inv.with_role("load", src)[0]
             targets = sc.targets if sc.targets is not None else (
-                exp.deployment.keystone_site_for(src),)
+                exp.deployment.region_for(src),)
             for tgt in targets:
                 cloud = clouds.for_site(tgt)
                 auth = AuthSpec(auth_url=cloud.auth_url, username="admin",
                                 password=admin_password, project_name="admin",
                                 region_name=cloud.region)
                 jobs.setdefault(host.alias, []).append(JobSpec.from_scenario(
-                    sc, target_site=cloud.keystone_site, auth=auth, name_prefix=name_prefix,
+                    sc, target_site=cloud.region_site or cloud.keystone_site, auth=auth,
+                    name_prefix=name_prefix,
                     sla=exp.workload.sla))
     return {alias: AgentSpec(site=inv.host(alias).site, host=alias, jobs=tuple(js))
             for alias, js in jobs.items()}

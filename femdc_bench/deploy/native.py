@@ -6,6 +6,7 @@ back; everything that happens on hosts is in playbooks/native/.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
 import os
@@ -21,7 +22,19 @@ from femdc_bench.model import Cloud, Clouds, Experiment, Inventory
 
 LOCK = PLAYBOOKS / "native" / "files" / "openstack.lock"
 KEYSTONE_PORT = 5000
-SECRET_KEYS = ("db_root", "keystone_db", "admin")
+# Every generated secret: URL-safe (they go unquoted into SQL, URLs and INI files).
+SECRET_KEYS = ("db_root", "keystone_db", "admin", "service", "rabbit", "placement_db",
+               "glance_db", "nova_db", "neutron_db")
+# Keystone's fernet and credential keys (0 = staged, 1 = primary), shared by every Keystone
+# of the run: Keystones over one database (central, Galera) must decrypt each other's
+# tokens. A fernet key is 32 random bytes, URL-safe base64 (44 characters with '=').
+KEY_KEYS = ("fernet_0", "fernet_1", "credential_0", "credential_1")
+
+
+def _new_secret(key: str) -> str:
+    if key in KEY_KEYS:
+        return base64.urlsafe_b64encode(os.urandom(32)).decode()
+    return secrets.token_urlsafe(24)
 
 
 def lock_sha256(lock: Path = LOCK) -> str:
@@ -42,36 +55,84 @@ def lock_versions(lock: Path = LOCK) -> dict[str, str]:
 
 
 def load_or_create_secrets(path: Path) -> dict[str, str]:
-    """Random passwords for this run, in a 0600 file; reused by later phases."""
-    if path.exists():
-        return json.loads(path.read_text())
-    values = {k: secrets.token_urlsafe(24) for k in SECRET_KEYS}
+    """Random passwords for this run, in a 0600 file; reused by later phases (a key
+    added since the file was written is generated and saved)."""
+    values: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+    missing = [k for k in (*SECRET_KEYS, *KEY_KEYS) if k not in values]
+    if not missing:
+        return values
+    values.update({k: _new_secret(k) for k in missing})
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         json.dump(values, f)
+    os.replace(tmp, path)
     return values
+
+
+def compute_hosts(alias: str, n: int) -> list[str]:
+    """Host names of the fake nova-compute services of a host: <alias>-c001, ..."""
+    return [f"{alias}-c{i:03d}" for i in range(1, n + 1)]
+
+
+def keystone_url(inv: Inventory, site: str) -> str:
+    return f"http://{_url_host(inv.with_role('keystone', site)[0].address)}:{KEYSTONE_PORT}/v3"
+
+
+def _url_host(address: str) -> str:
+    return f"[{address}]" if ":" in address else address
 
 
 def host_vars(exp: Experiment, inv: Inventory) -> Inventory:
     """Add the per-host variables the native playbooks need (see playbooks/native/README)."""
+    d = exp.deployment
+    computes = {h.name: h.computes for s in exp.sites for h in s.hosts}
+    region_computes: dict[str, int] = {}
+    for h in inv.with_role("compute"):
+        region = d.region_for(h.site)
+        region_computes[region] = region_computes.get(region, 0) + computes.get(h.alias, 1)
+
+    def db_address(site: str) -> str:
+        return inv.with_role("database", d.database_site_for(site))[0].address
+
+    galera = [h for h in inv.with_role("database")] if d.database == "galera" else []
+    # Keystones over one database: the first one creates the schema, the others follow.
+    shared_db = d.database in ("central", "galera")
+    first_keystone = next(iter(inv.with_role("keystone")), None)
+
     hosts = []
     for h in inv.hosts:
         extra = dict(h.extra)
+        if galera and "database" in h.roles:
+            extra.update(femdc_galera_nodes=[g.address for g in galera],
+                         femdc_galera_first=h.alias == galera[0].alias,
+                         femdc_galera_joiner=h.alias != galera[0].alias)
         if "keystone" in h.roles:
-            db = inv.with_role("database", h.site)[0]
-            extra.update(femdc_keystone_region=h.site, femdc_db_address=db.address)
+            extra.update(femdc_keystone_region=h.site, femdc_db_address=db_address(h.site),
+                         femdc_keystone_primary=not shared_db or h is first_keystone)
+        if "control" in h.roles:
+            extra.update(femdc_region=h.site, femdc_db_address=db_address(h.site),
+                         femdc_keystone_url=keystone_url(inv, d.keystone_site_for(h.site)),
+                         femdc_region_computes=region_computes.get(h.site, 0))
+        if "compute" in h.roles:
+            region = d.region_for(h.site)
+            extra.update(femdc_region=region,
+                         femdc_control_address=inv.with_role("control", region)[0].address,
+                         femdc_keystone_url=keystone_url(inv, d.keystone_site_for(region)),
+                         femdc_compute_hosts=compute_hosts(h.alias, computes.get(h.alias, 1)))
         hosts.append(dataclasses.replace(h, extra=extra))
     return dataclasses.replace(inv, hosts=tuple(hosts))
 
 
 def clouds_for(exp: Experiment, inv: Inventory) -> list[Cloud]:
+    d = exp.deployment
     clouds = []
     for site in exp.site_names:
-        ks_site = exp.deployment.keystone_site_for(site)
-        ks = inv.with_role("keystone", ks_site)[0]
-        clouds.append(Cloud(site=site, auth_url=f"http://{ks.address}:{KEYSTONE_PORT}/v3",
-                            region=ks_site, keystone_site=ks_site))
+        ks_site = d.keystone_site_for(site)
+        region = d.region_for(site)
+        clouds.append(Cloud(site=site, auth_url=keystone_url(inv, ks_site), region=region,
+                            keystone_site=ks_site, region_site=region, services=d.services))
     return clouds
 
 
@@ -106,6 +167,7 @@ def deploy(exp: Experiment, inv: Inventory, *, run_id: str, run_dir: Path, log: 
             "femdc_install_packages": inv.provider != "local",
             "femdc_python": "/usr/bin/python3",
             "femdc_keystone_workers": exp.deployment.keystone_workers,
+            "femdc_api_workers": exp.deployment.api_workers,
             "femdc_results_dir": str(run_dir),
             "femdc_secrets": pw,
         })
@@ -114,7 +176,8 @@ def deploy(exp: Experiment, inv: Inventory, *, run_id: str, run_dir: Path, log: 
     write_clouds_yaml(clouds_yaml, clouds, pw["admin"])
     versions = {k: v for k, v in lock_versions().items()
                 if k in ("keystone", "keystoneauth1", "uwsgi", "sqlalchemy", "oslo.cache",
-                         "pymysql", "python-memcached")}
+                         "pymysql", "python-memcached", "openstack-placement", "glance",
+                         "nova", "neutron", "oslo.messaging", "ovsdbapp")}
     return Clouds(clouds=tuple(clouds), clouds_yaml=str(clouds_yaml),
                   secrets_file=str(secrets_file), agent_python=f"{venv}/bin/python",
                   versions=versions)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import stat
 import subprocess
@@ -46,13 +47,16 @@ def test_per_site_clouds_have_their_own_keystone_and_region() -> None:
         ("site2", "http://10.9.0.3:5000/v3", "site2"),
     ]
     assert inv.host("site2-ctl").extra == {"femdc_keystone_region": "site2",
-                                           "femdc_db_address": "10.9.0.3"}
+                                           "femdc_db_address": "10.9.0.3",
+                                           "femdc_keystone_primary": True}
 
 
 def test_secrets_and_clouds_yaml_are_private(tmp_path: Path) -> None:
     pw = native.load_or_create_secrets(tmp_path / "secrets.json")
-    assert set(pw) == set(native.SECRET_KEYS)
-    assert len({*pw.values()}) == 3
+    assert set(pw) == {*native.SECRET_KEYS, *native.KEY_KEYS}
+    assert len({*pw.values()}) == len(pw)
+    for k in native.KEY_KEYS:  # fernet keys: 32 bytes, URL-safe base64
+        assert len(base64.urlsafe_b64decode(pw[k])) == 32
     assert native.load_or_create_secrets(tmp_path / "secrets.json") == pw  # reused
     assert stat.S_IMODE((tmp_path / "secrets.json").stat().st_mode) == 0o600
     exp = load(TOPOLOGIES / "default.yaml")
@@ -113,3 +117,40 @@ def test_agent_zip_runs_standalone(tmp_path: Path) -> None:
         capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout).startswith(str(z))
+
+
+def test_central_control_vars_name_every_fake_compute() -> None:
+    exp = load(TOPOLOGIES / "central-control.yaml")
+    inv = native.host_vars(exp, inventory_for("central-control.yaml"))
+    ctl, edge = inv.host("core-ctl").extra, inv.host("edge2-node").extra
+    assert ctl["femdc_region"] == "core" and ctl["femdc_region_computes"] == 4
+    assert ctl["femdc_keystone_url"] == "http://10.9.0.2:5000/v3"
+    assert edge["femdc_control_address"] == "10.9.0.2"
+    assert edge["femdc_compute_hosts"] == ["edge2-node-c001", "edge2-node-c002"]
+    clouds = native.clouds_for(exp, inv)
+    assert {(c.site, c.region, c.region_site) for c in clouds} == {
+        ("core", "core", "core"), ("edge1", "core", "core"), ("edge2", "core", "core")}
+    assert clouds[0].services == ("keystone", "placement", "glance", "nova", "neutron")
+
+
+def test_region_per_site_vars_point_each_region_at_the_shared_keystone() -> None:
+    exp = load(TOPOLOGIES / "region-per-site.yaml")
+    inv = native.host_vars(exp, inventory_for("region-per-site.yaml"))
+    edge = inv.host("edge1-ctl").extra
+    assert edge["femdc_region"] == "edge1" and edge["femdc_region_computes"] == 1
+    assert edge["femdc_keystone_url"] == "http://10.9.0.2:5000/v3"  # core's Keystone
+    assert edge["femdc_db_address"] == "10.9.0.3" and edge["femdc_control_address"] == "10.9.0.3"
+    assert [c.region for c in native.clouds_for(exp, inv)] == ["core", "edge1"]
+
+
+def test_galera_vars_bootstrap_one_node_and_one_keystone_schema() -> None:
+    exp = load(TOPOLOGIES / "keystone-galera.yaml")
+    inv = native.host_vars(exp, inventory_for("keystone-galera.yaml"))
+    nodes = ["10.9.0.2", "10.9.0.3", "10.9.0.4"]
+    for i, alias in enumerate(("site1-ctl", "site2-ctl", "site3-ctl")):
+        extra = inv.host(alias).extra
+        assert extra["femdc_galera_nodes"] == nodes
+        assert extra["femdc_galera_first"] is (i == 0)
+        assert extra["femdc_galera_joiner"] is (i != 0)
+        assert extra["femdc_keystone_primary"] is (i == 0)
+        assert extra["femdc_db_address"] == nodes[i]  # each Keystone uses its own node

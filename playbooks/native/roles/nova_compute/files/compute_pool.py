@@ -1,0 +1,118 @@
+"""Run N nova-compute services (fake virt driver) in one supervised process tree.
+
+Nova is imported once, then one child per compute service is forked: each is a real,
+separate nova-compute (its own `host`, `state_path`, log file, RabbitMQ connection,
+compute node and resource provider), so the control plane sees N compute hosts. The
+children share the parent's imported code copy-on-write, which is what makes hundreds
+of computes fit on one machine (PSS per compute instead of a whole interpreter each).
+
+    python compute_pool.py --config-file nova.conf --instances instances.json
+
+`instances.json`: [{"host": "edge1-cmp-c001", "config": ".../c001.conf"}, ...], each
+config file adding `[DEFAULT] host/state_path/log_file` to the shared nova.conf.
+SIGTERM (or SIGINT) stops every child (SIGTERM, then SIGKILL after 20 s) and exits.
+A child that dies is logged and not restarted: a crashed compute stays down, as it
+would on a real host without a supervisor restart policy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+import os
+import signal
+import sys
+import time
+
+PR_SET_PDEATHSIG = 1
+
+
+def log(msg: str) -> None:
+    print(time.strftime("%Y-%m-%d %H:%M:%S"), "compute-pool:", msg, file=sys.stderr,
+          flush=True)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--config-file", required=True)
+    ap.add_argument("--instances", required=True)
+    ap.add_argument("--stagger", type=float, default=0.2,
+                    help="seconds between two starts (the conductor sees a ramp)")
+    a = ap.parse_args()
+    with open(a.instances) as f:
+        instances = json.load(f)
+
+    from nova.cmd import compute  # the expensive import, once, before any fork
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    children: dict[int, str] = {}
+    stopping = False
+
+    def stop(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+
+    for inst in instances:
+        if stopping:
+            break
+        pid = os.fork()
+        if pid == 0:  # the child: one nova-compute
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+            sys.argv = ["nova-compute", "--config-file", a.config_file,
+                        "--config-file", inst["config"]]
+            code = 0
+            try:
+                compute.main()
+            except SystemExit as e:
+                code = e.code if isinstance(e.code, int) else 1
+            except BaseException as e:  # noqa: BLE001 - reported, the child ends
+                log(f"{inst['host']}: {type(e).__name__}: {e}")
+                code = 1
+            os._exit(code)
+        children[pid] = inst["host"]
+        time.sleep(a.stagger)
+    log(f"{len(children)} nova-compute services started")
+
+    while children and not stopping:
+        try:
+            pid, status = os.waitpid(-1, 0)
+        except InterruptedError:
+            continue
+        except ChildProcessError:
+            break
+        host = children.pop(pid, "?")
+        if not stopping:
+            log(f"{host} (pid {pid}) ended with status {status}; {len(children)} left")
+
+    for pid in children:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + 20
+    while children and time.monotonic() < deadline:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            break
+        if pid:
+            children.pop(pid, None)
+        else:
+            time.sleep(0.1)
+    for pid in children:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    log("stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
