@@ -59,7 +59,7 @@ log = logging.getLogger(__name__)
 
 # --------------------------------------------------------------------------- names
 
-API = "api"  # one point per workload iteration
+API = "api"  # one point per workload iteration, and one per atomic action of it
 PROC = "proc"  # per-service process samples
 DB = "db"  # database server samples
 MQ = "mq"  # message queue samples
@@ -78,9 +78,13 @@ API_TAGS: tuple[str, ...] = (
     "service",
     "operation",
     "status",
+    "action",
 )
-#: Fields of the `API` measurement.
+#: Fields of the `API` measurement. A sample's extra fields (Sample.fields, e.g.
+#: mb_per_s) are written beside them as floats.
 API_FIELDS: tuple[str, ...] = ("duration_ms", "error", "iteration")
+#: Columns a row of `API` may have that are not extra fields of the sample.
+_API_COLUMNS = frozenset({*API_TAGS, *API_FIELDS, "time"})
 
 DEFAULT_BATCH_SIZE = 5000
 INFLUXD = "/usr/bin/influxd"
@@ -988,6 +992,17 @@ class InfluxWriter:
         return n
 
     def _write_sample(self, s: Sample, run: str, experiment: str, point: str) -> None:
+        """One `API` point. A whole iteration (action "") has no `action` tag (line
+        protocol has no empty tag values); an atomic action has its name there."""
+        fields: dict[str, Any] = {
+            "duration_ms": float(s.duration_ms),
+            "error": s.error or "",
+            "iteration": int(s.iteration),
+        }
+        for k, v in (s.fields or {}).items():
+            if k in _API_COLUMNS:
+                raise ValueError(f"sample field {k!r} is a column of {API!r}")
+            fields[k] = float(v)
         self._write(
             API,
             {
@@ -1000,12 +1015,9 @@ class InfluxWriter:
                 "service": s.service,
                 "operation": s.operation,
                 "status": s.status,
+                "action": s.action,
             },
-            {
-                "duration_ms": float(s.duration_ms),
-                "error": s.error or "",
-                "iteration": int(s.iteration),
-            },
+            fields,
             s.t0_ns,
         )
 
@@ -1160,6 +1172,16 @@ def _sample_from_row(row: Mapping[str, Any]) -> Sample:
 
     duration = row.get("duration_ms")
     iteration = row.get("iteration")
+    # Extra fields: the numeric columns that are neither tags nor the fixed fields (tags,
+    # such as a sweep point's parameters, are strings; a field a point lacks is None).
+    fields = {
+        str(k): float(v)
+        for k, v in row.items()
+        if k not in _API_COLUMNS
+        and isinstance(v, int | float)
+        and not isinstance(v, bool)
+        and math.isfinite(v)
+    }
     return Sample(
         site=s("site"),
         target_site=s("target_site"),
@@ -1171,6 +1193,8 @@ def _sample_from_row(row: Mapping[str, Any]) -> Sample:
         error=s("error"),
         host=s("host"),
         iteration=0 if iteration is None else int(iteration),
+        action=s("action"),
+        fields=fields,
     )
 
 

@@ -3,19 +3,23 @@
 from femdc_bench.report.render import stats_json, stats_table
 from femdc_bench.report.stats import (
     StatsRow,
+    action_rows,
     check_sla,
     check_sla_spec,
     compute_stats,
     compute_stats_by_point,
+    iteration_rows,
     percentile,
 )
 
 __all__ = [
     "StatsRow",
+    "action_rows",
     "check_sla",
     "check_sla_spec",
     "compute_stats",
     "compute_stats_by_point",
+    "iteration_rows",
     "percentile",
     "stats_json",
     "stats_table",

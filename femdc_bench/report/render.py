@@ -11,7 +11,9 @@ from femdc_bench.model import SlaSpec
 from femdc_bench.report.stats import StatsRow
 
 #: Version of the JSON document `stats_json` produces; bump it when keys change.
-JSON_SCHEMA_VERSION = 1
+#: 2: rows have "action" and "fields"; atomic-action rows are under "actions".
+JSON_SCHEMA_VERSION = 2
+MB_PER_S = "mb_per_s"
 
 
 def _ms(v: float | None) -> str:
@@ -26,9 +28,13 @@ def stats_table(
 ) -> Table:
     """A table with one line per row; the point column only when some row has a point.
 
-    With `sla`, values beyond its limits are shown in red.
+    Atomic-action rows are indented under their iteration row (operation column: the
+    action's name), with "-" for it/s. A "MB/s" column (mean of the mb_per_s field)
+    appears when some row has one. With `sla`, iteration values beyond its limits are
+    shown in red (the SLA is about whole iterations).
     """
     show_point = any(r.point for r in rows)
+    show_rate = any(MB_PER_S in r.fields for r in rows)
     table = Table(title=title, show_lines=False)
     if show_point:
         table.add_column("point")
@@ -44,20 +50,22 @@ def stats_table(
         "p99 ms",
         "max ms",
         "it/s",
+        *(["MB/s"] if show_rate else []),
     ):
         table.add_column(name, justify="right")
     for r in rows:
         err = f"{r.error_rate_pct:.1f}"
         p95 = _ms(r.p95_ms)
-        if sla is not None:
+        if sla is not None and r.is_iteration:
             if sla.failure_rate_max_pct is not None and r.error_rate_pct > sla.failure_rate_max_pct:
                 err = f"[red]{err}[/red]"
             if sla.p95_ms_max is not None and (r.p95_ms is None or r.p95_ms > sla.p95_ms_max):
                 p95 = f"[red]{p95}[/red]"
+        rate = r.fields.get(MB_PER_S)
         cells = [
-            r.site,
-            r.target_site,
-            f"{r.service}.{r.operation}",
+            r.site if r.is_iteration else "",
+            r.target_site if r.is_iteration else "",
+            r.operation_label if r.is_iteration else f"  [dim]└[/dim] {r.action}",
             str(r.count),
             str(r.errors),
             err,
@@ -67,8 +75,10 @@ def stats_table(
             _ms(r.p99_ms),
             _ms(r.max_ms),
             "-" if r.iterations_per_s is None else f"{r.iterations_per_s:.1f}",
+            *([("-" if rate is None else f"{rate:.1f}")] if show_rate else []),
         ]
-        table.add_row(*([r.point] if show_point else []), *cells)
+        point = [r.point if r.is_iteration else ""] if show_point else []
+        table.add_row(*point, *cells)
     return table
 
 
@@ -79,14 +89,18 @@ def stats_json(
     sla: SlaSpec | None = None,
     violations: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """A JSON-serialisable document: {"schema", "run", "rows": [...], "sla": {...}}.
+    """A JSON-serialisable document: {"schema", "run", "rows": [...], "actions": [...],
+    "sla": {...}}.
 
-    Latencies are in ms, rates in %; None (JSON null) where a figure does not exist.
+    "rows" are the whole iterations (what the SLA is checked on), "actions" the atomic
+    actions' rows (same keys; "action" names the action). Latencies are in ms, rates in
+    %; None (JSON null) where a figure does not exist.
     """
     doc: dict[str, Any] = {
         "schema": JSON_SCHEMA_VERSION,
         "run": run,
-        "rows": [r.to_dict() for r in rows],
+        "rows": [r.to_dict() for r in rows if r.is_iteration],
+        "actions": [r.to_dict() for r in rows if not r.is_iteration],
     }
     if sla is not None or violations is not None:
         doc["sla"] = {
@@ -100,21 +114,25 @@ def stats_json(
 
 def sweep_table(rows: Sequence[StatsRow], labels: dict[str, str],
                 metric: str = "p50_ms") -> Table:
-    """Latency versus the swept parameters: one line per (site, target, operation),
-    one column per point (its parameters as the header), `metric` in each cell."""
+    """Latency versus the swept parameters: one line per (site, target, operation) and
+    per atomic action under it, one column per point (its parameters as the header),
+    `metric` in each cell."""
     points = [p for p in labels if any(r.point == p for r in rows)]
     table = Table(title=f"{metric.removesuffix('_ms')} latency (ms) per sweep point")
     for name in ("site", "target", "operation"):
         table.add_column(name)
     for p in points:
         table.add_column(f"{p}\n{labels[p]}", justify="right")
-    cells: dict[tuple[str, str, str], dict[str, str]] = {}
+    cells: dict[tuple[str, str, str, str], dict[str, str]] = {}
     for r in rows:
         value = getattr(r, metric)
-        cells.setdefault((r.site, r.target_site, f"{r.service}.{r.operation}"), {})[r.point] = (
+        cells.setdefault((r.site, r.target_site, r.operation_label, r.action), {})[r.point] = (
             _ms(value))
-    for key in sorted(cells):
-        table.add_row(*key, *(cells[key].get(p, "-") for p in points))
+    # in the rows' order (compute_stats: an operation's line, then its actions as they ran)
+    for key in cells:
+        site, target, op, action = key
+        head = (site, target, op) if not action else ("", "", f"  └ {action}")
+        table.add_row(*head, *(cells[key].get(p, "-") for p in points))
     return table
 
 

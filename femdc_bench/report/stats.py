@@ -2,8 +2,12 @@
 
 Definitions (stable: results of different runs are only comparable if these are):
 
-* Groups: one row per (point, site, target_site, service, operation). `point` is the
-  sweep point id ("" when the samples are not split by point).
+* Groups: one row per (point, site, target_site, service, operation, action). `point`
+  is the sweep point id ("" when the samples are not split by point). `action` is ""
+  for the whole iterations, else an atomic action's name (e.g. "nova.boot_server"): its
+  row describes that step of the iterations, and is never counted as iterations.
+  Rows come sorted by (site, target_site, service, operation); each iteration row is
+  followed by its atomic-action rows, in the order the actions first started.
 * count: all iterations of the group; errors: those whose status is not "ok";
   error_rate_pct = 100 * errors / count.
 * Latency figures (mean, min, max, p50, p95, p99) are over the **successful**
@@ -15,14 +19,18 @@ Definitions (stable: results of different runs are only comparable if these are)
   h = (n - 1) * p / 100 and P = x[floor(h)] + (h - floor(h)) * (x[floor(h) + 1] - x[floor(h)]).
   p0 is the minimum, p100 the maximum, one value is its own every percentile.
 * iterations_per_s = count / span, span = max(t0 + duration) - min(t0) over all the
-  group's iterations (wall clock start to last end). None when the span is 0.
+  group's iterations (wall clock start to last end). None when the span is 0, and for
+  atomic-action rows.
+* fields: the mean of each extra field (Sample.fields, e.g. mb_per_s) over the group's
+  successful samples that have it.
+* The SLA is checked on whole iterations only.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from femdc_bench.model import Sample, SlaSpec
@@ -67,23 +75,46 @@ class StatsRow:
     p99_ms: float | None
     max_ms: float | None
     iterations_per_s: float | None
+    action: str = ""  # "" for whole iterations, else the atomic action's name
+    fields: dict[str, float] = field(default_factory=dict)  # mean of each extra field
 
     @property
-    def key(self) -> tuple[str, str, str, str, str]:
-        return (self.point, self.site, self.target_site, self.service, self.operation)
+    def key(self) -> tuple[str, str, str, str, str, str]:
+        return (
+            self.point,
+            self.site,
+            self.target_site,
+            self.service,
+            self.operation,
+            self.action,
+        )
+
+    @property
+    def is_iteration(self) -> bool:
+        return not self.action
+
+    @property
+    def operation_label(self) -> str:
+        """"identity.authenticate" or, for a name that has its family already (Rally's
+        "NovaServers.boot_server"), the name alone."""
+        return self.operation if "." in self.operation else f"{self.service}.{self.operation}"
 
     @property
     def label(self) -> str:
         where = f"{self.site}->{self.target_site}"
         head = f"[{self.point}] " if self.point else ""
-        return f"{head}{where} {self.service}.{self.operation}"
+        tail = f" {self.action}" if self.action else ""
+        return f"{head}{where} {self.operation_label}{tail}"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def _row(point: str, key: tuple[str, str, str, str], samples: list[Sample]) -> StatsRow:
-    site, target_site, service, operation = key
+GroupKey = tuple[str, str, str, str, str]  # site, target_site, service, operation, action
+
+
+def _row(point: str, key: GroupKey, samples: list[Sample]) -> StatsRow:
+    site, target_site, service, operation, action = key
     count = len(samples)
     errors = sum(1 for s in samples if s.status != OK)
     ok = sorted(s.duration_ms for s in samples if s.status == OK and math.isfinite(s.duration_ms))
@@ -92,6 +123,12 @@ def _row(point: str, key: tuple[str, str, str, str], samples: list[Sample]) -> S
         s.t0_ns + (s.duration_ms * 1e6 if math.isfinite(s.duration_ms) else 0.0) for s in samples
     )
     span_s = (end - start) / 1e9
+    sums: dict[str, list[float]] = {}
+    for s in samples:
+        if s.status == OK:
+            for k, v in (s.fields or {}).items():
+                if math.isfinite(v):
+                    sums.setdefault(k, []).append(float(v))
     return StatsRow(
         point=point,
         site=site,
@@ -107,16 +144,26 @@ def _row(point: str, key: tuple[str, str, str, str], samples: list[Sample]) -> S
         p95_ms=percentile_sorted(ok, 95) if ok else None,
         p99_ms=percentile_sorted(ok, 99) if ok else None,
         max_ms=ok[-1] if ok else None,
-        iterations_per_s=count / span_s if span_s > 0 else None,
+        iterations_per_s=count / span_s if span_s > 0 and not action else None,
+        action=action,
+        fields={k: math.fsum(v) / len(v) for k, v in sorted(sums.items())},
     )
 
 
 def compute_stats(samples: Iterable[Sample], point: str = "") -> list[StatsRow]:
-    """One row per (site, target_site, service, operation), sorted by that key."""
-    groups: dict[tuple[str, str, str, str], list[Sample]] = {}
+    """One row per (site, target_site, service, operation, action): see the module doc."""
+    groups: dict[GroupKey, list[Sample]] = {}
+    first: dict[GroupKey, int] = {}  # earliest start of each group
     for s in samples:
-        groups.setdefault((s.site, s.target_site, s.service, s.operation), []).append(s)
-    return [_row(point, key, groups[key]) for key in sorted(groups)]
+        key = (s.site, s.target_site, s.service, s.operation, s.action or "")
+        groups.setdefault(key, []).append(s)
+        if key not in first or s.t0_ns < first[key]:
+            first[key] = s.t0_ns
+
+    def order(key: GroupKey) -> tuple[str, str, str, str, bool, int, str]:
+        return (*key[:4], bool(key[4]), first[key] if key[4] else 0, key[4])
+
+    return [_row(point, key, groups[key]) for key in sorted(groups, key=order)]
 
 
 def compute_stats_by_point(by_point: Mapping[str, Iterable[Sample]]) -> list[StatsRow]:
@@ -125,6 +172,16 @@ def compute_stats_by_point(by_point: Mapping[str, Iterable[Sample]]) -> list[Sta
     for point in sorted(by_point):
         rows.extend(compute_stats(by_point[point], point))
     return rows
+
+
+def iteration_rows(rows: Iterable[StatsRow]) -> list[StatsRow]:
+    """The whole-iteration rows (the SLA's, and the report's main table)."""
+    return [r for r in rows if r.is_iteration]
+
+
+def action_rows(rows: Iterable[StatsRow]) -> list[StatsRow]:
+    """The atomic-action rows."""
+    return [r for r in rows if not r.is_iteration]
 
 
 def check_sla(
@@ -136,10 +193,12 @@ def check_sla(
 
     A limit that is None is not checked. A group with no successful iteration violates
     a p95 limit (there is nothing to measure). No rows at all violates any set limit:
-    a run that recorded nothing must not pass.
+    a run that recorded nothing must not pass. Atomic-action rows are ignored: the SLA
+    is about whole iterations.
     """
     if failure_rate_max_pct is None and p95_ms_max is None:
         return []
+    rows = iteration_rows(rows)
     if not rows:
         return ["no iteration was recorded"]
     out: list[str] = []

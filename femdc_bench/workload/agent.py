@@ -6,16 +6,18 @@ Runs on the hosts, inside the service venv (stdlib + keystoneauth1 + requests)::
         --spec SPEC.json --out SAMPLES.jsonl [--pidfile P] [--verbose]
 
 SPEC.json is described in femdc_bench/workload/spec.py. Jobs run one after the other;
-for each: authenticate the admin and resolve the endpoint, scenario setup (untimed), the
-load (timed per iteration by the runner), teardown (untimed, always).
+for each: authenticate the admin and resolve the endpoints of the scenario's services,
+scenario setup (untimed), the load (timed per iteration and per atomic action by the
+runner), teardown (untimed, always).
 
 SIGTERM/SIGINT: no new iteration starts, in-flight iterations finish, teardown runs, the
 JSONL file is flushed and closed, later jobs are skipped. A second signal stops waiting
 for in-flight iterations (teardown still runs).
 
 stdout: one JSON summary at the end: {"site", "host", "interrupted", "jobs": [{"index",
-"scenario", "target_site", "count", "errors", "wall_s", "load_s", "iterations_per_s",
-"stopped", "setup_error", "teardown_errors", ...}]}.
+"scenario", "target_site", "count", "errors", "action_samples", "wall_s", "load_s",
+"iterations_per_s", "stopped", "setup_error", "teardown_errors", ...}]}. `count` and
+`errors` are iterations; atomic-action samples are only counted in `action_samples`.
 
 Exit status: 0 when the load ran (failed iterations included: the SLA verdict is the
 controller's); 2 bad spec or arguments; 3 a job could not run (authentication, catalog or
@@ -54,8 +56,9 @@ class JobSummary:
     index: int
     scenario: str
     target_site: str
-    count: int = 0
+    count: int = 0  # iterations
     errors: int = 0
+    action_samples: int = 0  # atomic-action samples besides the iterations' own
     wall_s: float = 0.0
     load_s: float = 0.0
     iterations_per_s: float = 0.0
@@ -101,7 +104,7 @@ def run_job(
         try:
             jc = JobContext(job)
             jc.args = sc.resolve_args(job.args)
-            jc.open()
+            jc.open(sc.services)
             if sc.setup is not None:
                 sc.setup(jc)
             workers = [jc.worker(n) for n in range(job.runner.concurrency)]
@@ -152,6 +155,7 @@ def run_job(
 def _fill(summary: JobSummary, r: LoadResult, job: JobSpec) -> None:
     summary.count = r.count
     summary.errors = r.errors
+    summary.action_samples = r.action_samples
     summary.wall_s = round(r.wall_s, 6)
     summary.load_s = round(r.load_s, 6)
     summary.iterations_per_s = round(r.iterations_per_s, 3)

@@ -1,12 +1,25 @@
 """What scenarios are given: keystoneauth1 sessions and adapters, names, resource tracking.
 
-One `JobContext` per job authenticates the admin once (untimed), resolves the identity
-endpoint once from the catalog (service_type identity, the spec's interface and region,
-API v3), and is what scenario setup/teardown functions receive. Each worker thread gets
-a `WorkerContext` with its own keystoneauth1 Session (one keep-alive connection) and
-Adapter; all of them share the admin auth plugin, whose token keystoneauth1 caches (and
-renews only near expiry), so iterations never re-authenticate the admin and make no
-request beyond the scenario's own.
+One `JobContext` per job authenticates the admin once (untimed) and resolves, once, the
+endpoint of every catalog service type the scenario needs (`Scenario.services`: identity,
+compute, image, network, placement), with the spec's interface and region. It is what
+scenario setup/teardown functions receive. Each worker thread gets a `WorkerContext`
+with its own keystoneauth1 Session (one keep-alive connection) and, made on first use,
+one Adapter per service type (``ctx.identity``, ``ctx.compute``, ``ctx.image``,
+``ctx.network``, ``ctx.placement``), pinned to the resolved endpoint: no catalog lookup
+or version discovery per request. All of them share the admin auth plugin, whose token
+keystoneauth1 caches (and renews only near expiry), so iterations never re-authenticate
+the admin and make no request beyond the scenario's own.
+
+Endpoints are versioned: identity ".../v3", compute ".../v2.1", image ".../v2", network
+".../v2.0", placement the root (it has a single major version). Microversions
+(`MICROVERSIONS`) are sent by the compute and placement adapters only, on each of their
+requests, so every response of a job has one schema:
+
+- compute 2.79 (Train): "networks" is required at boot (2.37+), so the scenarios always
+  pass one; server representations include everything up to Train.
+- placement 1.39: POST /resource_providers returns the provider (1.20+), allocations
+  carry project, user, consumer generation (1.28+) and consumer type (1.38+).
 
 Imports the standard library, requests and keystoneauth1 only.
 """
@@ -14,6 +27,7 @@ Imports the standard library, requests and keystoneauth1 only.
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,20 +37,111 @@ from keystoneauth1 import adapter as ks_adapter
 from keystoneauth1 import session as ks_session
 from keystoneauth1.identity import v3
 
-from femdc_bench.workload.runner import describe_error
+from femdc_bench.workload import runner
+from femdc_bench.workload.runner import AtomicAction, describe_error
 from femdc_bench.workload.spec import JobSpec
 
 USER_AGENT = "femdc-bench-agent"
 NAME_MAX = 64  # Keystone's limit for project names (users: 255)
 NAME_SUFFIX_HEX = 12
 
+#: Service type -> (min_version, max_version) asked of the one discovery at open().
+API_VERSIONS: dict[str, tuple[str, str]] = {
+    "identity": ("3", "3.latest"),
+    "compute": ("2.1", "2.latest"),
+    "image": ("2", "2.latest"),
+    "network": ("2.0", "2.latest"),
+    "placement": ("1.0", "1.latest"),
+}
+#: Service type -> the microversion all its requests carry (OpenStack-API-Version).
+MICROVERSIONS: dict[str, str] = {"compute": "2.79", "placement": "1.39"}
+
+#: Teardown order: (service type, collection); within a group newest first; anything
+#: else (identity users, projects...) afterwards, newest first. Servers are deleted
+#: first and waited for until gone: their ports must be gone before networks are.
+TEARDOWN_ORDER: tuple[tuple[str, str], ...] = (
+    ("compute", "/servers"),
+    ("network", "/ports"),
+    ("network", "/subnets"),
+    ("network", "/networks"),
+    ("image", "/images"),
+    ("compute", "/flavors"),
+    ("placement", "/allocations"),
+    ("placement", "/resource_providers"),
+)
+TEARDOWN_WAIT_S = 120.0  # per resource that must be waited for (servers)
+TEARDOWN_POLL_S = 0.5
+TEARDOWN_CONFLICT_RETRIES = 5  # a 409 (e.g. a network whose ports are going) is retried
+
 
 class SetupError(RuntimeError):
     """The job cannot run: authentication, catalog or scenario setup failed."""
 
 
+class WaitTimeout(RuntimeError):
+    """A resource did not reach the awaited state in time."""
+
+
+class ResourceFailed(RuntimeError):
+    """A resource went into an error state while being waited for."""
+
+
+def wait_for(
+    get: Any,
+    done: Any,
+    *,
+    what: str,
+    timeout_s: float,
+    poll_s: float,
+    failed: Any = None,
+    delay_first: bool = True,
+) -> Any:
+    """Call `get()` until `done(value)`; return that value.
+
+    Sleeps `poll_s` before each call (before the first one too when `delay_first`).
+    `failed(value)` returns an error message to stop at once (raises ResourceFailed).
+    After `timeout_s` raises WaitTimeout: a wait never hangs. The deadline uses the
+    monotonic clock; how long the wait took is the runner's to measure.
+    """
+    deadline = time.monotonic() + timeout_s
+    first = True
+    while True:
+        if delay_first or not first:
+            time.sleep(max(0.0, min(poll_s, deadline - time.monotonic())))
+        first = False
+        value = get()
+        if done(value):
+            return value
+        if failed is not None:
+            msg = failed(value)
+            if msg:
+                raise ResourceFailed(f"{what}: {msg}")
+        if time.monotonic() >= deadline:
+            state = value.get("status") if isinstance(value, dict) else value
+            raise WaitTimeout(f"{what}: still {state!r} after {timeout_s:g} s")
+
+
+def is_gone(adapter: ks_adapter.Adapter, path: str) -> Any:
+    """GET `path`: True if 404, else the JSON body (raises on other HTTP errors)."""
+    r = adapter.get(path, raise_exc=False)
+    if r.status_code == 404:
+        return True
+    if r.status_code >= 400:
+        r.raise_for_status()
+    try:
+        body = r.json()
+    except ValueError:
+        return {}
+    return next(iter(body.values()), body) if isinstance(body, dict) and len(body) == 1 else body
+
+
 class JobContext:
-    """Per-job state shared by all workers; what setup and teardown functions receive."""
+    """Per-job state shared by all workers; what setup and teardown functions receive.
+
+    Has the same helpers as a WorkerContext (admin adapters per service type, names,
+    tracking, `atomic` and `record*`, which do nothing outside the load), so a helper
+    can serve both a scenario iteration and its setup.
+    """
 
     def __init__(self, job: JobSpec) -> None:
         if len(job.name_prefix) + NAME_SUFFIX_HEX > NAME_MAX:
@@ -56,38 +161,63 @@ class JobContext:
         )
         self._sessions: list[requests.Session] = []
         self._lock = threading.Lock()
-        # (collection path, id) -> None: a set that keeps creation order
-        self._resources: dict[tuple[str, str], None] = {}
-        self.endpoint = ""
+        # (service type, collection path, id) -> None: a set that keeps creation order
+        self._resources: dict[tuple[str, str, str], None] = {}
+        self.endpoints: dict[str, str] = {}  # service type -> versioned endpoint URL
         self.session = self.new_session()
         self.identity: ks_adapter.Adapter | None = None  # admin adapter, after open()
+        self._admin: dict[str, ks_adapter.Adapter] = {}
 
     # ---------------------------------------------------------------- lifecycle
 
-    def open(self) -> None:
-        """Authenticate the admin and resolve the identity v3 endpoint (untimed)."""
+    def open(self, services: tuple[str, ...] | list[str] = ("identity",)) -> None:
+        """Authenticate the admin and resolve the endpoint of each of `services` (untimed)."""
         a = self.job.auth
         try:
             self.access = self.auth.get_access(self.session)
         except Exception as e:  # noqa: BLE001 - reported as one line
             raise SetupError(f"cannot authenticate at {a.auth_url}: {describe_error(e)}") from e
+        for service_type in dict.fromkeys(("identity", *services)):
+            self.resolve(service_type)
+        self.identity = self.admin("identity")
+
+    @property
+    def endpoint(self) -> str:
+        """The identity v3 endpoint (after open())."""
+        return self.endpoints.get("identity", "")
+
+    def resolve(self, service_type: str) -> str:
+        """The endpoint of `service_type`: from the catalog, then its API version (once)."""
+        if service_type in self.endpoints:
+            return self.endpoints[service_type]
+        a = self.job.auth
+        where = f"interface {a.interface}, region {a.region_name or '(any)'}"
+        try:
+            self.access.service_catalog.url_for(
+                service_type=service_type, interface=a.interface, region_name=a.region_name
+            )
+        except Exception as e:  # noqa: BLE001 - EndpointNotFound and the like
+            raise SetupError(
+                f"no {service_type} endpoint in the catalog ({where}): {describe_error(e, 200)}"
+            ) from e
+        lo, hi = API_VERSIONS.get(service_type, (None, None))
         try:
             endpoint = ks_adapter.Adapter(
                 self.session,
-                service_type="identity",
+                service_type=service_type,
                 interface=a.interface,
                 region_name=a.region_name,
-                min_version="3",
-                max_version="3.latest",
+                min_version=lo,
+                max_version=hi,
             ).get_endpoint()
         except Exception as e:  # noqa: BLE001
-            raise SetupError(f"no identity v3 endpoint: {describe_error(e)}") from e
-        if not endpoint:
             raise SetupError(
-                f"no identity v3 endpoint (interface {a.interface}, region {a.region_name})"
-            )
-        self.endpoint = endpoint.rstrip("/")
-        self.identity = self.adapter(self.session)
+                f"no {service_type} API {lo} endpoint ({where}): {describe_error(e, 300)}"
+            ) from e
+        if not endpoint:
+            raise SetupError(f"no {service_type} API {lo} endpoint ({where})")
+        self.endpoints[service_type] = endpoint.rstrip("/")
+        return self.endpoints[service_type]
 
     def close(self) -> None:
         for s in self._sessions:
@@ -111,20 +241,57 @@ class JobContext:
             user_agent=USER_AGENT,
         )
 
-    def adapter(self, session: ks_session.Session) -> ks_adapter.Adapter:
-        """An identity Adapter on `session`, pinned to the endpoint resolved by open()."""
+    def adapter(
+        self, session: ks_session.Session, service_type: str = "identity"
+    ) -> ks_adapter.Adapter:
+        """An Adapter on `session`, pinned to the endpoint resolved for `service_type`."""
+        endpoint = self.endpoints.get(service_type)
+        if endpoint is None:
+            raise SetupError(
+                f"no {service_type} endpoint resolved: the scenario must name "
+                f"{service_type!r} in its service or uses"
+            )
         a = self.job.auth
         return ks_adapter.Adapter(
             session,
-            service_type="identity",
+            service_type=service_type,
             interface=a.interface,
             region_name=a.region_name,
-            endpoint_override=self.endpoint,
+            endpoint_override=endpoint,
+            default_microversion=MICROVERSIONS.get(service_type),
         )
 
     def worker(self, n: int) -> WorkerContext:
         s = self.new_session()
         return WorkerContext(job=self, worker=n, session=s, identity=self.adapter(s))
+
+    # ---------------------------------------------------------------- admin adapters
+
+    def admin(self, service_type: str = "identity") -> ks_adapter.Adapter:
+        """The admin's Adapter for `service_type` on the job's own session (setup, teardown)."""
+        if service_type not in self._admin:
+            if service_type not in self.endpoints:
+                if not hasattr(self, "access"):
+                    raise SetupError("job context not opened")
+                self.resolve(service_type)  # setup and teardown only: untimed
+            self._admin[service_type] = self.adapter(self.session, service_type)
+        return self._admin[service_type]
+
+    @property
+    def compute(self) -> ks_adapter.Adapter:
+        return self.admin("compute")
+
+    @property
+    def image(self) -> ks_adapter.Adapter:
+        return self.admin("image")
+
+    @property
+    def network(self) -> ks_adapter.Adapter:
+        return self.admin("network")
+
+    @property
+    def placement(self) -> ks_adapter.Adapter:
+        return self.admin("placement")
 
     # ---------------------------------------------------------------- admin identity
 
@@ -144,44 +311,104 @@ class JobContext:
     def project_domain_id(self) -> str:
         return str(self.access.project_domain_id)
 
-    def admin(self) -> ks_adapter.Adapter:
-        if self.identity is None:
-            raise SetupError("job context not opened")
-        return self.identity
+    # ---------------------------------------------------------------- atomic actions
+
+    @property
+    def job_context(self) -> JobContext:
+        return self
+
+    @staticmethod
+    def atomic(name: str) -> AtomicAction:
+        """`runner.atomic` (a no-op outside the load, e.g. in setup)."""
+        return runner.atomic(name)
+
+    @staticmethod
+    def record(**fields: float) -> None:
+        runner.record(**fields)
+
+    @staticmethod
+    def record_bytes(n: int) -> None:
+        runner.record_bytes(n)
 
     # ---------------------------------------------------------------- names, resources
 
     def new_name(self) -> str:
         return f"{self.name_prefix}{uuid.uuid4().hex[:NAME_SUFFIX_HEX]}"
 
-    def track(self, collection: str, rid: str) -> None:
-        """Remember `collection/rid` (e.g. "/projects", id) for deletion at teardown."""
+    def track(self, collection: str, rid: str, service: str = "identity") -> None:
+        """Remember `collection/rid` of `service` (e.g. "/projects", id) for teardown."""
         with self._lock:
-            self._resources[(collection, rid)] = None
+            self._resources[(service, collection, rid)] = None
 
-    def untrack(self, collection: str, rid: str) -> None:
+    def untrack(self, collection: str, rid: str, service: str = "identity") -> None:
         with self._lock:
-            self._resources.pop((collection, rid), None)
+            self._resources.pop((service, collection, rid), None)
 
-    def tracked(self) -> list[tuple[str, str]]:
+    def tracked(self) -> list[tuple[str, str, str]]:
+        """(service type, collection, id) of what is still to delete, in creation order."""
         with self._lock:
             return list(self._resources)
 
+    def teardown_plan(self) -> list[tuple[str, str, str]]:
+        """`tracked()` in deletion order (TEARDOWN_ORDER, then newest first)."""
+        rank = {key: n for n, key in enumerate(TEARDOWN_ORDER)}
+        todo = list(reversed(self.tracked()))  # newest first; sort() is stable
+        todo.sort(key=lambda r: rank.get((r[0], r[1]), len(rank)))
+        return todo
+
     def delete_tracked(self) -> list[str]:
-        """Delete what was tracked, newest first; return one line per failure (404 is fine)."""
+        """Delete what was tracked (`teardown_plan` order); one line per failure.
+
+        404 is fine. Servers are all deleted first, then waited for until gone.
+        """
         errors: list[str] = []
-        ident = self.admin()
-        with self._lock:
-            todo = list(reversed(self._resources))
-        for collection, rid in todo:
+        waiting: list[tuple[str, str, str]] = []
+        plan = self.teardown_plan()
+        for n, res in enumerate(plan):
+            service, collection, rid = res
+            if waiting and (service, collection) != ("compute", "/servers"):
+                errors.extend(self._wait_deleted(waiting))
+                waiting = []
+            path = f"{collection}/{rid}"
             try:
-                r = ident.delete(f"{collection}/{rid}", raise_exc=False)
-                if r.status_code in (200, 202, 204, 404):
-                    self.untrack(collection, rid)
+                api = self.admin(service)
+                for attempt in range(TEARDOWN_CONFLICT_RETRIES + 1):
+                    r = api.delete(path, raise_exc=False)
+                    if r.status_code != 409 or attempt == TEARDOWN_CONFLICT_RETRIES:
+                        break
+                    time.sleep(1.0)
+                if r.status_code == 404:
+                    self.untrack(collection, rid, service)
+                elif r.status_code in (200, 202, 204):
+                    if (service, collection) == ("compute", "/servers"):
+                        waiting.append(res)
+                    else:
+                        self.untrack(collection, rid, service)
                 else:
-                    errors.append(f"DELETE {collection}/{rid}: HTTP {r.status_code}")
+                    errors.append(f"DELETE {service} {path}: HTTP {r.status_code}")
             except Exception as e:  # noqa: BLE001 - teardown goes on
-                errors.append(f"DELETE {collection}/{rid}: {describe_error(e, 200)}")
+                errors.append(f"DELETE {service} {path}: {describe_error(e, 200)}")
+            if n == len(plan) - 1 and waiting:
+                errors.extend(self._wait_deleted(waiting))
+        return errors
+
+    def _wait_deleted(self, resources: list[tuple[str, str, str]]) -> list[str]:
+        errors: list[str] = []
+        deadline = time.monotonic() + TEARDOWN_WAIT_S
+        for service, collection, rid in resources:
+            path = f"{collection}/{rid}"
+            try:
+                wait_for(
+                    lambda service=service, path=path: is_gone(self.admin(service), path),
+                    lambda v: v is True,
+                    what=f"{service} {path} deletion",
+                    timeout_s=max(0.0, deadline - time.monotonic()),
+                    poll_s=TEARDOWN_POLL_S,
+                    delay_first=False,
+                )
+                self.untrack(collection, rid, service)
+            except Exception as e:  # noqa: BLE001
+                errors.append(describe_error(e, 200))
         return errors
 
 
@@ -194,6 +421,34 @@ class WorkerContext:
     session: ks_session.Session
     identity: ks_adapter.Adapter  # identity v3 endpoint of the target cloud
     state: dict[str, Any] = field(default_factory=dict)  # per-worker scratch space
+    _adapters: dict[str, ks_adapter.Adapter] = field(default_factory=dict, repr=False)
+
+    def api(self, service_type: str) -> ks_adapter.Adapter:
+        """This worker's Adapter for `service_type` (made once, on first use)."""
+        a = self._adapters.get(service_type)
+        if a is None:
+            a = self._adapters[service_type] = self.job.adapter(self.session, service_type)
+        return a
+
+    @property
+    def compute(self) -> ks_adapter.Adapter:
+        return self.api("compute")
+
+    @property
+    def image(self) -> ks_adapter.Adapter:
+        return self.api("image")
+
+    @property
+    def network(self) -> ks_adapter.Adapter:
+        return self.api("network")
+
+    @property
+    def placement(self) -> ks_adapter.Adapter:
+        return self.api("placement")
+
+    @property
+    def job_context(self) -> JobContext:
+        return self.job
 
     @property
     def args(self) -> dict[str, Any]:
@@ -207,11 +462,30 @@ class WorkerContext:
     def name_prefix(self) -> str:
         return self.job.name_prefix
 
+    # atomic actions: the timing is the runner's, the context only forwards
+    @staticmethod
+    def atomic(name: str) -> AtomicAction:
+        """``with ctx.atomic("nova.boot_server"):`` times the block (see runner.atomic)."""
+        return runner.atomic(name)
+
+    @staticmethod
+    def record(**fields: float) -> None:
+        """Numbers for Sample.fields of the current atomic action (see runner.record)."""
+        runner.record(**fields)
+
+    @staticmethod
+    def record_bytes(n: int) -> None:
+        """Bytes moved by the current atomic action: fields bytes and mb_per_s."""
+        runner.record_bytes(n)
+
     def new_name(self) -> str:
         return self.job.new_name()
 
-    def track(self, collection: str, rid: str) -> None:
-        self.job.track(collection, rid)
+    def track(self, collection: str, rid: str, service: str = "identity") -> None:
+        self.job.track(collection, rid, service)
 
-    def untrack(self, collection: str, rid: str) -> None:
-        self.job.untrack(collection, rid)
+    def untrack(self, collection: str, rid: str, service: str = "identity") -> None:
+        self.job.untrack(collection, rid, service)
+
+
+Ctx = JobContext | WorkerContext  # what scenario helpers accept

@@ -1,12 +1,19 @@
 """Scenario registry: the names users type in experiment files.
 
 A scenario is a small function of a worker context that does one iteration's requests
-and raises on failure; it does not time anything (the runner does). Optional `setup`
-and `teardown` functions of the job context run once per job, untimed::
+and raises on failure; it does not time anything (the runner does: named sub-steps go in
+``with ctx.atomic("family.step"):`` blocks). Optional `setup` and `teardown` functions of
+the job context run once per job, untimed::
 
     @scenario("keystone.list_users", service="identity")
     def list_users(ctx: WorkerContext) -> None:
         ctx.identity.get("/users")
+
+`service` is the catalog service type the scenario loads (Sample.service); `uses` names
+the other service types it (or its setup) calls. The job resolves the endpoint of each
+of them once, before the load. `qualified` makes Sample.operation the full name (Rally's
+"NovaServers.boot_server") instead of the name without its family
+("authenticate_and_validate_token" for "keystone.authenticate_and_validate_token").
 
 Standard library only.
 """
@@ -40,6 +47,8 @@ class Scenario:
     teardown: HookFn | None = None
     doc: str = ""
     defaults: dict[str, Any] = field(default_factory=dict)  # accepted args, default values
+    uses: tuple[str, ...] = ()  # other catalog service types called (setup included)
+    qualified: bool = False  # Sample.operation is the full name
 
     def resolve_args(self, given: dict[str, Any]) -> dict[str, Any]:
         """`given` over the defaults; ValueError for an unknown arg or a wrong type."""
@@ -59,8 +68,13 @@ class Scenario:
 
     @property
     def operation(self) -> str:
-        """Sample.operation: the name without its family."""
-        return self.name.split(".", 1)[-1]
+        """Sample.operation: the full name if `qualified`, else the name without family."""
+        return self.name if self.qualified else self.name.split(".", 1)[-1]
+
+    @property
+    def services(self) -> tuple[str, ...]:
+        """Every catalog service type the job needs an endpoint for (identity first)."""
+        return tuple(dict.fromkeys(("identity", self.service, *self.uses)))
 
 
 class Registry:
@@ -75,6 +89,8 @@ class Registry:
         setup: HookFn | None = None,
         teardown: HookFn | None = None,
         args: dict[str, Any] | None = None,
+        uses: tuple[str, ...] = (),
+        qualified: bool = False,
     ) -> Callable[[ScenarioFn], ScenarioFn]:
         """Register the decorated function under `name`; the function is returned as is.
 
@@ -88,7 +104,7 @@ class Registry:
                 raise ValueError(f"scenario {name!r} registered twice")
             doc = (fn.__doc__ or "").strip()
             self._scenarios[name] = Scenario(
-                name, service, fn, setup, teardown, doc, dict(args or {})
+                name, service, fn, setup, teardown, doc, dict(args or {}), tuple(uses), qualified
             )
             return fn
 

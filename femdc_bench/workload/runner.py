@@ -8,16 +8,32 @@ pre-built context (a keystoneauth1 Session per worker on hosts: keep-alive, no r
 
 Each iteration is timed with ``time.perf_counter_ns`` (monotonic) and stamped with
 ``time.time_ns`` at its start. A failing iteration becomes a Sample with status "error"
-and the error's text; it never stops the load. Setting `stop` ends the load promptly:
-workers start no new iteration, in-flight ones finish. Setting `force` as well makes
-`run_load` return without waiting for in-flight iterations (their workers are daemon
-threads and are reported as abandoned).
+and the error's text; it never stops the load.
+
+Atomic actions: inside an iteration, a scenario times named sub-steps with
+``with atomic("nova.boot_server"):`` (scenarios call it as ``ctx.atomic(...)``, the
+context only forwards here). After each iteration the runner emits the iteration's
+Sample (``action=""``) and then one Sample per atomic action entered, in the order they
+started: same site, target, service, operation and iteration; the action's name, its own
+start stamp and duration, status "error" (and the error's text) when an exception left
+its block. An action never entered is not emitted. Actions may nest (each is its own
+Sample). ``record(name=value)`` adds numbers to ``Sample.fields`` of the innermost open
+action (or of the iteration outside any action); ``record_bytes(n)`` counts bytes moved
+and, when the action closes, sets ``fields["bytes"]`` and ``fields["mb_per_s"]``
+(10^6 bytes per second of the action's own duration: the scenario never times). Outside
+`run_load` (setup, teardown) all three are no-ops. LoadResult counts iterations only.
+
+Setting `stop` ends the load promptly: workers start no new iteration, in-flight ones
+finish. Setting `force` as well makes `run_load` return without waiting for in-flight
+iterations (their workers are daemon threads and are reported as abandoned).
 
 Standard library and femdc_bench.model only.
 """
 
 from __future__ import annotations
 
+import math
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -29,6 +45,30 @@ from femdc_bench.model import RunnerSpec, Sample
 C = TypeVar("C")
 
 ERROR_MAX_CHARS = 500
+#: Names a scenario may give to Sample.fields: lowercase identifiers, not a column of
+#: the `api` measurement (its tags and fields) nor one the runner sets itself.
+FIELD_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
+RESERVED_FIELDS = frozenset(
+    {
+        "time",
+        "run",
+        "experiment",
+        "point",
+        "site",
+        "host",
+        "target_site",
+        "service",
+        "operation",
+        "status",
+        "action",
+        "duration_ms",
+        "error",
+        "iteration",
+        "bytes",
+        "mb_per_s",
+    }
+)
+ACTION_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:-]{0,127}")
 
 
 @dataclass(frozen=True)
@@ -44,7 +84,7 @@ class SampleTemplate:
 
 @dataclass
 class LoadResult:
-    count: int = 0  # iterations recorded (ok + error)
+    count: int = 0  # iterations recorded (ok + error); atomic actions are not iterations
     errors: int = 0
     wall_s: float = 0.0  # from starting the workers to the last one ending (monotonic)
     load_s: float = 0.0  # first iteration start to last iteration end, as Rally's load_duration
@@ -52,6 +92,7 @@ class LoadResult:
     abandoned_workers: int = 0  # still in an iteration when `force` made us return
     worker_failures: list[str] = field(default_factory=list)  # e.g. the sample sink failed
     ok_durations_ms: list[float] = field(default_factory=list, repr=False)
+    action_samples: int = 0  # atomic-action Samples emitted besides the iterations
 
     @property
     def iterations_per_s(self) -> float:
@@ -72,6 +113,121 @@ def describe_error(exc: BaseException, limit: int = ERROR_MAX_CHARS) -> str:
     return text
 
 
+# --------------------------------------------------------------------------- atomic actions
+
+
+class _Action:
+    """One atomic action of the running iteration."""
+
+    __slots__ = ("name", "t0_ns", "start", "ms", "status", "error", "fields", "nbytes")
+
+    def __init__(self, name: str, t0_ns: int, start: int) -> None:
+        self.name = name
+        self.t0_ns = t0_ns
+        self.start = start
+        self.ms = 0.0
+        self.status = "ok"
+        self.error = ""
+        self.fields: dict[str, float] = {}
+        self.nbytes: int | None = None
+
+
+class _Iteration:
+    """What the atomic-action calls of one iteration collect (one per worker thread)."""
+
+    __slots__ = ("actions", "stack", "fields", "nbytes")
+
+    def __init__(self) -> None:
+        self.actions: list[_Action] = []  # in start order
+        self.stack: list[_Action] = []  # the open ones, innermost last
+        self.fields: dict[str, float] = {}  # the iteration's own fields
+        self.nbytes: int | None = None
+
+
+_current = threading.local()  # .it: the _Iteration running in this thread, or None
+
+
+def _running() -> _Iteration | None:
+    return getattr(_current, "it", None)
+
+
+def _rate_fields(fields: dict[str, float], nbytes: int | None, ms: float) -> dict[str, float]:
+    if nbytes is not None:
+        fields["bytes"] = float(nbytes)
+        if ms > 0:
+            fields["mb_per_s"] = nbytes / 1e6 / (ms / 1e3)
+    return fields
+
+
+class AtomicAction:
+    """``with AtomicAction(name):`` times its block as one atomic action (see `atomic`)."""
+
+    __slots__ = ("name", "_it")
+
+    def __init__(self, name: str) -> None:
+        if not ACTION_NAME.fullmatch(name):
+            raise ValueError(f"bad atomic action name {name!r}")
+        self.name = name
+        self._it: _Iteration | None = None
+
+    def __enter__(self) -> AtomicAction:
+        it = self._it = _running()
+        if it is not None:
+            rec = _Action(self.name, time.time_ns(), time.perf_counter_ns())
+            it.actions.append(rec)
+            it.stack.append(rec)
+        return self
+
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
+        end = time.perf_counter_ns()
+        it = self._it
+        if it is None or not it.stack:
+            return
+        rec = it.stack.pop()
+        rec.ms = (end - rec.start) / 1e6
+        if exc is not None:
+            rec.status, rec.error = "error", describe_error(exc)
+        _rate_fields(rec.fields, rec.nbytes, rec.ms)
+
+
+def atomic(name: str) -> AtomicAction:
+    """Time the ``with`` block as the atomic action `name` of the running iteration."""
+    return AtomicAction(name)
+
+
+def record(**fields: float) -> None:
+    """Add numbers to Sample.fields of the innermost open atomic action (or the iteration).
+
+    Names: lowercase identifiers outside RESERVED_FIELDS; values: finite numbers.
+    """
+    for k, v in fields.items():
+        if not FIELD_NAME.fullmatch(k) or k in RESERVED_FIELDS:
+            raise ValueError(f"bad field name {k!r}")
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+            raise ValueError(f"field {k!r}: expected a finite number, got {v!r}")
+    it = _running()
+    if it is None:
+        return
+    target = it.stack[-1].fields if it.stack else it.fields
+    for k, v in fields.items():
+        target[k] = float(v)
+
+
+def record_bytes(n: int) -> None:
+    """Count `n` bytes moved by the innermost open atomic action (or the iteration)."""
+    it = _running()
+    if it is None:
+        return
+    if it.stack:
+        rec = it.stack[-1]
+        rec.nbytes = (rec.nbytes or 0) + int(n)
+    else:
+        it.nbytes = (it.nbytes or 0) + int(n)
+
+
+# --------------------------------------------------------------------------- the load
+
+
 @dataclass
 class _WorkerStats:
     count: int = 0
@@ -80,6 +236,7 @@ class _WorkerStats:
     last_end_ns: int | None = None
     ok_durations_ms: list[float] = field(default_factory=list)
     failure: str = ""
+    action_samples: int = 0
 
 
 def run_load(
@@ -96,7 +253,8 @@ def run_load(
     """Run `fn(ctx)` per `runner` over one thread per context; return the counts.
 
     `len(contexts)` must equal `runner.concurrency`. `emit` receives every Sample (from
-    the worker threads: it must be thread-safe).
+    the worker threads: it must be thread-safe): per iteration, the iteration's Sample
+    then its atomic actions' Samples.
     """
     if len(contexts) != runner.concurrency:
         raise ValueError(f"{len(contexts)} contexts for concurrency {runner.concurrency}")
@@ -154,6 +312,7 @@ def run_load(
     def work(ctx: C, st: _WorkerStats) -> None:
         try:
             while (i := claim()) is not None:
+                it = _current.it = _Iteration()
                 t0 = wall()
                 start = perf()
                 try:
@@ -164,6 +323,8 @@ def run_load(
                 else:
                     elapsed = perf() - start
                     status, error = "ok", ""
+                finally:
+                    _current.it = None
                 ms = elapsed / 1e6
                 st.count += 1
                 if status == "ok":
@@ -173,7 +334,28 @@ def run_load(
                 if st.first_t0_ns is None:
                     st.first_t0_ns = t0
                 st.last_end_ns = t0 + elapsed
-                emit(Sample(site, target, service, op, t0, ms, status, error, host, i))
+                fields = _rate_fields(it.fields, it.nbytes, ms)
+                emit(Sample(site, target, service, op, t0, ms, status, error, host, i, "", fields))
+                for a in it.actions:
+                    if a in it.stack:  # still open: left by a generator, never closed
+                        continue
+                    emit(
+                        Sample(
+                            site,
+                            target,
+                            service,
+                            op,
+                            a.t0_ns,
+                            a.ms,
+                            a.status,
+                            a.error,
+                            host,
+                            i,
+                            a.name,
+                            a.fields,
+                        )
+                    )
+                    st.action_samples += 1
         except BaseException as e:  # the sink failed, or worse: end the whole load
             st.failure = describe_error(e)
             halt.set()
@@ -201,6 +383,7 @@ def run_load(
         result.count += s.count
         result.errors += s.errors
         result.ok_durations_ms.extend(s.ok_durations_ms)
+        result.action_samples += s.action_samples
         if s.failure:
             result.worker_failures.append(s.failure)
     if firsts and lasts:

@@ -1,5 +1,9 @@
 """SAMPLES.jsonl: one Sample per line, written so that a killed agent leaves valid lines.
 
+A line is the Sample's fields as a JSON object; ``action`` and ``fields`` are left out
+for a whole iteration without extra fields (so older readers and files stay compatible,
+and `iter_samples` reads lines with or without them).
+
 Lines are buffered in memory and written whole, with one ``os.write`` of complete lines,
 at least every `flush_interval_s` (checked at each sample) and on `flush()`/`close()`.
 So a reader sees only complete lines, except at worst a torn last line if the writer died
@@ -42,7 +46,11 @@ class JsonlSink:
         self.written = 0
 
     def emit(self, sample: Sample) -> None:
-        line = json.dumps(vars(sample), separators=(",", ":")) + "\n"
+        d = vars(sample)
+        if not d.get("action") and not d.get("fields"):
+            # a whole iteration without extra fields: the line as before atomic actions
+            d = {k: v for k, v in d.items() if k not in ("action", "fields")}
+        line = json.dumps(d, separators=(",", ":")) + "\n"
         with self._lock:
             if self._fd is None:
                 return  # closed: a late (abandoned) worker; its sample is dropped

@@ -1,5 +1,8 @@
 """SLA verdict over a set of iterations (the controller evaluates it over all agents).
 
+Only whole iterations count (``Sample.action == ""``): atomic-action samples are parts of
+an iteration, not iterations.
+
 - failure rate: errors / all iterations, in percent;
 - p95: 95th percentile of the durations of the *successful* iterations (as Rally does),
   nearest-rank method (the smallest value with at least 95 % of values <= it).
@@ -57,6 +60,8 @@ def evaluate(sla: SlaSpec, samples: Iterable[Sample]) -> SlaVerdict:
     count = errors = 0
     ok: list[float] = []
     for s in samples:
+        if s.action:
+            continue  # an atomic action, part of an iteration already counted
         count += 1
         if s.status == "ok":
             ok.append(s.duration_ms)

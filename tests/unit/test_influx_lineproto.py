@@ -132,6 +132,72 @@ def test_write_samples_line_format() -> None:
     assert "duration_ms=3," in err_line and "iteration=0i" in err_line
 
 
+def test_atomic_action_tag_and_extra_fields() -> None:
+    c = FakeClient()
+    w = InfluxWriter(c)
+    whole = _sample(t0=5, it=2)
+    act = _sample(t0=5, it=2)
+    act.action = "glance.upload_data"
+    act.fields = {"bytes": 1000000, "mb_per_s": 41.5}
+    w.write_samples([whole, act], run="r", experiment="e", point="p0")
+    w.close()
+    whole_line, act_line = c.lines
+    assert "action" not in whole_line  # whole iteration: no tag (no empty tag values)
+    assert act_line == (
+        "api,action=glance.upload_data,experiment=e,host=h1,operation=authenticate,point=p0,"
+        "run=r,service=identity,site=s1,status=ok,target_site=s2 "
+        'bytes=1000000,duration_ms=12,error="",iteration=2i,mb_per_s=41.5 5'
+    )
+    # another series: the same start ns does not overwrite (and is not bumped)
+    assert w.stats.ts_bumped == 0
+    bad = _sample()
+    bad.fields = {"status": 1.0}
+    with pytest.raises(ValueError, match="status"):
+        w.write_samples([bad], run="r", experiment="e", point="p0")
+
+
+def test_reader_returns_actions_and_fields() -> None:
+    c = FakeClient()
+    base = {
+        "run": "r", "point": "p0", "site": "s1", "target_site": "s2", "service": "image",
+        "operation": "GlanceImages.create_and_download_image", "status": "ok", "error": "",
+        "host": "h1", "iteration": 0, "duration_ms": 20.0,
+        # a sweep parameter tag (a string) is not a field
+        "wan_default_delay": "25ms",
+    }
+    c.stored_rows = [
+        {**base, "time": 1, "action": None, "bytes": None, "mb_per_s": None},
+        {**base, "time": 2, "action": "glance.download_image", "bytes": 1000000,
+         "mb_per_s": 50.0},
+    ]
+    whole, act = InfluxReader(c).api_samples("r")
+    assert (whole.action, whole.fields) == ("", {})
+    assert act.action == "glance.download_image"
+    assert act.fields == {"bytes": 1e6, "mb_per_s": 50.0}
+    assert isinstance(act.fields["bytes"], float)
+
+
+def test_written_samples_read_back_the_same() -> None:
+    """Writer and reader are symmetric: lines parsed back as an InfluxQL row would be."""
+    c = FakeClient()
+    w = InfluxWriter(c)
+    whole = _sample(t0=7, it=1)
+    act = _sample(t0=8, it=1)
+    act.action, act.fields = "nova.boot_server", {"polls": 3.0}
+    w.write_samples([whole, act], run="r", experiment="e", point="p0")
+    w.close()
+    for line in c.lines:
+        head, fields, ts = line.split(" ")
+        tags = dict(kv.split("=", 1) for kv in head.split(",")[1:])
+        row: dict[str, Any] = {**tags, "time": int(ts)}
+        for kv in fields.split(","):
+            k, v = kv.split("=", 1)
+            row[k] = (int(v[:-1]) if v.endswith("i") else
+                      v.strip('"') if v.startswith('"') else float(v))
+        c.stored_rows.append(row)
+    assert InfluxReader(c).api_samples("r") == [whole, act]
+
+
 def test_common_tags_are_added_and_overridable() -> None:
     c = FakeClient()
     w = InfluxWriter(c, {"run": "r", "experiment": "e"})

@@ -13,14 +13,17 @@ from rich.console import Console
 
 from femdc_bench.model import Sample, SlaSpec
 from femdc_bench.report import (
+    action_rows,
     check_sla,
     check_sla_spec,
     compute_stats,
     compute_stats_by_point,
+    iteration_rows,
     percentile,
     stats_json,
     stats_table,
 )
+from femdc_bench.report.render import sweep_table
 
 # --------------------------------------------------------------------------- percentile
 
@@ -212,7 +215,104 @@ def test_stats_json_is_serialisable() -> None:
     sla = SlaSpec(p95_ms_max=10.0)
     doc = stats_json(rows, run="r1", sla=sla, violations=check_sla_spec(rows, sla))
     back = json.loads(json.dumps(doc))
-    assert back["run"] == "r1" and back["schema"] == 1
+    assert back["run"] == "r1" and back["schema"] == 2
     assert back["rows"][0]["p95_ms"] is None and back["rows"][0]["errors"] == 1
     assert back["sla"]["passed"] is False and back["sla"]["p95_ms_max"] == 10.0
     assert "sla" not in stats_json(rows)
+
+
+# --------------------------------------------------------------------------- atomic actions
+
+
+def _a(t0_s: float, dur: float, action: str, status: str = "ok", **fields: float) -> Sample:
+    s = _s(t0_s, dur, status, op="NovaServers.boot_and_delete_server", service="compute")
+    s.action = action
+    s.fields = dict(fields)
+    return s
+
+
+def _boot_samples() -> list[Sample]:
+    it = [_s(i, 300.0, op="NovaServers.boot_and_delete_server", service="compute")
+          for i in range(4)]
+    boots = [_a(i + 0.001, 200.0, "nova.boot_server") for i in range(4)]
+    deletes = [_a(i + 0.2, 100.0, "nova.delete_server", "error" if i == 3 else "ok")
+               for i in range(4)]
+    # listed deletes first: the order of the rows is the order actions first started
+    return deletes + it + boots + [_s(0, 5.0)]
+
+
+def test_stats_group_by_action() -> None:
+    rows = compute_stats(_boot_samples(), point="p0")
+    assert [(r.operation, r.action) for r in rows] == [
+        ("NovaServers.boot_and_delete_server", ""),
+        ("NovaServers.boot_and_delete_server", "nova.boot_server"),
+        ("NovaServers.boot_and_delete_server", "nova.delete_server"),
+        ("auth", ""),
+    ]
+    it, boot, delete, auth = rows
+    assert (it.count, it.errors, it.mean_ms) == (4, 0, 300.0)
+    assert it.is_iteration and it.iterations_per_s is not None
+    assert (boot.count, boot.p50_ms, boot.max_ms) == (4, 200.0, 200.0)
+    assert (delete.count, delete.errors, delete.error_rate_pct) == (4, 1, 25.0)
+    assert boot.iterations_per_s is None  # actions are not iterations
+    assert iteration_rows(rows) == [it, auth] and action_rows(rows) == [boot, delete]
+    assert it.operation_label == "NovaServers.boot_and_delete_server"
+    assert auth.operation_label == "identity.auth"
+    assert delete.label == "[p0] s1->s1 NovaServers.boot_and_delete_server nova.delete_server"
+
+
+def test_mean_of_extra_fields_over_successes() -> None:
+    samples = [
+        _a(0, 10.0, "glance.download_image", mb_per_s=40.0, bytes=1e6),
+        _a(1, 10.0, "glance.download_image", mb_per_s=60.0, bytes=1e6),
+        _a(2, 10.0, "glance.download_image", "error", mb_per_s=1.0),
+    ]
+    (row,) = compute_stats(samples)
+    assert row.fields == {"bytes": 1e6, "mb_per_s": 50.0}
+
+
+def test_sla_ignores_atomic_actions() -> None:
+    rows = compute_stats(_boot_samples())
+    # one failed delete_server action: 25 % on its row, but every iteration passed
+    assert check_sla(rows, failure_rate_max_pct=0.0) == []
+    assert check_sla(action_rows(rows), failure_rate_max_pct=0.0) == [
+        "no iteration was recorded"
+    ]
+
+
+def test_table_shows_actions_under_iterations_with_rate() -> None:
+    samples = [*_boot_samples(), _a(0.5, 10.0, "glance.download_image", mb_per_s=42.0)]
+    rows = compute_stats_by_point({"p0": samples})
+    table = stats_table(rows)
+    headers = [c.header for c in table.columns]
+    assert headers[-1] == "MB/s" and table.row_count == 5
+    buf = io.StringIO()
+    Console(file=buf, width=250, color_system=None).print(table)
+    out = buf.getvalue()
+    lines = out.splitlines()
+    boot = next(line for line in lines if "nova.boot_server" in line)
+    assert "└" in boot and "s1" not in boot  # indented, no site repeated
+    assert "NovaServers.boot_and_delete_server" in out and "42.0" in out
+    assert "identity.auth" in out
+    # without any rate, no MB/s column
+    assert "MB/s" not in [c.header for c in stats_table(compute_stats([_s(0, 1)])).columns]
+
+
+def test_json_has_actions_apart() -> None:
+    rows = compute_stats(_boot_samples(), point="p0")
+    doc = json.loads(json.dumps(stats_json(rows, run="r")))
+    assert [r["operation"] for r in doc["rows"]] == ["NovaServers.boot_and_delete_server", "auth"]
+    assert all(r["action"] == "" for r in doc["rows"])
+    assert [a["action"] for a in doc["actions"]] == ["nova.boot_server", "nova.delete_server"]
+    assert doc["actions"][1]["errors"] == 1 and doc["actions"][0]["fields"] == {}
+
+
+def test_sweep_table_lists_actions_under_their_operation() -> None:
+    rows = compute_stats_by_point({"p0": _boot_samples(), "p1": _boot_samples()})
+    table = sweep_table(rows, {"p0": "delay=0ms", "p1": "delay=50ms"})
+    buf = io.StringIO()
+    Console(file=buf, width=200, color_system=None).print(table)
+    lines = [line for line in buf.getvalue().splitlines() if "│" in line]
+    ops = [line.split("│")[3].strip() for line in lines]
+    assert ops[:3] == ["NovaServers.boot_and_delete_server", "└ nova.boot_server",
+                       "└ nova.delete_server"]

@@ -1,3 +1,9 @@
 """Scenario families; importing this package registers all of them in REGISTRY."""
 
-from femdc_bench.workload.scenarios import keystone  # noqa: F401  (registers)
+from femdc_bench.workload.scenarios import (  # noqa: F401  (registers)
+    glance,
+    keystone,
+    neutron,
+    nova,
+    placement,
+)

@@ -1,0 +1,221 @@
+"""Nova (compute v2.1, microversion 2.79) scenarios, with Rally's names.
+
+Paths are relative to the compute endpoint (".../v2.1"). `N` and `M` are the numbers of
+status polls (at least one each, `poll_interval` apart, the first one after a pause).
+
+================================== ================================================ =========
+name                               one iteration                                    requests
+================================== ================================================ =========
+NovaServers.boot_server            nova.boot_server: POST /servers (image, flavor,  1 + N
+                                   networks: [{"uuid": net}]), GET /servers/{id}
+                                   until ACTIVE. The server stays (deleted at
+                                   teardown).
+NovaServers.boot_and_delete_server nova.boot_server; nova.delete_server: DELETE     2 + N + M
+                                   /servers/{id}, GET /servers/{id} until 404
+NovaServers.boot_and_list_server   nova.boot_server; nova.list_servers: GET         2 + N
+                                   /servers/detail (``detailed``, default true) or
+                                   /servers, next pages followed; the new server
+                                   must be listed. Servers deleted at teardown.
+================================== ================================================ =========
+
+Args: ``image`` (name or id; null: setup uploads a 64 KiB raw image), ``flavor`` (name
+or id; null: setup creates one of 1 vCPU, 64 MB RAM, 1 GB disk), ``network`` (name or
+id; null: setup creates a network and a 10.x.y.0/24 subnet), ``poll_interval`` (0.5 s),
+``timeout`` (120 s, per wait). Status ERROR (the server's fault message is quoted) or
+the timeout fail the iteration; a wait never hangs. What setup made is named with the
+job's prefix and deleted at teardown, after the servers are gone.
+
+Differences from Rally: no pre-poll sleep (Rally: nova_server_boot_prepoll_delay 1 s,
+then polls every 1 s; delete: 2 s and 2 s); the iterations run as the admin, in the
+admin project.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from femdc_bench.workload.context import (
+    Ctx,
+    JobContext,
+    SetupError,
+    WorkerContext,
+    is_gone,
+    wait_for,
+)
+from femdc_bench.workload.registry import scenario
+from femdc_bench.workload.scenarios import glance, neutron
+from femdc_bench.workload.scenarios.common import (
+    WAIT_ARGS,
+    RepeatedBytes,
+    ScenarioFailed,
+    pages,
+    teardown_tracked,
+    wait_args,
+)
+
+SERVICE = "compute"
+USES = ("image", "network")
+TINY_IMAGE_BYTES = 64 * 1024
+FLAVOR = {"vcpus": 1, "ram": 64, "disk": 1}
+BOOT_ARGS: dict[str, Any] = {"image": None, "flavor": None, "network": None, **WAIT_ARGS}
+
+
+# --------------------------------------------------------------------------- setup
+
+
+def _str_arg(job: JobContext, key: str) -> str | None:
+    value = job.args[key]
+    if value is not None and (not isinstance(value, str) or not value):
+        raise SetupError(f"arg {key!r}: expected a name or an id")
+    return value
+
+
+def find_image(job: JobContext, name_or_id: str) -> str:
+    r = job.image.get(f"/images/{name_or_id}", raise_exc=False)
+    if r.status_code == 200:
+        return str(r.json()["id"])
+    images = job.image.get("/images", params={"name": name_or_id}).json()["images"]
+    active = [i for i in images if i.get("status") == "active"]
+    if not active:
+        raise SetupError(f"no active image {name_or_id!r}")
+    return str(active[0]["id"])
+
+
+def find_flavor(job: JobContext, name_or_id: str) -> str:
+    flavors = pages(job.compute, "/flavors", "flavors")
+    for f in flavors:
+        if name_or_id in (f.get("id"), f.get("name")):
+            return str(f["id"])
+    raise SetupError(f"flavor {name_or_id!r} not found")
+
+
+def setup_boot(job: JobContext) -> None:
+    """Image, flavor and network to boot with (job.shared); what is made is tracked."""
+    try:
+        poll, timeout = wait_args(job.args)
+    except ValueError as e:
+        raise SetupError(str(e)) from None
+    image, flavor, network = (_str_arg(job, k) for k in ("image", "flavor", "network"))
+    if image is None:
+        data = RepeatedBytes(os.urandom(TINY_IMAGE_BYTES), TINY_IMAGE_BYTES)
+        image_id = glance.create_image(
+            job, data, disk_format="raw", container_format="bare", poll_s=poll, timeout_s=timeout
+        )
+    else:
+        image_id = find_image(job, image)
+    if flavor is None:
+        body = {"flavor": {"name": job.new_name(), **FLAVOR}}
+        flavor_id = str(job.compute.post("/flavors", json=body).json()["flavor"]["id"])
+        job.track("/flavors", flavor_id, SERVICE)
+    else:
+        flavor_id = find_flavor(job, flavor)
+    if network is None:
+        net_id = neutron.create_network(job)
+        neutron.create_subnet(job, net_id)
+    else:
+        net_id = neutron.find_network(job, network)
+    job.shared.update(image_id=image_id, flavor_id=flavor_id, net_id=net_id)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _fault(server: dict[str, Any]) -> str | None:
+    if server.get("status") != "ERROR":
+        return None
+    fault = server.get("fault") or {}
+    return f"status ERROR: {fault.get('message') or 'no fault message'}"
+
+
+def boot_server(ctx: Ctx) -> str:
+    """nova.boot_server: POST /servers, then GET until ACTIVE; the server is tracked."""
+    poll, timeout = wait_args(ctx.args)
+    sh = ctx.shared
+    with ctx.atomic("nova.boot_server"):
+        body = {
+            "server": {
+                "name": ctx.new_name(),
+                "imageRef": sh["image_id"],
+                "flavorRef": sh["flavor_id"],
+                "networks": [{"uuid": sh["net_id"]}],
+            }
+        }
+        server_id = str(ctx.compute.post("/servers", json=body).json()["server"]["id"])
+        ctx.track("/servers", server_id, SERVICE)
+        wait_for(
+            lambda: ctx.compute.get(f"/servers/{server_id}").json()["server"],
+            lambda s: s.get("status") == "ACTIVE",
+            failed=_fault,
+            what=f"server {server_id}",
+            timeout_s=timeout,
+            poll_s=poll,
+        )
+    return server_id
+
+
+def delete_server(ctx: Ctx, server_id: str) -> None:
+    """nova.delete_server: DELETE, then GET until 404."""
+    poll, timeout = wait_args(ctx.args)
+    path = f"/servers/{server_id}"
+    with ctx.atomic("nova.delete_server"):
+        ctx.compute.delete(path)
+        wait_for(
+            lambda: is_gone(ctx.compute, path),
+            lambda v: v is True,
+            failed=lambda v: _fault(v) if isinstance(v, dict) else None,
+            what=f"server {server_id} deletion",
+            timeout_s=timeout,
+            poll_s=poll,
+        )
+    ctx.untrack("/servers", server_id, SERVICE)
+
+
+# --------------------------------------------------------------------------- scenarios
+
+
+@scenario(
+    "NovaServers.boot_server",
+    service=SERVICE,
+    uses=USES,
+    setup=setup_boot,
+    teardown=teardown_tracked,
+    args=BOOT_ARGS,
+    qualified=True,
+)
+def boot(ctx: WorkerContext) -> None:
+    """Boot a server and wait until it is ACTIVE (it is deleted at teardown)."""
+    boot_server(ctx)
+
+
+@scenario(
+    "NovaServers.boot_and_delete_server",
+    service=SERVICE,
+    uses=USES,
+    setup=setup_boot,
+    teardown=teardown_tracked,
+    args=BOOT_ARGS,
+    qualified=True,
+)
+def boot_and_delete_server(ctx: WorkerContext) -> None:
+    """Boot a server, wait until ACTIVE, delete it and wait until it is gone."""
+    delete_server(ctx, boot_server(ctx))
+
+
+@scenario(
+    "NovaServers.boot_and_list_server",
+    service=SERVICE,
+    uses=USES,
+    setup=setup_boot,
+    teardown=teardown_tracked,
+    args={**BOOT_ARGS, "detailed": True},
+    qualified=True,
+)
+def boot_and_list_server(ctx: WorkerContext) -> None:
+    """Boot a server, then list servers; the new one must be listed."""
+    server_id = boot_server(ctx)
+    path = "/servers/detail" if ctx.args["detailed"] else "/servers"
+    with ctx.atomic("nova.list_servers"):
+        servers = pages(ctx.compute, path, "servers")
+    if not any(s.get("id") == server_id for s in servers):
+        raise ScenarioFailed(f"server {server_id} not in the list of {len(servers)} servers")
