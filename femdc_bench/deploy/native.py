@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import hashlib
 import json
 import os
 import secrets
@@ -17,7 +18,7 @@ from pathlib import Path
 import yaml
 
 from femdc_bench import ship
-from femdc_bench.ansible import PLAYBOOKS, run_playbook
+from femdc_bench.ansible import PLAYBOOKS, AnsibleError, run_playbook
 from femdc_bench.model import Cloud, Clouds, Experiment, Inventory
 
 LOCK = PLAYBOOKS / "native" / "files" / "openstack.lock"
@@ -156,21 +157,36 @@ def deploy(exp: Experiment, inv: Inventory, *, run_id: str, run_dir: Path, log: 
     secrets_file = run_dir / "secrets.json"
     pw = load_or_create_secrets(secrets_file)
     venv = venv_dir()
-    run_playbook(
-        PLAYBOOKS / "native" / "deploy.yml", host_vars(exp, inv), run_dir=run_dir, log=log,
-        on_task=on_task,
-        extra_vars={
-            "femdc_run": run_id,
-            "femdc_venv_dir": venv,
-            "femdc_lock_file": str(LOCK),
-            "femdc_venv_on_controller": inv.shared_filesystem,
-            "femdc_install_packages": inv.provider != "local",
-            "femdc_python": "/usr/bin/python3",
-            "femdc_keystone_workers": exp.deployment.keystone_workers,
-            "femdc_api_workers": exp.deployment.api_workers,
-            "femdc_results_dir": str(run_dir),
-            "femdc_secrets": pw,
-        })
+    hosts = host_vars(exp, inv)
+    extra_vars = {
+        "femdc_run": run_id,
+        "femdc_venv_dir": venv,
+        "femdc_lock_file": str(LOCK),
+        "femdc_venv_on_controller": inv.shared_filesystem,
+        "femdc_install_packages": inv.provider != "local",
+        "femdc_python": "/usr/bin/python3",
+        "femdc_keystone_workers": exp.deployment.keystone_workers,
+        "femdc_api_workers": exp.deployment.api_workers,
+        "femdc_results_dir": str(run_dir),
+        "femdc_secrets": pw,
+    }
+    # Nothing changed since the last successful deploy: check that it is still whole
+    # (processes alive, APIs answering) instead of walking every role again; anything
+    # missing runs the whole deploy.
+    digest = inputs_digest(hosts, extra_vars)
+    marker = run_dir / "deploy.digest"
+    unchanged = marker.exists() and marker.read_text().strip() == digest
+    if unchanged:
+        try:
+            run_playbook(PLAYBOOKS / "native" / "verify.yml", hosts, run_dir=run_dir, log=log,
+                         on_task=on_task, extra_vars=extra_vars)
+        except AnsibleError:
+            unchanged = False
+    if not unchanged:
+        marker.unlink(missing_ok=True)
+        run_playbook(PLAYBOOKS / "native" / "deploy.yml", hosts, run_dir=run_dir, log=log,
+                     on_task=on_task, extra_vars=extra_vars)
+        marker.write_text(digest + "\n")
     clouds = clouds_for(exp, inv)
     clouds_yaml = run_dir / "clouds.yaml"
     write_clouds_yaml(clouds_yaml, clouds, pw["admin"])
@@ -181,6 +197,19 @@ def deploy(exp: Experiment, inv: Inventory, *, run_id: str, run_dir: Path, log: 
     return Clouds(clouds=tuple(clouds), clouds_yaml=str(clouds_yaml),
                   secrets_file=str(secrets_file), agent_python=f"{venv}/bin/python",
                   versions=versions)
+
+
+def inputs_digest(inv: Inventory, extra_vars: dict[str, object]) -> str:
+    """sha256 of everything a deploy depends on: the playbooks tree (roles, templates,
+    library, the lock), the hosts with their variables, and the extra vars."""
+    h = hashlib.sha256()
+    for path in sorted((PLAYBOOKS / "native").rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts:
+            h.update(str(path.relative_to(PLAYBOOKS)).encode() + b"\0" + path.read_bytes())
+    h.update(json.dumps([dataclasses.asdict(x) for x in inv.hosts], sort_keys=True,
+                        default=str).encode())
+    h.update(json.dumps(extra_vars, sort_keys=True, default=str).encode())
+    return h.hexdigest()
 
 
 def destroy(inv: Inventory, *, run_id: str, run_dir: Path, log: Path) -> None:

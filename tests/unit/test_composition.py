@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import stat
 import subprocess
@@ -154,3 +155,16 @@ def test_galera_vars_bootstrap_one_node_and_one_keystone_schema() -> None:
         assert extra["femdc_galera_joiner"] is (i != 0)
         assert extra["femdc_keystone_primary"] is (i == 0)
         assert extra["femdc_db_address"] == nodes[i]  # each Keystone uses its own node
+
+
+def test_deploy_inputs_digest_sees_every_input() -> None:
+    exp = load(TOPOLOGIES / "central-control.yaml")
+    inv = native.host_vars(exp, inventory_for("central-control.yaml"))
+    base = native.inputs_digest(inv, {"femdc_run": "r1", "femdc_api_workers": 1})
+    assert native.inputs_digest(inv, {"femdc_api_workers": 1, "femdc_run": "r1"}) == base
+    assert native.inputs_digest(inv, {"femdc_run": "r1", "femdc_api_workers": 2}) != base
+    fewer = native.host_vars(exp, inventory_for("central-control.yaml"))
+    hosts = tuple(h if h.alias != "edge1-node" else dataclasses.replace(
+        h, extra={**h.extra, "femdc_compute_hosts": ["edge1-node-c001"]}) for h in fewer.hosts)
+    assert native.inputs_digest(dataclasses.replace(fewer, hosts=hosts),
+                                {"femdc_run": "r1", "femdc_api_workers": 1}) != base
