@@ -74,8 +74,15 @@ class Keystone:
         found = self.find(collection, collection.split("/")[-1], **match)
         if found:
             return found
+        try:
+            created = self._call("POST", f"/{collection}", {key: body})[key]
+        except RuntimeError as e:  # created meanwhile by another host: use that one
+            found = self.find(collection, collection.split("/")[-1], **match)
+            if "HTTP 409" in str(e) and found:
+                return found
+            raise
         self.changed = True
-        return self._call("POST", f"/{collection}", {key: body})[key]
+        return created
 
 
 def main() -> None:
@@ -86,6 +93,11 @@ def main() -> None:
         "services": {"type": "list", "elements": "dict", "required": True},
     })
     p = module.params
+    # Every password is masked in whatever the module returns (also on failure), so
+    # the task needs no no_log and its errors stay readable.
+    for svc in p["services"]:
+        if svc.get("password"):
+            module.no_log_values.add(svc["password"])
     try:
         ks = Keystone(p["auth_url"], p["admin_password"])
         roles = [ks.find("roles", "roles", name=n) for n in ("admin", "service")]
@@ -102,7 +114,6 @@ def main() -> None:
         for svc in p["services"]:
             user_name, password = svc.get("user"), svc.get("password")
             if user_name:
-                module.no_log_values.add(password)
                 user = ks.find("users", "users", name=user_name, domain_id="default")
                 if user is None:
                     user = ks._call("POST", "/users", {"user": {

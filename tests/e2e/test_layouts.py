@@ -1,0 +1,248 @@
+"""End to end: the layouts of the control plane beyond Keystone, on the local provider,
+with real parts only (MariaDB or Galera, RabbitMQ, OVN, Keystone, Placement, Glance,
+Nova with fake computes, Neutron, InfluxDB), driven through the CLI as a user would.
+
+- central control: one control site, compute nodes at two edge sites; fake servers with
+  a port booted and deleted from every site, per-action timings read back from InfluxDB;
+- region per site with a shared Keystone: `openstack --os-cloud <site> server list`
+  answers for every site, each in its own region;
+- Keystone per site over one Galera cluster, 25 ms one way between sites.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import yaml
+
+from tests.e2e.test_local_run import BIN, femdc, leftovers, write_experiment
+
+pytestmark = pytest.mark.e2e
+
+
+def openstack(run_dir: Path, cloud: str, *args: str) -> Any:
+    env = {**os.environ, "OS_CLIENT_CONFIG_FILE": str(run_dir / "clouds.yaml")}
+    proc = subprocess.run([str(BIN / "openstack"), "--os-cloud", cloud, *args, "-f", "json"],
+                          capture_output=True, text=True, env=env, timeout=180)
+    assert proc.returncode == 0, f"openstack {' '.join(args)} ({cloud}): {proc.stderr[-2000:]}"
+    return json.loads(proc.stdout)
+
+
+def openstack_raw(run_dir: Path, cloud: str, *args: str) -> None:
+    env = {**os.environ, "OS_CLIENT_CONFIG_FILE": str(run_dir / "clouds.yaml")}
+    proc = subprocess.run([str(BIN / "openstack"), "--os-cloud", cloud, *args],
+                          capture_output=True, text=True, env=env, timeout=180)
+    assert proc.returncode == 0, f"openstack {' '.join(args)} ({cloud}): {proc.stderr[-2000:]}"
+
+
+def api_rows(url: str, run: str) -> list[dict[str, Any]]:
+    """Every `api` point of the run, as InfluxDB returns them."""
+    r = requests.get(f"{url}/query", params={
+        "db": "femdc", "q": f"SELECT * FROM api WHERE run='{run}'"}, timeout=60).json()
+    series = r["results"][0].get("series", [])
+    out = []
+    for s in series:
+        cols = s["columns"]
+        out += [dict(zip(cols, v, strict=True)) for v in s["values"]]
+    return out
+
+
+def _destroy_and_check(results: Path, run_id: str) -> None:
+    femdc(results, "destroy", run_id, check=True)
+    assert leftovers(results / run_id) == []
+
+
+def central_control() -> dict[str, Any]:
+    return {
+        "name": "e2e-control",
+        "provider": {"type": "local"},
+        "sites": [
+            {"name": "core", "hosts": [
+                {"name": "ctl", "roles": ["database", "keystone", "control", "load"]}]},
+            {"name": "edge[1-2]", "hosts": [
+                {"name": "node", "roles": ["compute", "load"], "computes": 2}]},
+        ],
+        "deployment": {"method": "native", "keystone": {"centralized": "core"},
+                       "control": {"centralized": "core"}, "database": "per_site"},
+        "wan": {"default": {"delay": "10ms"}},
+        "workload": {
+            "scenarios": [
+                {"name": "NovaServers.boot_and_delete_server",
+                 "runner": {"type": "times", "times": 6, "concurrency": 2}},
+                {"name": "NeutronNetworks.create_and_delete_networks",
+                 "runner": {"type": "times", "times": 4, "concurrency": 2}},
+                {"name": "GlanceImages.create_and_delete_image",
+                 "runner": {"type": "times", "times": 2, "concurrency": 1},
+                 "args": {"image_size_mb": 1}},
+            ],
+            "sla": {"failure_rate_max": "0%"},
+        },
+        "metrics": {"influxdb": "local"},
+    }
+
+
+def test_central_control_boots_servers_from_every_site(tmp_path: Path, results: Path) -> None:
+    exp = write_experiment(tmp_path / "control.yaml", central_control())
+    run_id = "e2e-control"
+    t0 = time.monotonic()
+    proc = femdc(results, "run", str(exp), "--keep", "--run-id", run_id, timeout=2400)
+    run_s = time.monotonic() - t0
+    run_dir = results / run_id
+    try:
+        assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+        assert "SLA met" in proc.stdout
+        state = json.loads((run_dir / "state.json").read_text())
+
+        # Every iteration and every atomic action is in InfluxDB, per site.
+        rows = api_rows(state["metrics_url"], run_id)
+        iterations: dict[tuple[str, str], int] = {}
+        actions: dict[tuple[str, str], int] = {}
+        for r in rows:
+            assert r["status"] == "ok", r
+            assert r["target_site"] == "core"
+            action = r.get("action") or ""
+            if action in ("", "total"):
+                iterations[(r["site"], r["operation"])] = iterations.get(
+                    (r["site"], r["operation"]), 0) + 1
+            else:
+                actions[(r["site"], action)] = actions.get((r["site"], action), 0) + 1
+        for site in ("core", "edge1", "edge2"):
+            assert actions[(site, "nova.boot_server")] == 6
+            assert actions[(site, "nova.delete_server")] == 6
+            assert actions[(site, "neutron.create_network")] == 4
+            assert actions[(site, "glance.create_image")] == 2
+        assert sum(iterations.values()) == 3 * (6 + 4 + 2)
+
+        # The report was read back from InfluxDB and has the per-action rows.
+        report = json.loads((run_dir / "report.json").read_text())
+        assert "nova.boot_server" in json.dumps(report)
+
+        # The kept deployment: four fake computes up, every site's cloud lists servers.
+        services = openstack(run_dir, "edge1", "compute", "service", "list",
+                             "--service", "nova-compute")
+        assert sorted(s["Host"] for s in services if s["State"] == "up") == [
+            "edge1-node-c001", "edge1-node-c002", "edge2-node-c001", "edge2-node-c002"]
+        for cloud in ("core", "edge1", "edge2"):
+            assert openstack(run_dir, cloud, "server", "list") == []  # all deleted
+        manifest = json.loads((run_dir / "manifest.json").read_text())
+        assert manifest["openstack"]["nova"] == "34.0.0"
+        assert manifest["deployment"]["memory_mb"] > 0
+
+        # A second deploy with nothing changed only verifies what runs.
+        t0 = time.monotonic()
+        femdc(results, "deploy", run_id, check=True)
+        second_s = time.monotonic() - t0
+        log = (run_dir / "logs" / "deploy.log").read_text()
+        assert log.rsplit("### ", 1)[1].split("\n", 1)[0].endswith("verify.yml")
+        manifest = json.loads((run_dir / "manifest.json").read_text())
+        d = manifest["deployment"]
+        print(f"\ncentral control: run {run_s:.0f}s, first deploy {d['first_deploy_s']}s, "
+              f"second deploy {second_s:.0f}s, memory {d['memory_mb']} MB PSS "
+              f"({ {h: v['pss_mb'] for h, v in d['by_host'].items()} })")
+    finally:
+        _destroy_and_check(results, run_id)
+
+
+def region_per_site() -> dict[str, Any]:
+    return {
+        "name": "e2e-regions",
+        "provider": {"type": "local"},
+        "sites": [
+            {"name": "core", "hosts": [
+                {"name": "ctl", "roles": ["database", "keystone", "control", "compute", "load"]}]},
+            {"name": "edge1", "hosts": [
+                {"name": "ctl", "roles": ["database", "control", "compute", "load"]}]},
+        ],
+        "deployment": {"method": "native", "keystone": {"centralized": "core"},
+                       "control": "per_site", "database": "per_site"},
+        "wan": {"default": {"delay": "10ms"}},
+        "workload": {
+            "scenarios": [
+                {"name": "NovaServers.boot_and_list_server",
+                 "runner": {"type": "times", "times": 3, "concurrency": 1}},
+            ],
+            "sla": {"failure_rate_max": "0%"},
+        },
+        "metrics": {"influxdb": "local"},
+    }
+
+
+def test_region_per_site_with_a_shared_keystone(tmp_path: Path, results: Path) -> None:
+    exp = write_experiment(tmp_path / "regions.yaml", region_per_site())
+    run_id = "e2e-regions"
+    proc = femdc(results, "run", str(exp), "--keep", "--run-id", run_id, timeout=2400)
+    run_dir = results / run_id
+    try:
+        assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+        # One Keystone, two regions in its catalog; each site's cloud is its own region.
+        regions = openstack(run_dir, "core", "region", "list")
+        assert sorted(r["Region"] for r in regions) == ["core", "edge1"]
+        for cloud in ("core", "edge1"):
+            servers = openstack(run_dir, cloud, "server", "list")
+            assert servers == []  # boot_and_list deletes at teardown
+            hosts = openstack(run_dir, cloud, "compute", "service", "list",
+                              "--service", "nova-compute")
+            assert [h["Host"] for h in hosts] == [f"{cloud}-ctl-c001"]
+        rows = api_rows(json.loads((run_dir / "state.json").read_text())["metrics_url"],
+                        run_id)
+        assert {(r["site"], r["target_site"]) for r in rows} == {
+            ("core", "core"), ("edge1", "edge1")}
+    finally:
+        _destroy_and_check(results, run_id)
+
+
+def keystone_galera() -> dict[str, Any]:
+    return {
+        "name": "e2e-galera",
+        "provider": {"type": "local"},
+        "sites": [{"name": "site[1-3]", "hosts": [
+            {"name": "ctl", "roles": ["database", "keystone", "load"]}]}],
+        "deployment": {"method": "native", "keystone": "per_site", "database": "galera"},
+        "wan": {"default": {"delay": "25ms"}},
+        "workload": {
+            "scenarios": [
+                {"name": "KeystoneBasic.authenticate_user_and_validate_token",
+                 "runner": {"type": "times", "times": 20, "concurrency": 2}},
+                {"name": "KeystoneBasic.create_delete_user",
+                 "runner": {"type": "times", "times": 10, "concurrency": 2}},
+            ],
+            "sla": {"failure_rate_max": "0%"},
+        },
+        "metrics": {"influxdb": "local"},
+    }
+
+
+def test_keystone_per_site_over_galera(tmp_path: Path, results: Path) -> None:
+    exp = write_experiment(tmp_path / "galera.yaml", keystone_galera())
+    run_id = "e2e-galera"
+    proc = femdc(results, "run", str(exp), "--keep", "--run-id", run_id, timeout=2400)
+    run_dir = results / run_id
+    try:
+        assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+        assert "SLA met" in proc.stdout
+        check = json.loads((run_dir / "wan" / "p0" / "check.json").read_text())
+        assert check["ok"] and all(abs(p["measured_ms"] - 50) <= 2.5 for p in check["pairs"])
+        # One cluster: a user created through site1's Keystone is seen by site3's, and a
+        # token issued at site1 validates at site3 (shared database and fernet keys).
+        user = openstack(run_dir, "site1", "user", "create", "femdc-e2e-galera-probe",
+                         "--password", "probe-password-1")
+        assert openstack(run_dir, "site3", "user", "show", user["id"])["name"] == user["name"]
+        token = openstack(run_dir, "site1", "token", "issue")["id"]
+        clouds = yaml.safe_load((run_dir / "clouds.yaml").read_text())["clouds"]
+        site3 = clouds["site3"]["auth"]["auth_url"]
+        assert site3 != clouds["site1"]["auth"]["auth_url"]
+        r = requests.get(f"{site3}/auth/tokens", timeout=30,
+                         headers={"X-Auth-Token": token, "X-Subject-Token": token})
+        assert r.status_code == 200, r.text
+        openstack_raw(run_dir, "site2", "user", "delete", user["id"])
+        regions = openstack(run_dir, "site2", "region", "list")
+        assert sorted(r["Region"] for r in regions) == ["site1", "site2", "site3"]
+    finally:
+        _destroy_and_check(results, run_id)
