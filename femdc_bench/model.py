@@ -299,6 +299,13 @@ class Clouds:
 
 # --------------------------------------------------------------------------- samples
 
+# Tags and fields of the `api` measurement (one point per Sample), in the order the
+# architecture names them: here, so that the writer (metrics) and the agent (workload),
+# which never import each other, share one list.
+API_TAGS: tuple[str, ...] = ("run", "experiment", "point", "site", "host", "target_site",
+                             "service", "operation", "status", "action")
+API_FIELDS: tuple[str, ...] = ("duration_ms", "error", "iteration")
+
 
 @dataclass
 class Sample:

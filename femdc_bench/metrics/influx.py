@@ -53,7 +53,7 @@ from urllib.parse import urlsplit, urlunsplit
 import requests
 from influxdb_client import Point, WritePrecision
 
-from femdc_bench.model import MetricsSpec, Sample
+from femdc_bench.model import API_FIELDS, API_TAGS, MetricsSpec, Sample
 
 log = logging.getLogger(__name__)
 
@@ -67,22 +67,6 @@ WAN = "wan"  # measured RTTs
 EVENT = "event"  # phase and fault annotations
 MEASUREMENTS: frozenset[str] = frozenset({API, PROC, DB, MQ, WAN, EVENT})
 
-#: Tags of the `API` measurement, in the order the architecture names them.
-API_TAGS: tuple[str, ...] = (
-    "run",
-    "experiment",
-    "point",
-    "site",
-    "host",
-    "target_site",
-    "service",
-    "operation",
-    "status",
-    "action",
-)
-#: Fields of the `API` measurement. A sample's extra fields (Sample.fields, e.g.
-#: mb_per_s) are written beside them as floats.
-API_FIELDS: tuple[str, ...] = ("duration_ms", "error", "iteration")
 #: Columns a row of `API` may have that are not extra fields of the sample.
 _API_COLUMNS = frozenset({*API_TAGS, *API_FIELDS, "time"})
 

@@ -40,7 +40,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from femdc_bench.model import RunnerSpec, Sample
+from femdc_bench.model import API_FIELDS, API_TAGS, RunnerSpec, Sample
 
 C = TypeVar("C")
 
@@ -48,26 +48,8 @@ ERROR_MAX_CHARS = 500
 #: Names a scenario may give to Sample.fields: lowercase identifiers, not a column of
 #: the `api` measurement (its tags and fields) nor one the runner sets itself.
 FIELD_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
-RESERVED_FIELDS = frozenset(
-    {
-        "time",
-        "run",
-        "experiment",
-        "point",
-        "site",
-        "host",
-        "target_site",
-        "service",
-        "operation",
-        "status",
-        "action",
-        "duration_ms",
-        "error",
-        "iteration",
-        "bytes",
-        "mb_per_s",
-    }
-)
+# Sample.fields may not shadow a tag or field of `api`, nor what the runner itself sets.
+RESERVED_FIELDS = frozenset({"time", *API_TAGS, *API_FIELDS, "bytes", "mb_per_s"})
 ACTION_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:-]{0,127}")
 
 
