@@ -118,6 +118,33 @@ def collect(run: Run, inv: Inventory) -> None:
     (run.dir / "versions").mkdir(exist_ok=True)
     run_playbook(PLAYBOOKS / "common" / "collect.yml", inv, run_dir=run.dir,
                  log=run.log("collect"), extra_vars={"femdc_results_dir": str(run.dir)})
+    unpack_logs(run.dir / "logs" / "hosts")
+
+
+def unpack_logs(hosts_dir: Path) -> None:
+    """Each host's fetched <alias>.tar.gz into <alias>/ (replacing what an earlier collect
+    brought), then the archive is removed. Only plain files, by base name: an archive
+    cannot write outside its host's directory."""
+    import shutil
+    import tarfile
+
+    for archive in sorted(hosts_dir.glob("*.tar.gz")):
+        dest = hosts_dir / archive.name.removesuffix(".tar.gz")
+        tmp = dest.with_name(dest.name + ".new")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        with tarfile.open(archive, "r:gz") as tar:
+            for m in tar.getmembers():
+                name = Path(m.name).name
+                if not m.isfile() or not name or name != m.name:
+                    continue
+                src = tar.extractfile(m)
+                if src is not None:
+                    with src, open(tmp / name, "wb") as out:
+                        shutil.copyfileobj(src, out)
+        shutil.rmtree(dest, ignore_errors=True)
+        tmp.rename(dest)
+        archive.unlink()
 
 
 def _host_versions(run: Run) -> dict[str, Any]:
@@ -226,7 +253,7 @@ def bench(run: Run, point: str = "p0", progress: Progress = _noop) -> int:
         progress(f"load from {len(specs)} host(s) at {point} ({sp.label()})")
         faults = FaultInjector(run, exp, inv, point) if exp.workload.faults else None
         if faults:
-            faults.start()
+            faults.start(samples_dir / "start.json")
         try:
             run_playbook(
                 PLAYBOOKS / "common" / "bench.yml", inv, run_dir=run.dir, log=run.log("bench"),
@@ -405,17 +432,35 @@ class FaultInjector:
         self._thread = threading.Thread(target=self._main, name="faults", daemon=True)
         self.error: BaseException | None = None
 
-    def start(self) -> None:
-        self._t0 = time.monotonic()
+    def start(self, start_file: Path) -> None:
+        """Faults are timed from the load's common start, which the bench playbook writes
+        to `start_file` once every agent is set up (setup and ansible take seconds to
+        minutes: timing from here would cut a site before its load begins)."""
+        self._start_file = start_file
         self._thread.start()
 
     def _wait_until(self, t: float) -> bool:
         return not self._stop.wait(max(0.0, self._t0 + t - time.monotonic()))
 
+    def _wait_start(self) -> bool:
+        import json
+
+        while not self._stop.is_set():
+            try:
+                start_ns = int(json.loads(self._start_file.read_text())["start_ns"])
+            except (OSError, ValueError, KeyError):
+                self._stop.wait(0.1)
+                continue
+            self._t0 = time.monotonic() + (start_ns - time.time_ns()) / 1e9
+            return True
+        return False
+
     def _main(self) -> None:
         tag = run_tag(self.run)
         kw = {"tag": tag, "run_dir": self.run.dir, "log": self.run.log("faults")}
         try:
+            if not self._wait_start():
+                return
             for f in sorted(self.exp.workload.faults, key=lambda f: f.at_s):
                 if not self._wait_until(f.at_s):
                     return

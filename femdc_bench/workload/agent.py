@@ -10,6 +10,11 @@ for each: authenticate the admin and resolve the endpoints of the scenario's ser
 scenario setup (untimed), the load (timed per iteration and per atomic action by the
 runner), teardown (untimed, always).
 
+--start-file GO: once the first job is set up (or could not be), the agent writes
+GO.ready and waits for GO to hold a start time (ns since the epoch), then sleeps until it:
+the controller hands the same time to every load host, so that all sites start at once
+and faults are timed from the real start of the load.
+
 SIGTERM/SIGINT: no new iteration starts, in-flight iterations finish, teardown runs, the
 JSONL file is flushed and closed, later jobs are skipped. A second signal stops waiting
 for in-flight iterations (teardown still runs).
@@ -35,6 +40,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
@@ -88,6 +94,48 @@ class Stopper:
         signal.signal(signal.SIGINT, self)
 
 
+class StartSignal:
+    """The common start of all load hosts (see --start-file): `arrive()` once, idempotent."""
+
+    POLL_S = 0.05
+
+    def __init__(self, path: str | None, stop: threading.Event, timeout_s: float = 3600) -> None:
+        self.path, self.stop, self.timeout_s = path, stop, timeout_s
+        self.arrived = False
+        self.late_s = 0.0
+
+    def announce(self) -> None:
+        """Tell the controller this agent is at the barrier (or gave up)."""
+        if self.path is None or self.arrived:
+            return
+        self.arrived = True
+        tmp = f"{self.path}.ready.tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(f"{os.getpid()}\n")
+        os.replace(tmp, f"{self.path}.ready")
+
+    def arrive(self) -> None:
+        if self.path is None or self.arrived:
+            return
+        self.announce()
+        deadline = time.monotonic() + self.timeout_s
+        start_ns = None
+        while start_ns is None and not self.stop.is_set() and time.monotonic() < deadline:
+            with contextlib.suppress(OSError, ValueError), open(self.path, encoding="utf-8") as f:
+                start_ns = int(f.read().strip())
+            if start_ns is None:
+                self.stop.wait(self.POLL_S)
+        if start_ns is None:
+            log.warning("no start signal in %s: starting now", self.path)
+            return
+        wait_s = (start_ns - time.time_ns()) / 1e9
+        if wait_s > 0:
+            self.stop.wait(wait_s)
+        else:
+            self.late_s = -wait_s
+            log.warning("start signal came %.3f s late", self.late_s)
+
+
 def run_job(
     index: int,
     job: JobSpec,
@@ -95,6 +143,7 @@ def run_job(
     spec: AgentSpec,
     sink: JsonlSink,
     stopper: Stopper,
+    start: StartSignal | None = None,
 ) -> JobSummary:
     from femdc_bench.workload.context import JobContext  # keystoneauth1: hosts only
 
@@ -111,6 +160,8 @@ def run_job(
         except Exception as e:  # noqa: BLE001 - one line, job marked as not run
             summary.setup_error = _one_line(e)
             return summary
+        if start is not None:
+            start.arrive()
         if stopper.stop.is_set():
             summary.skipped = True
             return summary
@@ -188,6 +239,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--spec", required=True, help="SPEC.json (see femdc_bench/workload/spec.py)")
     p.add_argument("--out", required=True, help="SAMPLES.jsonl to write (truncated)")
     p.add_argument("--pidfile", help="write the agent's PID here (removed at exit)")
+    p.add_argument("--start-file", help="wait for a common start time in this file "
+                   "(GO.ready is written when ready)")
     p.add_argument("--verbose", "-v", action="store_true", help="log progress on stderr")
     return p.parse_args(argv)
 
@@ -219,14 +272,16 @@ def main(argv: list[str] | None = None) -> int:
 
     import femdc_bench.workload.scenarios  # noqa: F401  (registers the scenarios)
 
+    stopper = Stopper()
+    stopper.install()
+    start = StartSignal(args.start_file, stopper.stop)
     try:
         spec = load_spec(args.spec, REGISTRY)
     except SpecError as e:
         _error(f"bad spec {args.spec}: {e}")
+        with contextlib.suppress(OSError):
+            start.announce()
         return EXIT_SPEC
-
-    stopper = Stopper()
-    stopper.install()
     if args.pidfile:
         with open(args.pidfile, "w", encoding="utf-8") as f:
             f.write(f"{os.getpid()}\n")
@@ -244,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
                     if stopper.stop.is_set():
                         summaries.append(JobSummary(i, job.scenario, job.target_site, skipped=True))
                         continue
-                    summaries.append(run_job(i, job, sc, spec, sink, stopper))
+                    summaries.append(run_job(i, job, sc, spec, sink, stopper, start))
                     if summaries[-1].worker_failures:
                         break  # the samples cannot be written: stop here
         except OSError as e:
@@ -269,6 +324,8 @@ def main(argv: list[str] | None = None) -> int:
                 code = EXIT_SINK
         return code
     finally:
+        with contextlib.suppress(OSError):
+            start.announce()  # never leave the other hosts waiting for this one
         if args.pidfile:
             with contextlib.suppress(OSError):
                 os.unlink(args.pidfile)

@@ -65,13 +65,18 @@ def test_delay_sweep_three_sites(tmp_path: Path, results: Path) -> None:
     # the same Keystone at the same time without WAN: the difference is the network's.
     report = json.loads((run_dir / "report.json").read_text())
     assert report["sla"]["passed"]
+    # The noise of a p50 of 20 iterations grows with Keystone's own time (~50 ms on a
+    # quiet machine, ~110 ms on a slow one): the slack is 10 % of the core's p50 + 10 ms,
+    # well under the one RTT that would tell a wrong number of round trips.
     p50 = {(r["point"], r["site"]): r["p50_ms"] for r in report["rows"]}
     for i, delay in enumerate(DELAYS):
-        added = p50[(f"p{i}", "edge1")] - p50[(f"p{i}", "core")]
+        core = p50[(f"p{i}", "core")]
+        added = p50[(f"p{i}", "edge1")] - core
         expected = 2 * (2 * delay)
+        slack = 10 + 0.1 * core
         print(f"delay {delay} ms: edge1 - core auth p50 = {added:+.1f} ms "
-              f"(2 RTT = {expected} ms)")
-        assert 0.9 * expected - 10 <= added <= 1.1 * expected + 10, (delay, added)
+              f"(2 RTT = {expected} ms, slack {slack:.1f} ms)")
+        assert 0.9 * expected - slack <= added <= 1.1 * expected + slack, (delay, added)
     assert "latency (ms) per sweep point" in proc.stdout
     assert report["wan"]["p2"][0]["target_ms"] == pytest.approx(300.0)
 

@@ -191,3 +191,42 @@ def test_agent_stopped_by_signal_skips_later_jobs(
     j0, j1 = summary["jobs"]
     assert summary["interrupted"] and j0["stopped"] and j0["count"] > 0 and j1["skipped"]
     assert "teardown" in FakeJobContext.events
+
+
+def test_agent_waits_for_the_common_start(
+    tmp_path: object, capsys: pytest.CaptureFixture[str], fake_scenario: str
+) -> None:
+    """--start-file: GO.ready once set up, no iteration before the time written in GO."""
+    import threading
+
+    path = write(tmp_path, {"site": "s1", "host": "h1", "jobs": [
+        job(scenario=fake_scenario, runner={"type": "times", "times": 3, "concurrency": 1})]})
+    out = os.path.join(str(tmp_path), "SAMPLES.jsonl")
+    go = os.path.join(str(tmp_path), "go")
+    start_ns: list[int] = []
+
+    def controller() -> None:
+        deadline = time.monotonic() + 10
+        while not os.path.exists(go + ".ready") and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.3)  # the agent must still be waiting, not running
+        start_ns.append(time.time_ns() + 200_000_000)
+        with open(go, "w") as f:
+            f.write(str(start_ns[0]))
+
+    t = threading.Thread(target=controller)
+    t.start()
+    assert agent.main(["--spec", path, "--out", out, "--start-file", go]) == agent.EXIT_OK
+    t.join()
+    with open(out) as f:
+        rows = [json.loads(line) for line in f]
+    assert len(rows) == 3
+    assert min(r["t0_ns"] for r in rows) >= start_ns[0]
+
+
+def test_agent_with_a_bad_spec_still_releases_the_others(tmp_path: object) -> None:
+    path = write(tmp_path, "{")
+    go = os.path.join(str(tmp_path), "go")
+    assert agent.main(["--spec", path, "--out", os.devnull, "--start-file", go]) == \
+        agent.EXIT_SPEC
+    assert os.path.exists(go + ".ready")
