@@ -232,13 +232,16 @@ def validate(experiment: Path) -> None:
 
 @main.command()
 @click.argument("target")
-def up(target: str) -> None:
+@click.option("--run-id", help="Name of a new run's directory (default: <name>-<timestamp>).")
+def up(target: str, run_id: str | None) -> None:
     """Provision hosts: TARGET is an experiment file (new run) or an existing RUN."""
     from femdc_bench import run as phases
 
     with _errors():
         if Path(target).is_file():
-            r = Run.create(Path(target), _results())
+            r = Run.create(Path(target), _results(), run_id=run_id)
+        elif run_id:
+            raise click.UsageError("--run-id names a new run: TARGET must be an experiment file")
         else:
             r = Run.open(target, _results())
         phases.attach_log(r)
