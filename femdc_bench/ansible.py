@@ -85,6 +85,9 @@ def _env(run_dir: Path) -> dict[str, str]:
         "ANSIBLE_CALLBACK_RESULT_FORMAT": "yaml",
         "ANSIBLE_PYTHON_INTERPRETER": "/usr/bin/python3",
         "PYTHONUNBUFFERED": "1",
+        # Per-task durations beside the phase's log (playbooks/callback_plugins).
+        "ANSIBLE_CALLBACK_PLUGINS": str(PLAYBOOKS / "callback_plugins"),
+        "ANSIBLE_CALLBACKS_ENABLED": "femdc_timings",
     })
     return env
 
@@ -119,7 +122,9 @@ def run_playbook(
                "-e", f"@{vars_path}", str(playbook)]
         if limit:
             cmd += ["--limit", limit]
-        _run(cmd, playbook, log, _env(run_dir), on_task)
+        env = _env(run_dir)
+        env["FEMDC_TASK_TIMINGS"] = str(log.with_suffix(".tasks.tsv"))
+        _run(cmd, playbook, log, env, on_task)
     finally:
         os.unlink(vars_path)
 
