@@ -6,7 +6,8 @@ Nova with fake computes, Neutron, InfluxDB), driven through the CLI as a user wo
   a port booted and deleted from every site, per-action timings read back from InfluxDB;
 - region per site with a shared Keystone: `openstack --os-cloud <site> server list`
   answers for every site, each in its own region;
-- Keystone per site over one Galera cluster, 25 ms one way between sites.
+- Keystone per site over one Galera cluster, 25 ms one way between sites: every site
+  loads every site's Keystone, and an SLA that cannot be met makes `report` exit 1.
 """
 
 from __future__ import annotations
@@ -75,9 +76,9 @@ def central_control() -> dict[str, Any]:
         "workload": {
             "scenarios": [
                 {"name": "NovaServers.boot_and_delete_server",
-                 "runner": {"type": "times", "times": 6, "concurrency": 2}},
-                {"name": "NeutronNetworks.create_and_delete_networks",
                  "runner": {"type": "times", "times": 4, "concurrency": 2}},
+                {"name": "NeutronNetworks.create_and_delete_networks",
+                 "runner": {"type": "times", "times": 2, "concurrency": 2}},
                 {"name": "GlanceImages.create_and_delete_image",
                  "runner": {"type": "times", "times": 2, "concurrency": 1},
                  "args": {"image_size_mb": 1}},
@@ -114,11 +115,11 @@ def test_central_control_boots_servers_from_every_site(tmp_path: Path, results: 
             else:
                 actions[(r["site"], action)] = actions.get((r["site"], action), 0) + 1
         for site in ("core", "edge1", "edge2"):
-            assert actions[(site, "nova.boot_server")] == 6
-            assert actions[(site, "nova.delete_server")] == 6
-            assert actions[(site, "neutron.create_network")] == 4
+            assert actions[(site, "nova.boot_server")] == 4
+            assert actions[(site, "nova.delete_server")] == 4
+            assert actions[(site, "neutron.create_network")] == 2
             assert actions[(site, "glance.create_image")] == 2
-        assert sum(iterations.values()) == 3 * (6 + 4 + 2)
+        assert sum(iterations.values()) == 3 * (4 + 2 + 2)
 
         # The report was read back from InfluxDB and has the per-action rows.
         report = json.loads((run_dir / "report.json").read_text())
@@ -209,7 +210,8 @@ def keystone_galera() -> dict[str, Any]:
         "workload": {
             "scenarios": [
                 {"name": "KeystoneBasic.authenticate_user_and_validate_token",
-                 "runner": {"type": "times", "times": 20, "concurrency": 2}},
+                 "runner": {"type": "times", "times": 10, "concurrency": 2},
+                 "from": "all", "to": "all"},
                 {"name": "KeystoneBasic.create_delete_user",
                  "runner": {"type": "times", "times": 10, "concurrency": 2}},
             ],
@@ -244,5 +246,25 @@ def test_keystone_per_site_over_galera(tmp_path: Path, results: Path) -> None:
         openstack_raw(run_dir, "site2", "user", "delete", user["id"])
         regions = openstack(run_dir, "site2", "region", "list")
         assert sorted(r["Region"] for r in regions) == ["site1", "site2", "site3"]
+
+        # Every site loaded every site's Keystone, each in its own region.
+        sites = ("site1", "site2", "site3")
+        report = json.loads((run_dir / "report.json").read_text())
+        auth = {(r["site"], r["target_site"]) for r in report["rows"]
+                if "authenticate" in r["operation"] and not r.get("action")}
+        assert auth == {(a, b) for a in sites for b in sites}, auth
+        assert all(r["count"] > 0 and r["errors"] == 0 for r in report["rows"])
+        cl = json.loads((run_dir / "clouds.json").read_text())["clouds"]
+        assert {c["site"]: c["region"] for c in cl} == {s: s for s in sites}
+        assert len({c["auth_url"] for c in cl}) == 3
+
+        # An SLA the run cannot meet: `report` (which `run` ends with) exits 1 and says
+        # which criterion failed.
+        doc = keystone_galera()
+        doc["workload"]["sla"]["p95_ms_max"] = 0.001
+        (run_dir / "experiment.yaml").write_text(json.dumps(doc))
+        proc = femdc(results, "report", run_id)
+        assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
+        assert "p95" in proc.stdout + proc.stderr
     finally:
         _destroy_and_check(results, run_id)
