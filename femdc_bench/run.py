@@ -372,6 +372,7 @@ def check_wan(run: Run, point: str = "p0", progress: Progress = _noop) -> WanChe
         # A busy host (a Galera state transfer, services starting) can hold packets in
         # the emulator for a moment: an off-target matrix is measured again, up to
         # WAN_CHECK_ATTEMPTS times, 5 s apart; check.json keeps the failed attempts.
+        base_pairs = {tuple(k.split("->")): v for k, v in base.items()} if base else None
         failed: list[list[str]] = []
         for attempt in range(1, WAN_CHECK_ATTEMPTS + 1):
             progress(f"measuring RTT between {len(probes)} sites ({WAN_PROBES} probes)"
@@ -379,13 +380,12 @@ def check_wan(run: Run, point: str = "p0", progress: Progress = _noop) -> WanChe
             out = wan_apply.measure(inv, probes, count=WAN_PROBES, run_dir=run.dir,
                                     out_dir=run.dir / "wan" / point, log=run.log("check"))
             chk = wan_check.compare(point, inv, probes, out, targets, count=WAN_PROBES,
-                                    base={tuple(k.split("->")): v for k, v in base.items()}
-                                    if base else None)
+                                    base=base_pairs)
             if chk.ok or attempt == WAN_CHECK_ATTEMPTS:
                 break
             failed.append(chk.failures())
             log.warning("WAN at %s off target (attempt %d), measuring again: %s", point,
-                        attempt, "; ".join(chk.failures()))
+                        attempt, "; ".join(failed[-1]))
             time.sleep(5)
         run.write_json(f"wan/{point}/check.json", {**chk.to_dict(), "failed_attempts": failed})
         target, _ = metrics_target(run, exp)

@@ -213,7 +213,7 @@ def test_centralized_run_kept_used_and_destroyed(tmp_path: Path, results: Path) 
     assert leftovers(run_dir) == []
 
 
-def per_site(duration: str, p95_ms_max: float | None = None) -> dict[str, Any]:
+def per_site(duration: str) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "name": "e2e-persite",
         "provider": {"type": "local"},
@@ -228,8 +228,6 @@ def per_site(duration: str, p95_ms_max: float | None = None) -> dict[str, Any]:
             "sla": {"failure_rate_max": "0%"},
         },
     }
-    if p95_ms_max is not None:
-        doc["workload"]["sla"]["p95_ms_max"] = p95_ms_max
     return doc
 
 
