@@ -11,9 +11,11 @@ target in mean and p99; no loss and no reordering under load; a daemon restart d
 traffic loses nothing; a delay-only change is a SIGHUP (same daemons, rules untouched);
 removal leaves no rule, chain, qdisc or daemon.
 
-fping is recorded but not asserted: it takes the kernel's receive timestamp, taken
-before PREROUTING, so it misses the delay added to the reply on its way back and shows
-the forward one-way delay only (plain ping too; `ping -U` does not have this problem).
+RTT is probed in user space: fping and plain ping take the kernel's receive timestamp,
+taken before PREROUTING, so they miss the delay added to the reply on its way back and
+show the forward one-way delay only (`ping -U`, used by `check`, does not).
+Every RTT check takes at least 100 probes per pair, so that p99 is not just the maximum,
+and measures again when timing is off, as `check` does (see measure()).
 """
 
 from __future__ import annotations
@@ -219,6 +221,49 @@ def check(kind: str, stats: dict[str, Any], target: float) -> list[str]:
     return out
 
 
+ATTEMPTS = 3
+
+
+def measure(env: Env, label: str, one_way: dict[tuple[str, str], float] = ONE_WAY, *,
+            pps: float = 0, duration: float = 3.0, probe_ms: float = 25
+            ) -> dict[tuple[str, str], dict[str, Any]]:
+    """Probe every pair, check RTT (and one-way delay under load) against the targets.
+
+    Timing that is off is measured again, up to ATTEMPTS times 5 s apart, as `check`
+    does: this VM's scheduling noise (steal time) comes in bursts that shift a whole
+    measurement by a few ms. Every attempt is kept in env.measured[label]; the last one's
+    failures fail the test. Loss or reordering fail at once, never re-measured.
+    """
+    tries: list[dict[str, Any]] = []
+    for attempt in range(ATTEMPTS):
+        if attempt:
+            time.sleep(5)
+        res = pairs(env, collect(start_load(env, pps=pps, duration=duration,
+                                            probe_ms=probe_ms)))
+        failures: list[str] = []
+        for (a, b), r in res.items():
+            assert r["rtt"]["n"] >= 0.9 * duration * 1000 / probe_ms, (a, b, r["rtt"])
+            failures += [f"{a}->{b} {f}"
+                         for f in check("RTT", r["rtt"], rtt_target(a, b, one_way))]
+            if pps:
+                failures += [f"{a}->{b} {f}"
+                             for f in check("one-way", r["oneway"], one_way[(a, b)])]
+        tries.append({"failures": failures, "pairs": {
+            f"{a}->{b}": {"rtt_target": rtt_target(a, b, one_way), "rtt": r["rtt"],
+                          **({"oneway_target": one_way[(a, b)], "oneway": r["oneway"],
+                              "sent": r["sent"], "received": r["received"],
+                              "reordered": r["reordered"]} if pps else {})}
+            for (a, b), r in res.items()}})
+        env.measured[label] = tries
+        lossy = [f"{a}->{b}: sent {r['sent']}, received {r['received']}, reordered "
+                 f"{r['reordered']}" for (a, b), r in res.items()
+                 if pps and (r["received"] != r["sent"] or r["reordered"])]
+        assert not lossy, lossy
+        if not failures:
+            return res
+    pytest.fail(f"{label}: off target in {ATTEMPTS} measurements: {failures}")
+
+
 def softnet_drops() -> int:
     """Packets dropped by full per-CPU backlogs (veth delivers through them)."""
     text = Path("/proc/net/softnet_stat").read_text()
@@ -238,22 +283,6 @@ def udp_errors(env: Env) -> int:
 def cpu_ticks(pid: int) -> int:
     f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return int(f[11]) + int(f[12])  # utime + stime
-
-
-def fping(env: Env) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for h in env.inv.hosts:
-        peers = [p.address for p in env.inv.hosts if p.alias != h.alias]
-        proc = subprocess.run(["ip", "netns", "exec", env.netns(h.alias), "fping", "-C", "20",
-                               "-q", "-p", "50", "-t", "1000", *peers],
-                              capture_output=True, text=True)
-        for line in proc.stderr.splitlines():
-            if " : " in line:
-                addr, values = line.split(" : ", 1)
-                got = [float(x) for x in values.split() if x != "-"]
-                if got:
-                    out[f"{h.site}->{env.site(addr.strip())}"] = round(sum(got) / len(got), 2)
-    return out
 
 
 # --------------------------------------------------------------------------- tests
@@ -278,42 +307,20 @@ def test_apply_creates_our_rules_and_daemons(env: Env) -> None:
 
 
 def test_idle_rtt_is_on_target(env: Env) -> None:
-    res = pairs(env, collect(start_load(env, pps=0, duration=2.0)))
-    failures = []
-    for (a, b), r in res.items():
-        assert r["rtt"]["n"] >= 20
-        failures += [f"{a}->{b} {f}" for f in check("idle RTT", r["rtt"], rtt_target(a, b))]
-    env.measured["idle_rtt_ms"] = {f"{a}->{b}": {"target": rtt_target(a, b), **r["rtt"]}
-                                   for (a, b), r in res.items()}
-    env.measured["idle_fping_ms (forward leg only)"] = fping(env)
-    assert not failures, failures
+    measure(env, "idle_rtt_ms", duration=4.0)
 
 
 def test_under_load_delay_is_on_target_without_loss(env: Env) -> None:
     duration = 8.0
     before = {a: cpu_ticks(p) for a, p in env.pids.items()}
     t0 = time.monotonic()
-    res = pairs(env, collect(start_load(env, pps=PPS, duration=duration)))
+    res = measure(env, "load", pps=PPS, duration=duration, probe_ms=50)
     wall = time.monotonic() - t0
     hz = os.sysconf("SC_CLK_TCK")
-    cpu = {a: round(100 * (cpu_ticks(p) - before[a]) / hz / wall, 1)
-           for a, p in env.pids.items()}
-    failures = []
-    for (a, b), r in res.items():
-        failures += [f"{a}->{b} {f}" for f in check("RTT", r["rtt"], rtt_target(a, b))]
-        failures += [f"{a}->{b} {f}" for f in check("one-way", r["oneway"], ONE_WAY[(a, b)])]
-        if r["received"] != r["sent"] or r["reordered"]:
-            failures.append(f"{a}->{b}: sent {r['sent']}, received {r['received']}, "
-                            f"reordered {r['reordered']}")
+    env.measured["load_daemon_cpu_pct"] = {
+        a: round(100 * (cpu_ticks(p) - before[a]) / hz / wall, 1) for a, p in env.pids.items()}
+    for r in res.values():
         assert r["sent"] >= 0.9 * duration * PPS / 2
-    env.measured["load"] = {
-        "pps_per_host": PPS, "seconds": duration, "daemon_cpu_pct": cpu,
-        "pairs": {f"{a}->{b}": {"rtt_target": rtt_target(a, b), "rtt": r["rtt"],
-                                "oneway_target": ONE_WAY[(a, b)], "oneway": r["oneway"],
-                                "sent": r["sent"], "received": r["received"],
-                                "reordered": r["reordered"]}
-                  for (a, b), r in res.items()}}
-    assert not failures, failures
 
 
 def test_daemon_restart_during_traffic_loses_nothing(env: Env, tmp_path: Path) -> None:
@@ -368,10 +375,7 @@ def test_daemon_restart_during_traffic_loses_nothing(env: Env, tmp_path: Path) -
     assert kernel_drops == 0
     env.pids = {a: p for a, p in new.items() if p}
     # the new daemons delay as before
-    res = pairs(env, collect(start_load(env, pps=0, duration=1.0)))
-    failures = [f"{a}->{b} {f}" for (a, b), r in res.items()
-                for f in check("RTT after restart", r["rtt"], rtt_target(a, b))]
-    assert not failures, failures
+    measure(env, "after_restart_rtt_ms")
 
 
 def test_delay_change_is_a_reload(env: Env) -> None:
@@ -388,13 +392,7 @@ def test_delay_change_is_a_reload(env: Env) -> None:
         assert bool(reloads) == (h.site in ("s1", "s2")), h.alias  # s3's table is unchanged
         # iptables and tc carry no delay: untouched
         assert (env.wan_dir(h.alias) / "rules.json").stat().st_mtime_ns == rules_before[h.alias]
-    res = pairs(env, collect(start_load(env, pps=0, duration=1.0)))
-    failures = [f"{a}->{b} {f}" for (a, b), r in res.items()
-                for f in check("RTT", r["rtt"], rtt_target(a, b, one_way))]
-    env.measured["after_sighup_rtt_ms"] = {
-        f"{a}->{b}": {"target": rtt_target(a, b, one_way), "mean": r["rtt"]["mean"]}
-        for (a, b), r in res.items()}
-    assert not failures, failures
+    measure(env, "after_sighup_rtt_ms", one_way)
 
 
 def test_remove_leaves_nothing_and_is_idempotent(env: Env) -> None:
@@ -411,6 +409,8 @@ def test_remove_leaves_nothing_and_is_idempotent(env: Env) -> None:
         assert not (env.wan_dir(h.alias) / "nfqdelay.pid").exists()
         exits = [e for e in env.daemon_log(h.alias) if e["event"] == "exit"]
         assert exits and exits[-1]["held"] == 0
+        env.measured.setdefault("daemon_exit", {})[h.alias] = {
+            k: exits[-1].get(k) for k in ("lateness_total", "intake", "unstamped", "cpu_pct")}
     # with no emulation, hosts answer at once
     res = pairs(env, collect(start_load(env, pps=0, duration=0.5)))
     assert all(r["rtt"]["n"] and r["rtt"]["p99"] < 5 for r in res.values()), res

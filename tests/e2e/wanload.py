@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import select
 import socket
@@ -36,7 +37,8 @@ def summary(values: list[float]) -> dict[str, float | int | None]:
     v = sorted(values)
     return {"n": len(v), "mean": round(statistics.fmean(v), 3),
             "p50": round(v[len(v) // 2], 3),
-            "p99": round(v[min(len(v) - 1, int(0.99 * len(v)))], 3),
+            # nearest rank: with fewer than 100 values this is the maximum
+            "p99": round(v[math.ceil(0.99 * len(v)) - 1], 3),
             "max": round(v[-1], 3)}
 
 
