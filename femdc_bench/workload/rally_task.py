@@ -1,0 +1,285 @@
+"""Rally task files (format v1 and v2, YAML or JSON, Jinja2-templated) mapped onto the
+workload model: one `TaskWorkload` per Rally workload, in the task's order.
+
+Nothing is silently ignored: a scenario, runner, context, SLA or hook we do not have, an
+argument a scenario does not accept, or a template variable with neither a value nor a
+default is a `TaskError` naming the file and the path in it, for example
+`task.yaml: subtasks[0].workloads[1].contexts.murano_packages: unsupported context`.
+
+Templating follows Rally's: the file is a Jinja2 template rendered with the task args; a
+variable given no value is an error unless the template gives it a default (`{% set x =
+x or 10 %}`, `x | default(10)` or `{% if x is defined %}`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import jinja2.meta
+import yaml
+
+from femdc_bench.model import RunnerSpec
+
+
+class TaskError(Exception):
+    """One line: `<file>: <path>: <what was expected>`."""
+
+    def __init__(self, file: str | Path, path: str, message: str) -> None:
+        self.file, self.path, self.message = str(file), path, message
+        where = f"{self.file}: {path}: " if path else f"{self.file}: "
+        super().__init__(where + message)
+
+
+# Runner type -> the keys it accepts (all of Rally's keys for the runner: an accepted key
+# we cannot honour is not listed, so it is reported instead of ignored).
+RUNNERS: dict[str, frozenset[str]] = {
+    "constant": frozenset({"times", "concurrency"}),
+    "constant_for_duration": frozenset({"duration", "concurrency"}),
+    "serial": frozenset({"times"}),
+}
+# Contexts we create (none yet) and those that only validate (Rally's cleanup contexts:
+# our scenarios delete what they create).
+CONTEXTS: frozenset[str] = frozenset()
+NOOP_CONTEXTS: frozenset[str] = frozenset({"admin_cleanup", "cleanup"})
+SLAS: frozenset[str] = frozenset({"failure_rate"})
+_WORKLOAD_KEYS_V1 = frozenset({"args", "runner", "context", "sla", "hooks", "description"})
+_WORKLOAD_KEYS_V2 = frozenset({"scenario", "runner", "contexts", "sla", "hooks",
+                               "description"})
+_SUBTASK_KEYS_V2 = _WORKLOAD_KEYS_V2 | {"title", "group", "tags", "workloads",
+                                        "run_in_parallel"}
+
+
+@dataclass(frozen=True)
+class TaskWorkload:
+    path: str  # where it is in the task file, e.g. "subtasks[0].workloads[1]"
+    scenario: str
+    args: dict[str, Any]
+    runner: RunnerSpec
+    contexts: dict[str, Any] = field(default_factory=dict)
+    failure_rate_max_pct: float | None = None
+    failure_rate_min_pct: float | None = None
+    title: str = ""
+
+
+@dataclass(frozen=True)
+class Task:
+    file: str
+    version: int
+    title: str
+    workloads: tuple[TaskWorkload, ...]
+
+
+# ------------------------------------------------------------------------ templating
+
+def _has_default(name: str, text: str) -> bool:
+    n = re.escape(name)
+    patterns = (
+        rf"{{%-?\s*set\s+{n}\s*=\s*{n}\s+or\b",  # {% set x = x or 10 %}
+        rf"\b{n}\s*\|\s*default\s*\(",  # x | default(10)
+        rf"\b{n}\s+is\s+(not\s+)?defined\b",  # {% if x is defined %}
+    )
+    return any(re.search(p, text) for p in patterns)
+
+
+def render(file: str | Path, text: str, args: dict[str, Any]) -> str:
+    """The task file rendered with `args` as Rally renders it (includes relative to it)."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(Path(file).parent)), keep_trailing_newline=True)
+    try:
+        ast = env.parse(text)
+    except jinja2.TemplateSyntaxError as e:
+        raise TaskError(file, f"line {e.lineno}", f"template syntax error: {e.message}") from e
+    missing = sorted(v for v in jinja2.meta.find_undeclared_variables(ast)
+                     if v not in args and not _has_default(v, text))
+    if missing:
+        raise TaskError(file, "", f"template variable(s) {', '.join(missing)} given no value "
+                        "(--task-args / task_args) and no default in the template")
+    try:
+        return env.from_string(text).render(**args)
+    except jinja2.TemplateError as e:
+        raise TaskError(file, "", f"template error: {e}") from e
+
+
+# ------------------------------------------------------------------------ parsing
+
+def load(file: str | Path, args: dict[str, Any] | None = None) -> Task:
+    """Read, render and map a task file; TaskError on anything we cannot run as asked."""
+    path = Path(file)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise TaskError(file, "", f"cannot read the task file: {e.strerror}") from e
+    rendered = render(file, text, dict(args or {}))
+    try:
+        doc = yaml.safe_load(rendered)  # JSON is YAML
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark else ""
+        raise TaskError(file, where, f"not YAML or JSON after rendering: "
+                        f"{getattr(e, 'problem', e)}") from e
+    if not isinstance(doc, dict) or not doc:
+        raise TaskError(file, "", "expected a Rally task: a mapping (format v1: scenario "
+                        "name -> list of workloads; v2: version, subtasks)")
+    if "version" in doc or "subtasks" in doc:
+        return _v2(str(file), doc)
+    return _v1(str(file), doc)
+
+
+def _v1(file: str, doc: dict[str, Any]) -> Task:
+    workloads = []
+    for name, items in doc.items():
+        base = str(name)
+        if not isinstance(items, list) or not items:
+            raise TaskError(file, base, "expected a list of workloads")
+        for i, w in enumerate(items):
+            p = f"{base}[{i}]"
+            _mapping(file, p, w)
+            _only(file, p, w, _WORKLOAD_KEYS_V1, "key of a v1 workload")
+            workloads.append(_workload(
+                file, p, str(name), w.get("args", {}), w.get("runner"), "runner",
+                w.get("context", {}), "context", w.get("sla", {}), w.get("hooks"),
+                v1_runner=True))
+    return Task(file=file, version=1, title="", workloads=tuple(workloads))
+
+
+def _v2(file: str, doc: dict[str, Any]) -> Task:
+    if doc.get("version") != 2:
+        raise TaskError(file, "version", f"expected 2, got {doc.get('version')!r}")
+    _only(file, "", doc, frozenset({"version", "title", "description", "subtasks", "tags",
+                                    "env"}), "top-level key of a v2 task")
+    subtasks = doc.get("subtasks")
+    if not isinstance(subtasks, list) or not subtasks:
+        raise TaskError(file, "subtasks", "expected a non-empty list")
+    workloads = []
+    for i, st in enumerate(subtasks):
+        sp = f"subtasks[{i}]"
+        _mapping(file, sp, st)
+        _only(file, sp, st, _SUBTASK_KEYS_V2, "key of a subtask")
+        if st.get("run_in_parallel"):
+            raise TaskError(file, f"{sp}.run_in_parallel", "unsupported: workloads of a "
+                            "subtask run one after the other")
+        if "workloads" in st:
+            if "scenario" in st:
+                raise TaskError(file, sp, "expected either 'scenario' or 'workloads', "
+                                "not both")
+            items = st["workloads"]
+            if not isinstance(items, list) or not items:
+                raise TaskError(file, f"{sp}.workloads", "expected a non-empty list")
+            pairs = [(f"{sp}.workloads[{j}]", w) for j, w in enumerate(items)]
+        else:
+            pairs = [(sp, {k: st[k] for k in _WORKLOAD_KEYS_V2 if k in st})]
+        for p, w in pairs:
+            _mapping(file, p, w)
+            _only(file, p, w, _WORKLOAD_KEYS_V2, "key of a workload")
+            sc = w.get("scenario")
+            if not isinstance(sc, dict) or len(sc) != 1:
+                raise TaskError(file, f"{p}.scenario", "expected one scenario: "
+                                "{<Scenario.name>: {args}}")
+            (name, sargs), = sc.items()
+            workloads.append(_workload(
+                file, p, str(name), sargs or {}, w.get("runner"), "runner",
+                w.get("contexts", {}), "contexts", w.get("sla", {}), w.get("hooks"),
+                v1_runner=False, title=str(st.get("title", ""))))
+    return Task(file=file, version=2, title=str(doc.get("title", "")),
+                workloads=tuple(workloads))
+
+
+def _mapping(file: str, path: str, value: Any) -> None:
+    if not isinstance(value, dict):
+        raise TaskError(file, path, f"expected a mapping, got {type(value).__name__}")
+
+
+def _only(file: str, path: str, doc: dict[str, Any], allowed: frozenset[str],
+          what: str) -> None:
+    for k in doc:
+        if k not in allowed:
+            p = f"{path}.{k}" if path else str(k)
+            raise TaskError(file, p, f"unsupported {what} (accepted: "
+                            f"{', '.join(sorted(allowed))})")
+
+
+def _workload(file: str, path: str, name: str, args: Any, runner: Any, runner_key: str,
+              contexts: Any, contexts_key: str, sla: Any, hooks: Any, *, v1_runner: bool,
+              title: str = "") -> TaskWorkload:
+    import femdc_bench.workload.scenarios  # noqa: F401  (registers the scenarios)
+    from femdc_bench.workload.registry import REGISTRY
+
+    sc_path = f"{path}.scenario.{name}" if not v1_runner else path
+    if name not in REGISTRY or name[0].islower():  # Rally's names only
+        raise TaskError(file, sc_path, f"unsupported scenario {name!r}")
+    sc = REGISTRY.get(name)
+    _mapping(file, f"{sc_path}.args" if not v1_runner else f"{path}.args", args)
+    try:
+        resolved = sc.resolve_args(args)
+    except ValueError as e:
+        raise TaskError(file, f"{sc_path}.args" if not v1_runner else f"{path}.args",
+                        str(e).split(": ", 1)[-1]) from e
+    if hooks:
+        raise TaskError(file, f"{path}.hooks", "unsupported: hooks")
+    spec = _runner(file, f"{path}.{runner_key}", runner, v1=v1_runner)
+    _mapping(file, f"{path}.{contexts_key}", contexts)
+    for ctx in contexts:
+        if ctx not in CONTEXTS and ctx not in NOOP_CONTEXTS:
+            raise TaskError(file, f"{path}.{contexts_key}.{ctx}", "unsupported context")
+    _mapping(file, f"{path}.sla", sla)
+    fr_max = fr_min = None
+    for key, value in sla.items():
+        if key not in SLAS:
+            raise TaskError(file, f"{path}.sla.{key}", "unsupported SLA")
+        _mapping(file, f"{path}.sla.{key}", value)
+        _only(file, f"{path}.sla.{key}", value, frozenset({"max", "min"}), "failure_rate key")
+        for bound in ("max", "min"):
+            if bound in value:
+                v = value[bound]
+                if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0 <= v <= 100:
+                    raise TaskError(file, f"{path}.sla.{key}.{bound}",
+                                    "expected a percentage between 0 and 100")
+        fr_max, fr_min = value.get("max"), value.get("min")
+    return TaskWorkload(
+        path=path, scenario=name, args=resolved, runner=spec,
+        contexts={k: v for k, v in contexts.items() if k not in NOOP_CONTEXTS},
+        failure_rate_max_pct=None if fr_max is None else float(fr_max),
+        failure_rate_min_pct=None if fr_min is None else float(fr_min), title=title)
+
+
+def _positive_int(file: str, path: str, value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise TaskError(file, path, f"expected a positive integer, got {value!r}")
+    return value
+
+
+def _runner(file: str, path: str, runner: Any, *, v1: bool) -> RunnerSpec:
+    if runner is None:  # Rally's default: serial, once
+        return RunnerSpec(type="times", concurrency=1, times=1)
+    _mapping(file, path, runner)
+    if v1:
+        conf = dict(runner)
+        rtype = conf.pop("type", None)
+        if rtype is None:
+            raise TaskError(file, f"{path}.type", "missing required key")
+        tpath = f"{path}.type"
+    else:
+        if len(runner) != 1:
+            raise TaskError(file, path, "expected one runner: {<type>: {options}}")
+        (rtype, conf), = runner.items()
+        conf = dict(conf or {})
+        tpath = f"{path}.{rtype}"
+    if rtype not in RUNNERS:
+        raise TaskError(file, tpath, f"unsupported runner {rtype!r} (supported: "
+                        f"{', '.join(sorted(RUNNERS))})")
+    opath = path if v1 else tpath
+    _only(file, opath, conf, RUNNERS[rtype], f"option of runner {rtype!r}")
+    concurrency = _positive_int(file, f"{opath}.concurrency", conf.get("concurrency", 1))
+    if rtype == "constant_for_duration":
+        if "duration" not in conf:
+            raise TaskError(file, f"{opath}.duration", "missing required key")
+        d = conf["duration"]
+        if not isinstance(d, (int, float)) or isinstance(d, bool) or d <= 0:
+            raise TaskError(file, f"{opath}.duration", f"expected seconds > 0, got {d!r}")
+        return RunnerSpec(type="duration", concurrency=concurrency, duration_s=float(d))
+    times = _positive_int(file, f"{opath}.times", conf.get("times", 1))
+    return RunnerSpec(type="times", concurrency=concurrency, times=times)
