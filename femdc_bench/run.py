@@ -193,16 +193,18 @@ def agent_specs(exp: Experiment, inv: Inventory, clouds: Clouds, admin_password:
                 name_prefix: str) -> dict[str, Any]:
     """One AgentSpec per load host: (scenario x target) jobs in experiment order.
 
-    A site's load runs on its first `load` host. `to: local` loads the region that serves
+    Each `load` host of a site takes its share of the scenario's concurrency (and of a
+    `times` runner's iterations: `share_runner`). `to: local` loads the region that serves
     the source site; target_site names the site of the loaded region (its control
     plane, or its Keystone in a Keystone-only deployment).
     """
-    from femdc_bench.workload.spec import AgentSpec, AuthSpec, JobSpec
+    from femdc_bench.workload.spec import AgentSpec, AuthSpec, JobSpec, share_runner
 
     jobs: dict[str, list[Any]] = {}
     for sc in exp.workload.scenarios:
         for src in sc.sources:
-            host = inv.with_role("load", src)[0]
+            hosts = inv.with_role("load", src)
+            shares = share_runner(sc.runner, len(hosts))
             targets = sc.targets if sc.targets is not None else (
                 exp.deployment.region_for(src),)
             for tgt in targets:
@@ -210,10 +212,12 @@ def agent_specs(exp: Experiment, inv: Inventory, clouds: Clouds, admin_password:
                 auth = AuthSpec(auth_url=cloud.auth_url, username="admin",
                                 password=admin_password, project_name="admin",
                                 region_name=cloud.region)
-                jobs.setdefault(host.alias, []).append(JobSpec.from_scenario(
-                    sc, target_site=cloud.region_site or cloud.keystone_site, auth=auth,
-                    name_prefix=name_prefix,
-                    sla=exp.workload.sla))
+                for host, share in zip(hosts, shares, strict=True):
+                    if share is None:
+                        continue
+                    jobs.setdefault(host.alias, []).append(JobSpec.from_scenario(
+                        sc, target_site=cloud.region_site or cloud.keystone_site, auth=auth,
+                        name_prefix=name_prefix, sla=exp.workload.sla, runner=share))
     return {alias: AgentSpec(site=inv.host(alias).site, host=alias, jobs=tuple(js))
             for alias, js in jobs.items()}
 

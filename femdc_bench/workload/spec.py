@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from femdc_bench.model import RunnerSpec, ScenarioSpec, SlaSpec
@@ -100,11 +100,13 @@ class JobSpec:
         name_prefix: str,
         sla: SlaSpec | None = None,
         request_timeout_s: float = 60.0,
+        runner: RunnerSpec | None = None,
     ) -> JobSpec:
-        """The job that runs `scenario` (from the experiment) against `target_site`."""
+        """The job that runs `scenario` (from the experiment) against `target_site`;
+        `runner`: this host's share of the scenario's runner (see `share_runner`)."""
         return cls(
             scenario=scenario.name,
-            runner=scenario.runner,
+            runner=runner or scenario.runner,
             target_site=target_site,
             auth=auth,
             name_prefix=name_prefix,
@@ -112,6 +114,26 @@ class JobSpec:
             sla=sla or SlaSpec(),
             request_timeout_s=request_timeout_s,
         )
+
+
+def share_runner(runner: RunnerSpec, hosts: int) -> list[RunnerSpec | None]:
+    """A site's runner split over its `hosts` load hosts, as Rally splits a load over
+    its workers: the concurrency in near-equal shares (the first hosts take the
+    remainder), the iterations of a `times` runner in proportion to them (summing to
+    `times`); a `duration` runner keeps its duration on every host. A host whose share is
+    empty gets None (it runs nothing)."""
+    if hosts < 1:
+        raise ValueError("hosts must be >= 1")
+    c = runner.concurrency
+    conc = [c // hosts + (1 if i < c % hosts else 0) for i in range(hosts)]
+    if runner.type != "times":
+        return [replace(runner, concurrency=k) if k else None for k in conc]
+    total = runner.times or 0
+    times = [total * k // c for k in conc]
+    for i in sorted(range(hosts), key=lambda i: -(total * conc[i] % c))[:total - sum(times)]:
+        times[i] += 1
+    return [replace(runner, concurrency=min(k, t), times=t) if k and t else None
+            for k, t in zip(conc, times, strict=True)]
 
 
 @dataclass(frozen=True)

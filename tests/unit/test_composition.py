@@ -92,6 +92,25 @@ def test_agent_specs_one_per_load_host_jobs_in_order() -> None:
     assert "pw" not in repr(edge)
 
 
+def test_agent_specs_every_load_host_of_a_site_takes_its_share() -> None:
+    exp = load(TOPOLOGIES / "default.yaml")
+    inv = inventory_for("default.yaml")
+    extra = Host(alias="edge1-node2", address="10.9.0.9", site="edge1", roles=("load",))
+    inv = dataclasses.replace(inv, hosts=(*inv.hosts, extra))
+    clouds = Clouds(clouds=tuple(native.clouds_for(exp, inv)), clouds_yaml="c", secrets_file="s",
+                    agent_python="p")
+    specs = phases.agent_specs(exp, inv, clouds, "pw", "femdc-r1-")
+    assert "edge1-node2" in specs
+    for i, sc in enumerate(exp.workload.scenarios):
+        a, b = specs["edge1-node"].jobs[i].runner, specs["edge1-node2"].jobs[i].runner
+        assert a.concurrency + b.concurrency == sc.runner.concurrency
+        if sc.runner.type == "times":
+            assert (a.times or 0) + (b.times or 0) == sc.runner.times
+    # the other sites' single load host runs the whole load
+    assert [j.runner for j in specs["edge2-node"].jobs] == [
+        s.runner for s in exp.workload.scenarios]
+
+
 def test_agent_specs_local_targets_follow_the_source_site() -> None:
     exp = load(TOPOLOGIES / "per-site.yaml")
     inv = inventory_for("per-site.yaml")

@@ -124,3 +124,22 @@ def test_job_from_experiment_scenario() -> None:
     )
     j = JobSpec.from_scenario(sc, target_site="s2", auth=AUTH, name_prefix="femdc-x-")
     assert (j.scenario, j.runner, j.args, j.target_site) == (sc.name, sc.runner, {"a": 1}, "s2")
+
+
+def test_share_runner_splits_concurrency_and_times_over_hosts() -> None:
+    from femdc_bench.model import RunnerSpec
+    from femdc_bench.workload.spec import share_runner
+
+    times = RunnerSpec(type="times", concurrency=5, times=11)
+    shares = share_runner(times, 2)
+    assert [s.concurrency for s in shares if s] == [3, 2]
+    assert sum(s.times or 0 for s in shares if s) == 11
+    assert [s.times for s in shares if s] == [7, 4]
+    # more hosts than concurrency: the extra hosts run nothing
+    assert share_runner(RunnerSpec(type="times", concurrency=2, times=4), 3)[2] is None
+    # fewer iterations than workers: a worker share never exceeds its iterations
+    one = share_runner(RunnerSpec(type="times", concurrency=4, times=1), 2)
+    assert [s and (s.concurrency, s.times) for s in one] == [(1, 1), None]
+    dur = share_runner(RunnerSpec(type="duration", concurrency=3, duration_s=30.0), 2)
+    assert [(s.concurrency, s.duration_s) for s in dur if s] == [(2, 30.0), (1, 30.0)]
+    assert share_runner(times, 1) == [times]
