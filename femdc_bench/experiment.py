@@ -280,6 +280,9 @@ SCHEMA: dict[str, Any] = _obj(
                         ("name", "runner"),
                     ),
                 },
+                "rally_task": _s("string", "the path of a Rally task file (v1 or v2, "
+                                 "YAML or JSON), relative to this file"),
+                "task_args": {"type": "object"},
                 "faults": {
                     "type": "array",
                     "items": _obj({"partition": {"type": "string",
@@ -294,7 +297,7 @@ SCHEMA: dict[str, Any] = _obj(
                     }
                 ),
             },
-            ("scenarios",),
+            (),
         ),
         "metrics": _obj(
             {
@@ -499,7 +502,14 @@ def _build(doc: dict[str, Any], file: str) -> Experiment:
     wl = doc["workload"]
     load_sites = [s.name for s in sites if s.hosts_with("load")]
     scenarios = []
-    for i, sc in enumerate(wl["scenarios"]):
+    if ("scenarios" in wl) == ("rally_task" in wl):
+        raise ExperimentError(file, "workload", "expected either 'scenarios' or "
+                              "'rally_task' (a Rally task file), not both or neither")
+    if "task_args" in wl and "rally_task" not in wl:
+        raise ExperimentError(file, "workload.task_args", "only with workload.rally_task")
+    if "rally_task" in wl:
+        scenarios = _task_scenarios(file, wl, load_sites, deployment)
+    for i, sc in enumerate(wl.get("scenarios", [])):
         base = f"workload.scenarios[{i}]"
         service = SERVICE_OF_TYPE[SCENARIO_SERVICE[sc["name"]]]
         if service not in deployment.services:
@@ -678,6 +688,38 @@ def _deployment(file: str, d: dict[str, Any], names: list[str]) -> DeploymentSpe
         if isinstance(ctl, dict) else None,
         api_workers=d.get("api_workers", 1),
     )
+
+
+def _task_scenarios(file: str, wl: dict[str, Any], load_sites: list[str],
+                    deployment: DeploymentSpec) -> list[ScenarioSpec]:
+    """The workloads of `workload.rally_task`, in the task's order, each run from every
+    site with a load host against its own region; each keeps its own SLA."""
+    from femdc_bench.workload.rally_task import TaskError
+    from femdc_bench.workload.rally_task import load as load_task
+
+    path = Path(wl["rally_task"])
+    if not path.is_absolute():
+        path = Path(file).parent / path
+    try:
+        task = load_task(path, wl.get("task_args", {}))
+    except TaskError as e:
+        raise ExperimentError(e.file, e.path, e.message) from None
+    if not load_sites:
+        raise ExperimentError(file, "workload.rally_task", "no site has a host with role 'load'")
+    out = []
+    for w in task.workloads:
+        service = SERVICE_OF_TYPE[SCENARIO_SERVICE[w.scenario]]
+        if service not in deployment.services:
+            raise ExperimentError(task.file, w.path, f"{w.scenario} needs {service}: set "
+                                  "deployment.control (per_site or {centralized: <site>})")
+        sla = None
+        if w.failure_rate_max_pct is not None or w.failure_rate_min_pct is not None:
+            sla = SlaSpec(failure_rate_max_pct=w.failure_rate_max_pct,
+                          failure_rate_min_pct=w.failure_rate_min_pct)
+        out.append(ScenarioSpec(name=w.scenario, runner=w.runner, args=dict(w.args),
+                                sources=tuple(load_sites), targets=None,
+                                workload=f"{path.name}:{w.path}", sla=sla))
+    return out
 
 
 def _check_layout(file: str, doc: dict[str, Any], sites: list[SiteSpec],

@@ -163,12 +163,17 @@ class ScenarioSpec:
     args: dict[str, Any] = field(default_factory=dict)
     sources: tuple[str, ...] = ()  # sites that run the load
     targets: tuple[str, ...] | None = None  # sites whose cloud is loaded; None = "local"
+    # A Rally task's workload: its id (the `workload` tag, e.g. "task.yaml:subtasks[0]") and
+    # its own SLA over the workload's rows (None: the experiment's workload.sla).
+    workload: str = ""
+    sla: SlaSpec | None = None
 
 
 @dataclass(frozen=True)
 class SlaSpec:
     failure_rate_max_pct: float | None = None
     p95_ms_max: float | None = None
+    failure_rate_min_pct: float | None = None  # Rally's failure_rate.min
 
 
 @dataclass(frozen=True)
@@ -303,7 +308,7 @@ class Clouds:
 # architecture names them: here, so that the writer (metrics) and the agent (workload),
 # which never import each other, share one list.
 API_TAGS: tuple[str, ...] = ("run", "experiment", "point", "site", "host", "target_site",
-                             "service", "operation", "status", "action")
+                             "service", "operation", "status", "action", "workload")
 API_FIELDS: tuple[str, ...] = ("duration_ms", "error", "iteration")
 
 
@@ -323,6 +328,7 @@ class Sample:
     iteration: int = 0
     action: str = ""  # "" for the whole iteration; else an atomic action, e.g. "nova.boot_server"
     fields: dict[str, float] = field(default_factory=dict)  # more numbers, e.g. {"mb_per_s": 41.2}
+    workload: str = ""  # the Rally workload it belongs to ("" outside Rally tasks)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

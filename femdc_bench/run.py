@@ -568,7 +568,8 @@ def report(run: Run) -> Report:
             if started:  # a destroyed run: leave its InfluxDB as we found it
                 LocalInfluxd(run.influx_dir()).stop()
         rows = compute_stats_by_point(by_point)
-        violations = check_sla_spec(rows, exp.workload.sla)
+        violations = check_sla_spec(rows, exp.workload.sla, {
+            sc.workload: sc.sla for sc in exp.workload.scenarios if sc.workload and sc.sla})
         if not rows:
             violations = ["no samples in InfluxDB for this run"]
         doc = stats_json(rows, run=run.id, sla=exp.workload.sla, violations=violations)

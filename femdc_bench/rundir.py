@@ -1,7 +1,7 @@
 """The run directory: the one place that knows its layout, and the run's state.
 
 results/<run-id>/
-  experiment.yaml      copy of the experiment file as run
+  experiment.yaml      copy of the experiment file as run (rally-task.* beside it: its task)
   state.json           phases (status, start, seconds, error), overall status
   manifest.json        versions: femdc-bench, OpenStack packages, MariaDB, InfluxDB, kernel
   inventory.json       hosts (provider output)
@@ -90,7 +90,7 @@ class Run:
         if path.exists():
             raise RunError(f"run directory {path} already exists")
         (path / "logs").mkdir(parents=True)
-        shutil.copyfile(exp_file, path / "experiment.yaml")
+        _copy_experiment(Path(exp_file), path)
         state = RunState(run_id=run_id, experiment=exp.name,
                          experiment_file=str(Path(exp_file).resolve()), created=time.time())
         (path / "state.json").write_text(state.to_json())
@@ -209,3 +209,20 @@ def list_runs(results: Path = RESULTS) -> list[Run]:
         return []
     runs = [Run(p) for p in results.iterdir() if (p / "state.json").exists()]
     return sorted(runs, key=lambda r: r.state.created)
+
+
+def _copy_experiment(exp_file: Path, run_dir: Path) -> None:
+    """experiment.yaml as given; with a Rally task, the task file is copied beside it
+    (`rally-task<suffix>`) and the copy names that one, so the run stands on its own."""
+    import yaml
+
+    doc = yaml.safe_load(exp_file.read_text())
+    task = (doc.get("workload") or {}).get("rally_task") if isinstance(doc, dict) else None
+    if not task:
+        shutil.copyfile(exp_file, run_dir / "experiment.yaml")
+        return
+    src = Path(task) if Path(task).is_absolute() else exp_file.parent / task
+    dest = f"rally-task{src.suffix or '.yaml'}"
+    shutil.copyfile(src, run_dir / dest)
+    doc["workload"]["rally_task"] = dest
+    (run_dir / "experiment.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))

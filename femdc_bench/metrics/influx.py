@@ -1000,6 +1000,7 @@ class InfluxWriter:
                 "operation": s.operation,
                 "status": s.status,
                 "action": s.action,
+                "workload": s.workload,
             },
             fields,
             s.t0_ns,
@@ -1179,6 +1180,7 @@ def _sample_from_row(row: Mapping[str, Any]) -> Sample:
         iteration=0 if iteration is None else int(iteration),
         action=s("action"),
         fields=fields,
+        workload=s("workload"),
     )
 
 

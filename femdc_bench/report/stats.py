@@ -2,7 +2,7 @@
 
 Definitions (stable: results of different runs are only comparable if these are):
 
-* Groups: one row per (point, site, target_site, service, operation, action). `point`
+* Groups: one row per (point, site, target_site, service, operation, action, workload). `point`
   is the sweep point id ("" when the samples are not split by point). `action` is ""
   for the whole iterations, else an atomic action's name (e.g. "nova.boot_server"): its
   row describes that step of the iterations, and is never counted as iterations.
@@ -77,9 +77,10 @@ class StatsRow:
     iterations_per_s: float | None
     action: str = ""  # "" for whole iterations, else the atomic action's name
     fields: dict[str, float] = field(default_factory=dict)  # mean of each extra field
+    workload: str = ""  # a Rally task's workload ("" outside Rally tasks)
 
     @property
-    def key(self) -> tuple[str, str, str, str, str, str]:
+    def key(self) -> tuple[str, str, str, str, str, str, str]:
         return (
             self.point,
             self.site,
@@ -87,6 +88,7 @@ class StatsRow:
             self.service,
             self.operation,
             self.action,
+            self.workload,
         )
 
     @property
@@ -104,17 +106,19 @@ class StatsRow:
         where = f"{self.site}->{self.target_site}"
         head = f"[{self.point}] " if self.point else ""
         tail = f" {self.action}" if self.action else ""
-        return f"{head}{where} {self.operation_label}{tail}"
+        wl = f" ({self.workload})" if self.workload else ""
+        return f"{head}{where} {self.operation_label}{tail}{wl}"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-GroupKey = tuple[str, str, str, str, str]  # site, target_site, service, operation, action
+# site, target_site, service, operation, action, workload
+GroupKey = tuple[str, str, str, str, str, str]
 
 
 def _row(point: str, key: GroupKey, samples: list[Sample]) -> StatsRow:
-    site, target_site, service, operation, action = key
+    site, target_site, service, operation, action, workload = key
     count = len(samples)
     errors = sum(1 for s in samples if s.status != OK)
     ok = sorted(s.duration_ms for s in samples if s.status == OK and math.isfinite(s.duration_ms))
@@ -147,6 +151,7 @@ def _row(point: str, key: GroupKey, samples: list[Sample]) -> StatsRow:
         iterations_per_s=count / span_s if span_s > 0 and not action else None,
         action=action,
         fields={k: math.fsum(v) / len(v) for k, v in sorted(sums.items())},
+        workload=workload,
     )
 
 
@@ -155,13 +160,20 @@ def compute_stats(samples: Iterable[Sample], point: str = "") -> list[StatsRow]:
     groups: dict[GroupKey, list[Sample]] = {}
     first: dict[GroupKey, int] = {}  # earliest start of each group
     for s in samples:
-        key = (s.site, s.target_site, s.service, s.operation, s.action or "")
+        key = (s.site, s.target_site, s.service, s.operation, s.action or "", s.workload or "")
         groups.setdefault(key, []).append(s)
         if key not in first or s.t0_ns < first[key]:
             first[key] = s.t0_ns
 
-    def order(key: GroupKey) -> tuple[str, str, str, str, bool, int, str]:
-        return (*key[:4], bool(key[4]), first[key] if key[4] else 0, key[4])
+    # Rally workloads in the order they ran, each one's iteration row before its actions.
+    wl_first: dict[tuple[str, str, str], int] = {}
+    for key, t in first.items():
+        k = (key[0], key[1], key[5])
+        wl_first[k] = min(t, wl_first.get(k, t))
+
+    def order(key: GroupKey) -> tuple[object, ...]:
+        wl = (wl_first[(key[0], key[1], key[5])], key[5]) if key[5] else (0, "")
+        return (*key[:2], *wl, *key[2:4], bool(key[4]), first[key] if key[4] else 0, key[4])
 
     return [_row(point, key, groups[key]) for key in sorted(groups, key=order)]
 
@@ -188,6 +200,7 @@ def check_sla(
     rows: Sequence[StatsRow],
     failure_rate_max_pct: float | None = None,
     p95_ms_max: float | None = None,
+    failure_rate_min_pct: float | None = None,
 ) -> list[str]:
     """Violations of the SLA, one message per (row, criterion); [] means it holds.
 
@@ -196,7 +209,7 @@ def check_sla(
     a run that recorded nothing must not pass. Atomic-action rows are ignored: the SLA
     is about whole iterations.
     """
-    if failure_rate_max_pct is None and p95_ms_max is None:
+    if failure_rate_max_pct is None and p95_ms_max is None and failure_rate_min_pct is None:
         return []
     rows = iteration_rows(rows)
     if not rows:
@@ -208,6 +221,11 @@ def check_sla(
                 f"{r.label}: failure rate {r.error_rate_pct:.2f} % > {failure_rate_max_pct:g} % "
                 f"({r.errors}/{r.count})"
             )
+        if failure_rate_min_pct is not None and r.error_rate_pct < failure_rate_min_pct:
+            out.append(
+                f"{r.label}: failure rate {r.error_rate_pct:.2f} % < {failure_rate_min_pct:g} % "
+                f"({r.errors}/{r.count})"
+            )
         if p95_ms_max is not None:
             if r.p95_ms is None:
                 out.append(f"{r.label}: no successful iteration, p95 limit {p95_ms_max:g} ms")
@@ -216,6 +234,26 @@ def check_sla(
     return out
 
 
-def check_sla_spec(rows: Sequence[StatsRow], sla: SlaSpec) -> list[str]:
-    """`check_sla` with the experiment's SlaSpec."""
-    return check_sla(rows, sla.failure_rate_max_pct, sla.p95_ms_max)
+def check_sla_spec(rows: Sequence[StatsRow], sla: SlaSpec,
+                   per_workload: Mapping[str, SlaSpec] | None = None) -> list[str]:
+    """`check_sla` with the experiment's SlaSpec; the rows of a Rally workload that has
+    its own SLA (`per_workload`) are checked against that one instead."""
+    own = dict(per_workload or {})
+    if not own:
+        return check_sla(rows, sla.failure_rate_max_pct, sla.p95_ms_max,
+                         sla.failure_rate_min_pct)
+    groups: dict[str, list[StatsRow]] = {}
+    for r in rows:
+        groups.setdefault(r.workload if r.workload in own else "", []).append(r)
+    out: list[str] = []
+    if groups.get(""):  # the rows no workload SLA covers
+        out += check_sla(groups[""], sla.failure_rate_max_pct, sla.p95_ms_max,
+                         sla.failure_rate_min_pct)
+    for wl, spec in own.items():
+        if wl in groups:
+            out += check_sla(groups[wl], spec.failure_rate_max_pct, spec.p95_ms_max,
+                             spec.failure_rate_min_pct)
+        elif any(v is not None for v in (spec.failure_rate_max_pct, spec.p95_ms_max,
+                                          spec.failure_rate_min_pct)):
+            out.append(f"workload {wl}: no iteration was recorded")
+    return out

@@ -176,6 +176,7 @@ def run_job(
                 service=sc.service,
                 operation=sc.operation,
                 host=spec.host,
+                workload=job.workload,
             ),
             emit=sink.emit,
             stop=stopper.stop,

@@ -62,6 +62,7 @@ class SampleTemplate:
     service: str
     operation: str
     host: str = ""
+    workload: str = ""
 
 
 @dataclass
@@ -283,12 +284,13 @@ def run_load(
 
     perf = time.perf_counter_ns
     wall = time.time_ns
-    site, target, service, op, host = (
+    site, target, service, op, host, wl = (
         template.site,
         template.target_site,
         template.service,
         template.operation,
         template.host,
+        template.workload,
     )
 
     def work(ctx: C, st: _WorkerStats) -> None:
@@ -317,7 +319,8 @@ def run_load(
                     st.first_t0_ns = t0
                 st.last_end_ns = t0 + elapsed
                 fields = _rate_fields(it.fields, it.nbytes, ms)
-                emit(Sample(site, target, service, op, t0, ms, status, error, host, i, "", fields))
+                emit(Sample(site, target, service, op, t0, ms, status, error, host, i, "", fields,
+                            wl))
                 for a in it.actions:
                     if a in it.stack:  # still open: left by a generator, never closed
                         continue
@@ -335,6 +338,7 @@ def run_load(
                             i,
                             a.name,
                             a.fields,
+                            wl,
                         )
                     )
                     st.action_samples += 1

@@ -48,6 +48,8 @@ def evaluate_counts(
         reasons.append("no iteration ran")
     if sla.failure_rate_max_pct is not None and rate > sla.failure_rate_max_pct:
         reasons.append(f"failure rate {rate:.2f} % > {sla.failure_rate_max_pct:g} %")
+    if sla.failure_rate_min_pct is not None and count and rate < sla.failure_rate_min_pct:
+        reasons.append(f"failure rate {rate:.2f} % < {sla.failure_rate_min_pct:g} %")
     if sla.p95_ms_max is not None:
         if p95 is None:
             reasons.append("p95: no successful iteration")

@@ -89,6 +89,7 @@ class JobSpec:
     args: dict[str, Any] = field(default_factory=dict)
     sla: SlaSpec = field(default_factory=SlaSpec)
     request_timeout_s: float = 60.0
+    workload: str = ""  # Sample.workload of everything it records
 
     @classmethod
     def from_scenario(
@@ -111,8 +112,9 @@ class JobSpec:
             auth=auth,
             name_prefix=name_prefix,
             args=dict(scenario.args),
-            sla=sla or SlaSpec(),
+            sla=scenario.sla or sla or SlaSpec(),
             request_timeout_s=request_timeout_s,
+            workload=scenario.workload,
         )
 
 
@@ -234,8 +236,10 @@ def _job_to_dict(j: JobSpec) -> dict[str, Any]:
         "sla": {
             "failure_rate_max_pct": j.sla.failure_rate_max_pct,
             "p95_ms_max": j.sla.p95_ms_max,
+            "failure_rate_min_pct": j.sla.failure_rate_min_pct,
         },
         "request_timeout_s": j.request_timeout_s,
+        "workload": j.workload,
     }
 
 
@@ -244,7 +248,7 @@ def _job_from_dict(data: Any, path: str) -> JobSpec:
         data,
         path,
         required=("scenario", "runner", "target_site", "auth", "name_prefix"),
-        optional=("args", "sla", "request_timeout_s"),
+        optional=("args", "sla", "request_timeout_s", "workload"),
     )
     args = d.get("args", {})
     if not isinstance(args, dict):
@@ -261,6 +265,7 @@ def _job_from_dict(data: Any, path: str) -> JobSpec:
         args=args,
         sla=_sla_from_dict(d.get("sla", {}), f"{path}.sla"),
         request_timeout_s=timeout,
+        workload=_str(d.get("workload", ""), f"{path}.workload", allow_empty=True),
     )
 
 
@@ -333,12 +338,16 @@ def _auth_from_dict(data: Any, path: str) -> AuthSpec:
 
 
 def _sla_from_dict(data: Any, path: str) -> SlaSpec:
-    d = _obj(data, path, optional=("failure_rate_max_pct", "p95_ms_max"))
+    d = _obj(data, path, optional=("failure_rate_max_pct", "p95_ms_max",
+                                   "failure_rate_min_pct"))
     fr = d.get("failure_rate_max_pct")
     p95 = d.get("p95_ms_max")
+    fr_min = d.get("failure_rate_min_pct")
     return SlaSpec(
         failure_rate_max_pct=None if fr is None else _num(fr, f"{path}.failure_rate_max_pct"),
         p95_ms_max=None if p95 is None else _num(p95, f"{path}.p95_ms_max"),
+        failure_rate_min_pct=None if fr_min is None else _num(
+            fr_min, f"{path}.failure_rate_min_pct"),
     )
 
 
