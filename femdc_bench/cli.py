@@ -155,7 +155,7 @@ def run(experiment: Path | None, keep: bool, run_id: str | None, resume: str | N
 
 
 def _run_points(r: Run, points: list[str], *, redo: bool = False,
-                show_matrix: bool = True) -> list[str]:
+                show_matrix: bool = True, only_from: list[str] | None = None) -> list[str]:
     """emulate, check, bench for each sweep point; a failed point does not stop the others.
 
     Returns one line per failed point. A failed check always prints its matrix."""
@@ -186,7 +186,7 @@ def _run_points(r: Run, points: list[str], *, redo: bool = False,
             if show_matrix:
                 out.print(_wan_matrix(r, pid))
             with _progress(f"workload done ({pid})") as progress:
-                phases.bench(r, pid, progress)
+                phases.bench(r, pid, progress, only_from)
         except (phases.WanCheckError, AnsibleError, RuntimeError) as e:
             console.print(f"[red]point {pid} failed:[/] {e}", highlight=False)
             failed.append(f"{pid}: {str(e).splitlines()[0]}")
@@ -272,28 +272,92 @@ def deploy(run_ref: str) -> None:
 @click.argument("run_ref", metavar="RUN")
 @click.option("--point", "points", multiple=True, metavar="P",
               help="Sweep point(s) to (re-)run, e.g. p2; default: every point.")
-def bench(run_ref: str, points: tuple[str, ...]) -> None:
+@click.option("--task", "task_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="A Rally task file (v1 or v2, YAML or JSON): it becomes the run's "
+                   "workload (the previous experiment.yaml is kept beside it).")
+@click.option("--task-args", metavar="JSON", help="Task args, JSON or YAML (over "
+              "--task-args-file's).")
+@click.option("--task-args-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Task args from a JSON or YAML file.")
+@click.option("--from", "from_sites", metavar="SITES",
+              help="Only these sites run the load: comma-separated names or patterns "
+                   "(default: every site with a load host).")
+def bench(run_ref: str, points: tuple[str, ...], task_file: Path | None,
+          task_args: str | None, task_args_file: Path | None, from_sites: str | None) -> None:
     """Apply the WAN, check it, run the workload and store every iteration, per point.
 
-    A point that was run before is run again and its samples replaced.
+    A point that was run before is run again and its samples replaced. Then the report:
+    exits 1 when a point failed or the SLA is not met, 2 on bad input.
     """
     from femdc_bench import run as phases
 
     _sigterm_is_interrupt()
     with _errors():
         r = _open(run_ref)
+        if task_file is None and (task_args is not None or task_args_file is not None):
+            raise click.UsageError("--task-args and --task-args-file go with --task")
+        if task_file is not None:
+            args = _task_args(task_args, task_args_file)
+            r.use_task(task_file, args)
         exp = r.experiment()
         known = [p.id for p in exp.points]
         for p in points:
             if p not in known:
                 raise RunError(f"no sweep point {p!r} in {r.id} (points: {', '.join(known)})")
+        only = _from_sites(exp, from_sites) if from_sites else None
         try:
-            failed = _run_points(r, list(points) or known, redo=True)
+            failed = _run_points(r, list(points) or known, redo=True, only_from=only)
         except KeyboardInterrupt:
             phases.interrupt(r, keep=True)
             raise
+        _print_report(r, phases.report(r))
     if failed:
         _fail("point(s) failed: " + "; ".join(failed))
+    if not r.state.sla_ok:
+        _fail("SLA not met: " + "; ".join(r.state.sla_violations), EXIT_SLA)
+
+
+def _task_args(text: str | None, file: Path | None) -> dict[str, Any]:
+    """Rally's --task-args-file then --task-args over it: mappings, JSON or YAML."""
+    import yaml
+
+    args: dict[str, Any] = {}
+    for what, raw in (("--task-args-file", None if file is None else file),
+                      ("--task-args", text)):
+        if raw is None:
+            continue
+        try:
+            value = yaml.safe_load(raw.read_text() if isinstance(raw, Path) else raw)
+        except OSError as e:
+            raise click.BadParameter(f"{raw}: {e.strerror}", param_hint=what) from None
+        except yaml.YAMLError as e:
+            raise click.BadParameter(f"not JSON or YAML: {str(e).splitlines()[0]}",
+                                     param_hint=what) from None
+        if not isinstance(value, dict):
+            raise click.BadParameter("expected a mapping of task args", param_hint=what)
+        args.update(value)
+    return args
+
+
+def _from_sites(exp: Any, text: str) -> list[str]:
+    from femdc_bench.experiment import expand_range
+
+    names = exp.site_names
+    load = [s.name for s in exp.sites if s.hosts_with("load")]
+    out: list[str] = []
+    for ref in (x.strip() for x in text.split(",")):
+        got = [n for n in expand_range(ref)] if ref else []
+        for n in got:
+            if n not in names:
+                raise click.BadParameter(f"no site {n!r} (sites: {', '.join(names)})",
+                                         param_hint="--from")
+            if n not in load:
+                raise click.BadParameter(f"site {n!r} has no host with role 'load'",
+                                         param_hint="--from")
+        out += got
+    if not out:
+        raise click.BadParameter("expected site names", param_hint="--from")
+    return out
 
 
 @main.command()
@@ -382,6 +446,26 @@ def _print_report(r: Run, rep: Any) -> None:
         out.print("[green]SLA met[/]")
     for v in rep.violations:
         out.print(f"[red]SLA violated:[/] {v}", highlight=False)
+
+
+@main.command()
+@click.argument("run_ref", metavar="RUN", default="last")
+@click.option("--format", "fmt", type=click.Choice(["rally-json"]), required=True,
+              help="rally-json: Rally's task results layout (`rally task import` reads it).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Output file (default: <run dir>/export.rally.json).")
+def export(run_ref: str, fmt: str, out: Path | None) -> None:
+    """Export RUN's results (read back from InfluxDB): one Rally workload per sweep
+    point, workload, source site and target."""
+    from femdc_bench import run as phases
+
+    with _errors():
+        r = _open(run_ref)
+        dest = out or r.dir / "export.rally.json"
+        n = phases.export_rally(r, dest)
+    out_console = f"{dest}: {n['tasks']} task(s), {n['workloads']} workload(s), " \
+        f"{n['iterations']} iteration(s)"
+    console.print(out_console, highlight=False)
 
 
 @main.command()

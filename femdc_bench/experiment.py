@@ -56,6 +56,12 @@ SCENARIO_SERVICE: dict[str, str] = {
     "KeystoneBasic.create_and_list_tenants": "identity",
     "KeystoneBasic.create_and_list_users": "identity",
     "KeystoneBasic.create_user": "identity",
+    **{f"KeystoneBasic.{n}": "identity" for n in (
+        "create_tenant", "create_tenant_with_users", "create_update_and_delete_tenant",
+        "create_and_update_user", "create_user_update_password",
+        "create_user_set_enabled_and_delete", "create_and_delete_role",
+        "create_and_get_role", "create_and_list_roles", "add_and_remove_user_role",
+        "create_add_and_list_user_roles", "get_entities")},
     # compute
     "NovaServers.boot_and_delete_server": "compute",
     "NovaServers.boot_and_list_server": "compute",
@@ -283,6 +289,8 @@ SCHEMA: dict[str, Any] = _obj(
                 "rally_task": _s("string", "the path of a Rally task file (v1 or v2, "
                                  "YAML or JSON), relative to this file"),
                 "task_args": {"type": "object"},
+                "from": SITE_REFS,
+                "to": SITE_REFS | {"x-expected": "'local', a site name, a pattern or a list"},
                 "faults": {
                     "type": "array",
                     "items": _obj({"partition": {"type": "string",
@@ -505,10 +513,14 @@ def _build(doc: dict[str, Any], file: str) -> Experiment:
     if ("scenarios" in wl) == ("rally_task" in wl):
         raise ExperimentError(file, "workload", "expected either 'scenarios' or "
                               "'rally_task' (a Rally task file), not both or neither")
-    if "task_args" in wl and "rally_task" not in wl:
-        raise ExperimentError(file, "workload.task_args", "only with workload.rally_task")
+    for key in ("task_args", "from", "to"):
+        if key in wl and "rally_task" not in wl:
+            raise ExperimentError(file, f"workload.{key}",
+                                  "only with workload.rally_task (scenarios have their own)")
     if "rally_task" in wl:
-        scenarios = _task_scenarios(file, wl, load_sites, deployment)
+        sources, targets = _from_to(file, "workload", wl, load_sites, names, regions,
+                                    deployment)
+        scenarios = _task_scenarios(file, wl, sources, targets, deployment)
     for i, sc in enumerate(wl.get("scenarios", [])):
         base = f"workload.scenarios[{i}]"
         service = SERVICE_OF_TYPE[SCENARIO_SERVICE[sc["name"]]]
@@ -530,35 +542,7 @@ def _build(doc: dict[str, Any], file: str) -> Experiment:
         runner = RunnerSpec(
             type=r["type"], concurrency=r.get("concurrency", 1), times=r.get("times"),
             duration_s=duration_ms(r["duration"]) / 1000 if "duration" in r else None)
-        if "from" in sc and sc["from"] != "all":
-            sources = _expand_refs(file, f"{base}.from", sc["from"], names)
-        else:
-            sources = tuple(load_sites)
-        for src in sources:
-            if src not in load_sites:
-                raise ExperimentError(file, f"{base}.from",
-                                      f"site {src!r} has no host with role 'load'")
-        if not sources:
-            raise ExperimentError(file, f"{base}.from", "no site has a host with role 'load'")
-        to = sc.get("to", "local")
-        targets: tuple[str, ...] | None
-        if to == "local":
-            targets = None
-        elif to == "all":
-            targets = tuple(regions)
-        else:
-            targets = _expand_refs(file, f"{base}.to", to, names)
-            for t in targets:
-                if t in regions:
-                    continue
-                if deployment.control is None:
-                    why = (f"runs no Keystone (deployment.keystone is "
-                           f"{_ks_text(deployment)})")
-                else:
-                    why = (f"is not a region (deployment.control is "
-                           f"{_ctl_text(deployment)})")
-                raise ExperimentError(file, f"{base}.to", f"site {t!r} {why}; targets: "
-                                      f"{', '.join(regions)} or 'local'")
+        sources, targets = _from_to(file, base, sc, load_sites, names, regions, deployment)
         scenarios.append(ScenarioSpec(name=sc["name"], runner=runner,
                                       args=dict(sc.get("args", {})), sources=sources,
                                       targets=targets))
@@ -690,10 +674,49 @@ def _deployment(file: str, d: dict[str, Any], names: list[str]) -> DeploymentSpe
     )
 
 
-def _task_scenarios(file: str, wl: dict[str, Any], load_sites: list[str],
-                    deployment: DeploymentSpec) -> list[ScenarioSpec]:
+def _from_to(file: str, base: str, sc: dict[str, Any], load_sites: list[str],
+             names: list[str], regions: list[str], deployment: DeploymentSpec
+             ) -> tuple[tuple[str, ...], tuple[str, ...] | None]:
+    """`from` and `to` of a scenario (or of a Rally task's workload): the sites that run
+    the load, and those whose cloud is loaded (None: each source's own region)."""
+    if "from" in sc and sc["from"] != "all":
+        sources = _expand_refs(file, f"{base}.from", sc["from"], names)
+    else:
+        sources = tuple(load_sites)
+    for src in sources:
+        if src not in load_sites:
+            raise ExperimentError(file, f"{base}.from",
+                                  f"site {src!r} has no host with role 'load'")
+    if not sources:
+        raise ExperimentError(file, f"{base}.from", "no site has a host with role 'load'")
+    to = sc.get("to", "local")
+    targets: tuple[str, ...] | None
+    if to == "local":
+        targets = None
+    elif to == "all":
+        targets = tuple(regions)
+    else:
+        targets = _expand_refs(file, f"{base}.to", to, names)
+        for t in targets:
+            if t in regions:
+                continue
+            if deployment.control is None:
+                why = (f"runs no Keystone (deployment.keystone is "
+                       f"{_ks_text(deployment)})")
+            else:
+                why = (f"is not a region (deployment.control is "
+                       f"{_ctl_text(deployment)})")
+            raise ExperimentError(file, f"{base}.to", f"site {t!r} {why}; targets: "
+                                  f"{', '.join(regions)} or 'local'")
+    return sources, targets
+
+
+def _task_scenarios(file: str, wl: dict[str, Any], sources: tuple[str, ...],
+                    targets: tuple[str, ...] | None, deployment: DeploymentSpec
+                    ) -> list[ScenarioSpec]:
     """The workloads of `workload.rally_task`, in the task's order, each run from every
-    site with a load host against its own region; each keeps its own SLA."""
+    site of `sources` (workload.from, default: every site with a load host) against its
+    own region (or workload.to); each keeps its own SLA."""
     from femdc_bench.workload.rally_task import TaskError
     from femdc_bench.workload.rally_task import load as load_task
 
@@ -704,21 +727,16 @@ def _task_scenarios(file: str, wl: dict[str, Any], load_sites: list[str],
         task = load_task(path, wl.get("task_args", {}))
     except TaskError as e:
         raise ExperimentError(e.file, e.path, e.message) from None
-    if not load_sites:
-        raise ExperimentError(file, "workload.rally_task", "no site has a host with role 'load'")
     out = []
     for w in task.workloads:
         service = SERVICE_OF_TYPE[SCENARIO_SERVICE[w.scenario]]
         if service not in deployment.services:
             raise ExperimentError(task.file, w.path, f"{w.scenario} needs {service}: set "
                                   "deployment.control (per_site or {centralized: <site>})")
-        sla = None
-        if w.failure_rate_max_pct is not None or w.failure_rate_min_pct is not None:
-            sla = SlaSpec(failure_rate_max_pct=w.failure_rate_max_pct,
-                          failure_rate_min_pct=w.failure_rate_min_pct)
         out.append(ScenarioSpec(name=w.scenario, runner=w.runner, args=dict(w.args),
-                                sources=tuple(load_sites), targets=None,
-                                workload=f"{path.name}:{w.path}", sla=sla))
+                                sources=sources, targets=targets,
+                                workload=f"{path.name}:{w.path}", sla=w.sla,
+                                contexts=dict(w.contexts)))
     return out
 
 

@@ -149,11 +149,48 @@ class DeploymentSpec:
 
 
 @dataclass(frozen=True)
+class RpsRamp:
+    """Rally's rps ramp: `start` iterations/s, `step` more every `step_s` seconds, up to
+    `end` (a staircase: the rate of stage k is min(end, start + k * step))."""
+
+    start: float
+    end: float
+    step: float
+    step_s: float = 1.0
+
+    def rate(self, stage: int) -> float:
+        return min(self.end, self.start + stage * self.step)
+
+    def scaled(self, factor: float) -> RpsRamp:
+        return RpsRamp(self.start * factor, self.end * factor, self.step * factor, self.step_s)
+
+
+@dataclass(frozen=True)
 class RunnerSpec:
-    type: str  # "times" | "duration"
-    concurrency: int = 1
-    times: int | None = None
+    type: str  # "times" | "duration" | "rps"
+    concurrency: int = 1  # rps: the most iterations in flight (Rally's max_concurrency)
+    times: int | None = None  # times and rps
     duration_s: float | None = None
+    rps: float | None = None  # rps: a constant rate (iterations started per second)...
+    rps_ramp: RpsRamp | None = None  # ...or a ramp
+    timeout_s: float | None = None  # an iteration that takes longer is an error (Rally's)
+
+    def start_offset_s(self, index: int) -> float:
+        """rps: when iteration `index` (from 0) is due, in seconds from the start."""
+        if self.rps is not None:
+            return index / self.rps
+        ramp = self.rps_ramp
+        if ramp is None:
+            return 0.0
+        done, stage = 0.0, 0
+        while True:
+            rate = ramp.rate(stage)
+            per_stage = rate * ramp.step_s
+            if rate >= ramp.end or done + per_stage > index:
+                # the stage where `index` falls, or the last (constant) rate from here on
+                return stage * ramp.step_s + (index - done) / rate
+            done += per_stage
+            stage += 1
 
 
 @dataclass(frozen=True)
@@ -167,6 +204,17 @@ class ScenarioSpec:
     # its own SLA over the workload's rows (None: the experiment's workload.sla).
     workload: str = ""
     sla: SlaSpec | None = None
+    contexts: dict[str, Any] = field(default_factory=dict)  # Rally's users/roles contexts
+
+
+@dataclass(frozen=True)
+class OutliersSla:
+    """Rally's `outliers`: at most `max` successful iterations slower than mean + `sigmas`
+    standard deviations of the ones before them, counted from the `min_iterations`-th."""
+
+    max: int = 0
+    min_iterations: int = 3
+    sigmas: float = 3.0
 
 
 @dataclass(frozen=True)
@@ -174,6 +222,19 @@ class SlaSpec:
     failure_rate_max_pct: float | None = None
     p95_ms_max: float | None = None
     failure_rate_min_pct: float | None = None  # Rally's failure_rate.min
+    # Rally's other SLAs (evaluated per site and target over the samples, see
+    # femdc_bench/workload/sla.py)
+    max_seconds_per_iteration: float | None = None
+    max_avg_duration_s: float | None = None
+    max_avg_duration_per_atomic: tuple[tuple[str, float], ...] = ()
+    outliers: OutliersSla | None = None
+
+    @property
+    def per_sample(self) -> bool:
+        """Whether a criterion needs the iterations themselves (not only the stats)."""
+        return (self.max_seconds_per_iteration is not None
+                or self.max_avg_duration_s is not None
+                or bool(self.max_avg_duration_per_atomic) or self.outliers is not None)
 
 
 @dataclass(frozen=True)

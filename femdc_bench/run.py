@@ -8,7 +8,7 @@ import platform
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,7 @@ from femdc_bench.ansible import PLAYBOOKS, AnsibleError, run_playbook
 from femdc_bench.deploy import native
 from femdc_bench.model import Clouds, Experiment, Inventory, Sample, SweepPoint
 from femdc_bench.providers.local import LocalProvider
-from femdc_bench.rundir import Run
+from femdc_bench.rundir import Run, RunError
 from femdc_bench.wan import apply as wan_apply
 from femdc_bench.wan import check as wan_check
 from femdc_bench.wan.check import WanCheck
@@ -190,19 +190,22 @@ def build_agent_zip(path: Path) -> Path:
 
 
 def agent_specs(exp: Experiment, inv: Inventory, clouds: Clouds, admin_password: str,
-                name_prefix: str) -> dict[str, Any]:
+                name_prefix: str, only_from: Sequence[str] | None = None) -> dict[str, Any]:
     """One AgentSpec per load host: (scenario x target) jobs in experiment order.
 
     Each `load` host of a site takes its share of the scenario's concurrency (and of a
     `times` runner's iterations: `share_runner`). `to: local` loads the region that serves
     the source site; target_site names the site of the loaded region (its control
-    plane, or its Keystone in a Keystone-only deployment).
+    plane, or its Keystone in a Keystone-only deployment). `only_from`: only these
+    source sites run their share (`bench --from`).
     """
     from femdc_bench.workload.spec import AgentSpec, AuthSpec, JobSpec, share_runner
 
     jobs: dict[str, list[Any]] = {}
     for sc in exp.workload.scenarios:
         for src in sc.sources:
+            if only_from is not None and src not in only_from:
+                continue
             hosts = inv.with_role("load", src)
             shares = share_runner(sc.runner, len(hosts))
             targets = sc.targets if sc.targets is not None else (
@@ -226,13 +229,20 @@ def _agent_timeout(exp: Experiment) -> int:
     seconds = 600.0
     for sc in exp.workload.scenarios:
         r = sc.runner
-        per_target = r.duration_s if r.type == "duration" else (r.times or 0) / r.concurrency
+        if r.type == "duration":
+            per_target = r.duration_s
+        elif r.type == "rps":  # the schedule, then the last iterations' own time
+            per_target = r.start_offset_s(r.times or 0) + (r.timeout_s or 60)
+        else:
+            per_target = (r.times or 0) / r.concurrency
         seconds += (per_target or 0) * (len(sc.targets) if sc.targets else 1) + 30
     return int(seconds)
 
 
-def bench(run: Run, point: str = "p0", progress: Progress = _noop) -> int:
-    """Run the workload from every site at one sweep point; every iteration to InfluxDB.
+def bench(run: Run, point: str = "p0", progress: Progress = _noop,
+          only_from: Sequence[str] | None = None) -> int:
+    """Run the workload from every site (or `only_from`) at one sweep point; every
+    iteration to InfluxDB.
 
     Re-running a point replaces its samples (files and InfluxDB points).
     """
@@ -250,7 +260,10 @@ def bench(run: Run, point: str = "p0", progress: Progress = _noop) -> int:
         with connect(target) as client:  # fail before the load if InfluxDB is not there
             for measurement in (API, EVENT):
                 client.delete(measurement, {"run": run.id, "point": point})
-        specs = agent_specs(exp, inv, clouds, admin, f"femdc-{run_tag(run)}-")
+        specs = agent_specs(exp, inv, clouds, admin, f"femdc-{run_tag(run)}-", only_from)
+        if not specs:
+            raise RunError(f"no load host runs anything at {point}"
+                           + (f" from {', '.join(only_from)}" if only_from else ""))
         samples_dir = run.samples_dir(point)
         for old in samples_dir.glob("*"):
             old.unlink()
@@ -548,31 +561,66 @@ class Report:
     wan: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # point -> RTT pairs
 
 
+def read_back(run: Run, exp: Experiment) -> tuple[dict[str, list[Sample]], list[Any]]:
+    """The run's samples by point and its `wan` rows, from its InfluxDB (a local one of
+    a destroyed run is started for this and stopped again)."""
+    from femdc_bench.metrics.influx import WAN, InfluxReader, LocalInfluxd, connect
+
+    target, started = metrics_target(run, exp)
+    try:
+        client = connect(target, create=False)
+        try:
+            return (InfluxReader(client).api_samples_by_point(run.id),
+                    list(client.rows(WAN, {"run": run.id})))
+        finally:
+            client.close()
+    finally:
+        if started:  # a destroyed run: leave its InfluxDB as we found it
+            LocalInfluxd(run.influx_dir()).stop()
+
+
+def export_rally(run: Run, out: Path) -> dict[str, int]:
+    """Write the run's results in Rally's task results layout (report/rally_export.py);
+    returns counts (tasks, workloads, iterations)."""
+    import json
+
+    from femdc_bench.report.rally_export import rally_json
+
+    exp = run.experiment()
+    by_point, _ = read_back(run, exp)
+    if not any(by_point.values()):
+        raise RunError(f"no samples in InfluxDB for run {run.id}: nothing to export")
+    doc = rally_json(run.id, exp, by_point, version=__version__)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=1))
+    tmp.replace(out)
+    wls = [w for t in doc["tasks"] for st in t["subtasks"] for w in st["workloads"]]
+    return {"tasks": len(doc["tasks"]), "workloads": len(wls),
+            "iterations": sum(w["total_iteration_count"] for w in wls)}
+
+
 def report(run: Run) -> Report:
     """Read the run's points back from InfluxDB; stats per (site, target, operation)."""
-    from femdc_bench.metrics.influx import WAN, InfluxReader, LocalInfluxd, connect
     from femdc_bench.report.render import stats_json
-    from femdc_bench.report.stats import check_sla_spec, compute_stats_by_point
+    from femdc_bench.report.stats import (
+        check_sla_spec,
+        compute_stats_by_point,
+        rally_sla_results,
+        rally_sla_violations,
+    )
 
     exp = run.experiment()
     with run.phase("report"):
-        target, started = metrics_target(run, exp)
-        try:
-            client = connect(target, create=False)
-            try:
-                by_point = InfluxReader(client).api_samples_by_point(run.id)
-                wan_rows = list(client.rows(WAN, {"run": run.id}))
-            finally:
-                client.close()
-        finally:
-            if started:  # a destroyed run: leave its InfluxDB as we found it
-                LocalInfluxd(run.influx_dir()).stop()
+        by_point, wan_rows = read_back(run, exp)
         rows = compute_stats_by_point(by_point)
-        violations = check_sla_spec(rows, exp.workload.sla, {
-            sc.workload: sc.sla for sc in exp.workload.scenarios if sc.workload and sc.sla})
+        own = {sc.workload: sc.sla for sc in exp.workload.scenarios if sc.workload and sc.sla}
+        sla_results = rally_sla_results(by_point, own)
+        violations = check_sla_spec(rows, exp.workload.sla, own)
+        violations += rally_sla_violations(sla_results)
         if not rows:
             violations = ["no samples in InfluxDB for this run"]
         doc = stats_json(rows, run=run.id, sla=exp.workload.sla, violations=violations)
+        doc["sla_results"] = sla_results
         labels = {p.id: p.label() for p in exp.points}
         wan: dict[str, list[dict[str, Any]]] = {}
         for r in sorted(wan_rows, key=lambda r: (r["point"], r["site"], r["target_site"])):

@@ -120,6 +120,36 @@ class Run:
     def experiment(self) -> Experiment:
         return experiment_mod.load(self.dir / "experiment.yaml")
 
+    def use_task(self, task_file: Path, task_args: dict[str, Any]) -> Experiment:
+        """Make a Rally task file (and its args) the run's workload, as `bench --task`
+        does. The task is validated against the run's experiment first (an error leaves
+        the run as it was); the previous experiment.yaml is kept as
+        experiment.<time>.yaml (with its task, if any), so the run keeps its history."""
+        import yaml
+
+        doc = yaml.safe_load((self.dir / "experiment.yaml").read_text())
+        old = doc.get("workload") or {}
+        doc["workload"] = {"rally_task": str(task_file.resolve()), "task_args": task_args,
+                           **{k: old[k] for k in ("faults", "sla") if k in old}}
+        tmp = self.dir / "tmp"
+        tmp.mkdir(exist_ok=True)
+        candidate = tmp / "experiment.task.yaml"
+        candidate.write_text(yaml.safe_dump(doc, sort_keys=False))
+        exp = experiment_mod.load(candidate)  # ExperimentError names the task file
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        prev = self.dir / f"experiment.{stamp}.yaml"
+        os.replace(self.dir / "experiment.yaml", prev)
+        if old.get("rally_task"):  # its task file goes along
+            src = self.dir / old["rally_task"]
+            kept = f"rally-task.{stamp}{src.suffix}"
+            os.replace(src, self.dir / kept)
+            prev_doc = yaml.safe_load(prev.read_text())
+            prev_doc["workload"]["rally_task"] = kept
+            prev.write_text(yaml.safe_dump(prev_doc, sort_keys=False))
+        _copy_experiment(candidate, self.dir)
+        candidate.unlink()
+        return exp
+
     def log(self, name: str) -> Path:
         return self.dir / "logs" / f"{name}.log"
 

@@ -257,3 +257,46 @@ def check_sla_spec(rows: Sequence[StatsRow], sla: SlaSpec,
                                           spec.failure_rate_min_pct)):
             out.append(f"workload {wl}: no iteration was recorded")
     return out
+
+
+def workload_groups(by_point: Mapping[str, Iterable[Sample]], workloads: Iterable[str]
+                    ) -> dict[tuple[str, str, str, str], list[Sample]]:
+    """(point, site, target_site, workload) -> its samples, for the named workloads: one
+    Rally workload per source site and target, as the Rally export writes them."""
+    wanted = set(workloads)
+    out: dict[tuple[str, str, str, str], list[Sample]] = {}
+    for point, samples in by_point.items():
+        for s in samples:
+            if s.workload in wanted:
+                out.setdefault((point, s.site, s.target_site, s.workload), []).append(s)
+    return out
+
+
+def rally_sla_results(by_point: Mapping[str, Iterable[Sample]],
+                      per_workload: Mapping[str, SlaSpec]) -> list[dict[str, Any]]:
+    """Every Rally workload's SLA criteria, one row per (point, site, target, workload,
+    criterion), with Rally's wording (femdc_bench.workload.sla.rally_sla_results)."""
+    from femdc_bench.workload.sla import rally_sla_results as evaluate
+
+    rows = []
+    groups = workload_groups(by_point, per_workload)
+    for (point, site, target, wl), samples in sorted(groups.items()):
+        for r in evaluate(per_workload[wl], samples):
+            rows.append({"point": point, "site": site, "target_site": target, "workload": wl,
+                         "criterion": r.criterion, "success": r.success, "detail": r.detail})
+    return rows
+
+
+def rally_sla_violations(results: Iterable[Mapping[str, Any]]) -> list[str]:
+    """The failed per-sample criteria of `rally_sla_results` as violation lines
+    (failure_rate is left to `check_sla`, which reports it per row)."""
+    out = []
+    for r in results:
+        if r["success"] or r["criterion"] == "failure_rate":
+            continue
+        detail = "; ".join(line for line in r["detail"].splitlines()
+                           if not line.startswith(("Status:", "Average duration of one "
+                                                   "iteration for atomic")))
+        out.append(f"{r['point']} {r['site']}->{r['target_site']} {r['workload']}: "
+                   f"{r['criterion']}: {detail.replace(' - Failed', '')}")
+    return out

@@ -7,7 +7,8 @@ Runs on the hosts, inside the service venv (stdlib + keystoneauth1 + requests)::
 
 SPEC.json is described in femdc_bench/workload/spec.py. Jobs run one after the other;
 for each: authenticate the admin and resolve the endpoints of the scenario's services,
-scenario setup (untimed), the load (timed per iteration and per atomic action by the
+Rally's users/roles contexts if the job has them (task_contexts.py), scenario setup
+(untimed), the load (timed per iteration and per atomic action by the
 runner), teardown (untimed, always).
 
 --start-file GO: once the first job is set up (or could not be), the agent writes
@@ -45,6 +46,7 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
+from femdc_bench.workload import task_contexts
 from femdc_bench.workload.registry import REGISTRY, Registry, Scenario
 from femdc_bench.workload.runner import LoadResult, SampleTemplate, describe_error, run_load
 from femdc_bench.workload.sink import JsonlSink
@@ -154,6 +156,7 @@ def run_job(
             jc = JobContext(job)
             jc.args = sc.resolve_args(job.args)
             jc.open(sc.services)
+            jc.users = task_contexts.setup(jc, job.contexts)  # Rally's users/roles
             if sc.setup is not None:
                 sc.setup(jc)
             workers = [jc.worker(n) for n in range(job.runner.concurrency)]
@@ -199,6 +202,11 @@ def run_job(
                     errs = sc.teardown(jc)
                     if isinstance(errs, list):
                         summary.teardown_errors.extend(str(x) for x in errs)
+                except Exception as e:  # noqa: BLE001
+                    summary.teardown_errors.append(describe_error(e))
+            if jc.identity is not None:  # what contexts made (and anything left): gone
+                try:
+                    summary.teardown_errors.extend(jc.delete_tracked())
                 except Exception as e:  # noqa: BLE001
                     summary.teardown_errors.append(describe_error(e))
             jc.close()

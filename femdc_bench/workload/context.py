@@ -40,6 +40,7 @@ from keystoneauth1.identity import v3
 from femdc_bench.workload import runner
 from femdc_bench.workload.runner import AtomicAction, describe_error
 from femdc_bench.workload.spec import JobSpec
+from femdc_bench.workload.task_contexts import ContextUser, ContextUsers
 
 USER_AGENT = "femdc-bench-agent"
 NAME_MAX = 64  # Keystone's limit for project names (users: 255)
@@ -167,6 +168,7 @@ class JobContext:
         self.session = self.new_session()
         self.identity: ks_adapter.Adapter | None = None  # admin adapter, after open()
         self._admin: dict[str, ks_adapter.Adapter] = {}
+        self.users: ContextUsers | None = None  # Rally's users context, if the job has one
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -242,9 +244,10 @@ class JobContext:
         )
 
     def adapter(
-        self, session: ks_session.Session, service_type: str = "identity"
+        self, session: ks_session.Session, service_type: str = "identity", auth: Any = None
     ) -> ks_adapter.Adapter:
-        """An Adapter on `session`, pinned to the endpoint resolved for `service_type`."""
+        """An Adapter on `session`, pinned to the endpoint resolved for `service_type`
+        (`auth`: another identity than the session's, e.g. a context user's)."""
         endpoint = self.endpoints.get(service_type)
         if endpoint is None:
             raise SetupError(
@@ -259,6 +262,7 @@ class JobContext:
             region_name=a.region_name,
             endpoint_override=endpoint,
             default_microversion=MICROVERSIONS.get(service_type),
+            auth=auth,
         )
 
     def worker(self, n: int) -> WorkerContext:
@@ -421,13 +425,25 @@ class WorkerContext:
     session: ks_session.Session
     identity: ks_adapter.Adapter  # identity v3 endpoint of the target cloud
     state: dict[str, Any] = field(default_factory=dict)  # per-worker scratch space
-    _adapters: dict[str, ks_adapter.Adapter] = field(default_factory=dict, repr=False)
+    user: ContextUser | None = None  # the users context's user of this iteration
+    _adapters: dict[tuple[str, str], ks_adapter.Adapter] = field(default_factory=dict,
+                                                                 repr=False)
+
+    def begin_iteration(self, index: int) -> None:
+        """Called by the runner before iteration `index`: picks its context user."""
+        if self.job.users is not None:
+            self.user = self.job.users.pick(index)
 
     def api(self, service_type: str) -> ks_adapter.Adapter:
-        """This worker's Adapter for `service_type` (made once, on first use)."""
-        a = self._adapters.get(service_type)
+        """This worker's Adapter for `service_type` (made once per user, on first use):
+        the iteration's context user's token, the admin's without a users context and
+        always for identity."""
+        user = self.user if service_type != "identity" else None
+        key = (user.id if user else "", service_type)
+        a = self._adapters.get(key)
         if a is None:
-            a = self._adapters[service_type] = self.job.adapter(self.session, service_type)
+            a = self._adapters[key] = self.job.adapter(
+                self.session, service_type, auth=user.auth if user else None)
         return a
 
     @property

@@ -13,6 +13,7 @@ x or 10 %}`, `x | default(10)` or `{% if x is defined %}`).
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,7 @@ import jinja2
 import jinja2.meta
 import yaml
 
-from femdc_bench.model import RunnerSpec
+from femdc_bench.model import OutliersSla, RpsRamp, RunnerSpec, SlaSpec
 
 
 class TaskError(Exception):
@@ -36,16 +37,21 @@ class TaskError(Exception):
 
 # Runner type -> the keys it accepts (all of Rally's keys for the runner: an accepted key
 # we cannot honour is not listed, so it is reported instead of ignored).
+# max_cpu_count (Rally's number of worker processes) is accepted and has no effect: an
+# agent's workers are threads of one process, and its CPU cost is a fraction of Rally's.
 RUNNERS: dict[str, frozenset[str]] = {
-    "constant": frozenset({"times", "concurrency"}),
-    "constant_for_duration": frozenset({"duration", "concurrency"}),
+    "constant": frozenset({"times", "concurrency", "timeout", "max_cpu_count"}),
+    "constant_for_duration": frozenset({"duration", "concurrency", "timeout"}),
+    "rps": frozenset({"times", "rps", "timeout", "max_concurrency", "max_cpu_count"}),
     "serial": frozenset({"times"}),
 }
-# Contexts we create (none yet) and those that only validate (Rally's cleanup contexts:
+# Contexts we create and those that only validate (Rally's cleanup contexts:
 # our scenarios delete what they create).
-CONTEXTS: frozenset[str] = frozenset()
+CONTEXTS: frozenset[str] = frozenset({"users", "roles"})  # femdc_bench/workload/task_contexts.py
 NOOP_CONTEXTS: frozenset[str] = frozenset({"admin_cleanup", "cleanup"})
-SLAS: frozenset[str] = frozenset({"failure_rate"})
+SLAS: frozenset[str] = frozenset({"failure_rate", "max_seconds_per_iteration",
+                                  "max_avg_duration", "max_avg_duration_per_atomic",
+                                  "outliers"})
 _WORKLOAD_KEYS_V1 = frozenset({"args", "runner", "context", "sla", "hooks", "description"})
 _WORKLOAD_KEYS_V2 = frozenset({"scenario", "runner", "contexts", "sla", "hooks",
                                "description"})
@@ -60,8 +66,7 @@ class TaskWorkload:
     args: dict[str, Any]
     runner: RunnerSpec
     contexts: dict[str, Any] = field(default_factory=dict)
-    failure_rate_max_pct: float | None = None
-    failure_rate_min_pct: float | None = None
+    sla: SlaSpec | None = None  # None: the task gave no SLA
     title: str = ""
 
 
@@ -225,25 +230,64 @@ def _workload(file: str, path: str, name: str, args: Any, runner: Any, runner_ke
     for ctx in contexts:
         if ctx not in CONTEXTS and ctx not in NOOP_CONTEXTS:
             raise TaskError(file, f"{path}.{contexts_key}.{ctx}", "unsupported context")
-    _mapping(file, f"{path}.sla", sla)
-    fr_max = fr_min = None
-    for key, value in sla.items():
-        if key not in SLAS:
-            raise TaskError(file, f"{path}.sla.{key}", "unsupported SLA")
-        _mapping(file, f"{path}.sla.{key}", value)
-        _only(file, f"{path}.sla.{key}", value, frozenset({"max", "min"}), "failure_rate key")
-        for bound in ("max", "min"):
-            if bound in value:
-                v = value[bound]
-                if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0 <= v <= 100:
-                    raise TaskError(file, f"{path}.sla.{key}.{bound}",
-                                    "expected a percentage between 0 and 100")
-        fr_max, fr_min = value.get("max"), value.get("min")
+    from femdc_bench.workload.task_contexts import ContextError, validate
+
+    try:
+        made = validate({k: v for k, v in contexts.items() if k not in NOOP_CONTEXTS})
+    except ContextError as e:
+        raise TaskError(file, f"{path}.{contexts_key}.{e.path}", e.message) from e
+    if sc.needs_users and "users" not in made:
+        raise TaskError(file, f"{path}.{contexts_key}", f"{name} needs the users context")
     return TaskWorkload(
         path=path, scenario=name, args=resolved, runner=spec,
-        contexts={k: v for k, v in contexts.items() if k not in NOOP_CONTEXTS},
-        failure_rate_max_pct=None if fr_max is None else float(fr_max),
-        failure_rate_min_pct=None if fr_min is None else float(fr_min), title=title)
+        contexts=made,
+        sla=_sla(file, f"{path}.sla", sla), title=title)
+
+
+def _sla(file: str, path: str, sla: Any) -> SlaSpec | None:
+    """Rally's SLA section; an empty one is None."""
+    _mapping(file, path, sla)
+    if not sla:
+        return None
+    kw: dict[str, Any] = {}
+    for key, value in sla.items():
+        p = f"{path}.{key}"
+        if key not in SLAS:
+            raise TaskError(file, p, f"unsupported SLA (supported: {', '.join(sorted(SLAS))})")
+        if key == "failure_rate":
+            _mapping(file, p, value)
+            _only(file, p, value, frozenset({"max", "min"}), "failure_rate key")
+            for bound in ("max", "min"):
+                if bound in value:
+                    v = value[bound]
+                    if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0 <= v <= 100:
+                        raise TaskError(file, f"{p}.{bound}",
+                                        "expected a percentage between 0 and 100")
+                    kw[f"failure_rate_{bound}_pct"] = float(v)
+        elif key == "max_seconds_per_iteration":
+            kw["max_seconds_per_iteration"] = _seconds(file, p, value)
+        elif key == "max_avg_duration":
+            kw["max_avg_duration_s"] = _seconds(file, p, value)
+        elif key == "max_avg_duration_per_atomic":
+            _mapping(file, p, value)
+            if not value:
+                raise TaskError(file, p, "expected at least one atomic action name")
+            kw["max_avg_duration_per_atomic"] = tuple(
+                (str(a), _number(file, f"{p}.{a}", v, minimum=0)) for a, v in value.items())
+        else:  # outliers
+            _mapping(file, p, value)
+            _only(file, p, value, frozenset({"max", "min_iterations", "sigmas"}),
+                  "outliers key")
+            mx = value.get("max", 0)
+            if not isinstance(mx, int) or isinstance(mx, bool) or mx < 0:
+                raise TaskError(file, f"{p}.max", f"expected an integer >= 0, got {mx!r}")
+            mi = value.get("min_iterations", 3)
+            if not isinstance(mi, int) or isinstance(mi, bool) or mi < 3:
+                raise TaskError(file, f"{p}.min_iterations",
+                                f"expected an integer >= 3, got {mi!r}")
+            sig = _seconds(file, f"{p}.sigmas", value.get("sigmas", 3.0), what="a number > 0")
+            kw["outliers"] = OutliersSla(max=mx, min_iterations=mi, sigmas=sig)
+    return SlaSpec(**kw)
 
 
 def _positive_int(file: str, path: str, value: Any) -> int:
@@ -273,13 +317,62 @@ def _runner(file: str, path: str, runner: Any, *, v1: bool) -> RunnerSpec:
                         f"{', '.join(sorted(RUNNERS))})")
     opath = path if v1 else tpath
     _only(file, opath, conf, RUNNERS[rtype], f"option of runner {rtype!r}")
-    concurrency = _positive_int(file, f"{opath}.concurrency", conf.get("concurrency", 1))
+    if "max_cpu_count" in conf:
+        _positive_int(file, f"{opath}.max_cpu_count", conf["max_cpu_count"])
+    timeout = None
+    if "timeout" in conf:
+        timeout = _seconds(file, f"{opath}.timeout", conf["timeout"])
     if rtype == "constant_for_duration":
+        concurrency = _positive_int(file, f"{opath}.concurrency", conf.get("concurrency", 1))
         if "duration" not in conf:
             raise TaskError(file, f"{opath}.duration", "missing required key")
-        d = conf["duration"]
-        if not isinstance(d, (int, float)) or isinstance(d, bool) or d <= 0:
-            raise TaskError(file, f"{opath}.duration", f"expected seconds > 0, got {d!r}")
-        return RunnerSpec(type="duration", concurrency=concurrency, duration_s=float(d))
+        d = _seconds(file, f"{opath}.duration", conf["duration"])
+        return RunnerSpec(type="duration", concurrency=concurrency, duration_s=d,
+                          timeout_s=timeout)
+    if rtype == "rps":
+        for key in ("times", "rps"):
+            if key not in conf:
+                raise TaskError(file, f"{opath}.{key}", "missing required key")
+        times = _positive_int(file, f"{opath}.times", conf["times"])
+        rate, ramp = conf["rps"], None
+        if isinstance(rate, dict):
+            rp = f"{opath}.rps"
+            _only(file, rp, rate, frozenset({"start", "end", "step", "duration"}),
+                  "key of an rps ramp")
+            vals = {}
+            for key in ("start", "end", "step", "duration"):
+                if key not in rate and key != "duration":
+                    raise TaskError(file, f"{rp}.{key}", "missing required key")
+                vals[key] = _number(file, f"{rp}.{key}", rate.get(key, 1), minimum=1)
+            if vals["end"] < vals["start"]:
+                raise TaskError(file, f"{rp}.end", "rps end value must not be less than "
+                                "rps start value")
+            ramp = RpsRamp(vals["start"], vals["end"], vals["step"], vals["duration"])
+            peak = vals["end"]
+            rate = None
+        else:
+            rate = _seconds(file, f"{opath}.rps", rate, what="a rate > 0")
+            peak = rate
+        # Rally's default max_concurrency is `times` (a thread per iteration); ours is
+        # what the peak rate needs for iterations of up to 2 s, at most `times`
+        conc = conf.get("max_concurrency")
+        if conc is None:
+            conc = min(times, max(8, math.ceil(2 * peak)))
+        conc = _positive_int(file, f"{opath}.max_concurrency", conc)
+        return RunnerSpec(type="rps", concurrency=min(conc, times), times=times, rps=rate,
+                          rps_ramp=ramp, timeout_s=timeout)
+    concurrency = _positive_int(file, f"{opath}.concurrency", conf.get("concurrency", 1))
     times = _positive_int(file, f"{opath}.times", conf.get("times", 1))
-    return RunnerSpec(type="times", concurrency=concurrency, times=times)
+    return RunnerSpec(type="times", concurrency=concurrency, times=times, timeout_s=timeout)
+
+
+def _number(file: str, path: str, value: Any, *, minimum: float) -> float:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or value < minimum:
+        raise TaskError(file, path, f"expected a number >= {minimum:g}, got {value!r}")
+    return float(value)
+
+
+def _seconds(file: str, path: str, value: Any, what: str = "seconds > 0") -> float:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+        raise TaskError(file, path, f"expected {what}, got {value!r}")
+    return float(value)

@@ -49,6 +49,7 @@ class Scenario:
     defaults: dict[str, Any] = field(default_factory=dict)  # accepted args, default values
     uses: tuple[str, ...] = ()  # other catalog service types called (setup included)
     qualified: bool = False  # Sample.operation is the full name
+    needs_users: bool = False  # runs on ctx.user: needs Rally's users context
 
     def resolve_args(self, given: dict[str, Any]) -> dict[str, Any]:
         """`given` over the defaults; ValueError for an unknown arg or a wrong type."""
@@ -91,6 +92,7 @@ class Registry:
         args: dict[str, Any] | None = None,
         uses: tuple[str, ...] = (),
         qualified: bool = False,
+        needs_users: bool = False,
     ) -> Callable[[ScenarioFn], ScenarioFn]:
         """Register the decorated function under `name`; the function is returned as is.
 
@@ -104,7 +106,8 @@ class Registry:
                 raise ValueError(f"scenario {name!r} registered twice")
             doc = (fn.__doc__ or "").strip()
             self._scenarios[name] = Scenario(
-                name, service, fn, setup, teardown, doc, dict(args or {}), tuple(uses), qualified
+                name, service, fn, setup, teardown, doc, dict(args or {}), tuple(uses), qualified,
+                needs_users,
             )
             return fn
 

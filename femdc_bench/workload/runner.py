@@ -4,7 +4,15 @@
 pre-built context (a keystoneauth1 Session per worker on hosts: keep-alive, no re-auth):
 
 - ``times``: N iterations in total, handed out one by one to whichever worker is free;
-- ``duration``: every worker loops until the deadline (iterations started before it finish).
+- ``duration``: every worker loops until the deadline (iterations started before it finish);
+- ``rps``: N iterations in total, iteration i started when it is due
+  (`RunnerSpec.start_offset_s`: i / rps, or along the ramp), by whichever of the
+  `concurrency` workers is free (Rally's max_concurrency): when all are busy the next
+  iteration starts late. Each iteration's Sample carries ``fields["late_ms"]``, how late
+  it started, so that a rate that was not held shows.
+
+``timeout_s`` (Rally's runner timeout): an iteration that took longer is recorded as an
+error ("Timeout: ..."). It is not interrupted: the request timeout of the job bounds it.
 
 Each iteration is timed with ``time.perf_counter_ns`` (monotonic) and stamped with
 ``time.time_ns`` at its start. A failing iteration becomes a Sample with status "error"
@@ -49,7 +57,7 @@ ERROR_MAX_CHARS = 500
 #: the `api` measurement (its tags and fields) nor one the runner sets itself.
 FIELD_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
 # Sample.fields may not shadow a tag or field of `api`, nor what the runner itself sets.
-RESERVED_FIELDS = frozenset({"time", *API_TAGS, *API_FIELDS, "bytes", "mb_per_s"})
+RESERVED_FIELDS = frozenset({"time", *API_TAGS, *API_FIELDS, "bytes", "mb_per_s", "late_ms"})
 ACTION_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:-]{0,127}")
 
 
@@ -251,8 +259,19 @@ def run_load(
             raise ValueError("runner 'duration' needs duration_s > 0")
         limit = None
         duration_ns = int(runner.duration_s * 1e9)
+    elif runner.type == "rps":
+        if runner.times is None or runner.times < 0:
+            raise ValueError("runner 'rps' needs times >= 0")
+        if (runner.rps is None) == (runner.rps_ramp is None):
+            raise ValueError("runner 'rps' needs either rps or rps_ramp")
+        if (runner.rps or 1) <= 0 or (runner.rps_ramp and runner.rps_ramp.start <= 0):
+            raise ValueError("runner 'rps' needs a rate > 0")
+        limit = runner.times
+        duration_ns = None
     else:
         raise ValueError(f"unknown runner type {runner.type!r}")
+    paced = runner.type == "rps"
+    timeout_ns = int(runner.timeout_s * 1e9) if runner.timeout_s else None
     stop = stop or threading.Event()
     force = force or threading.Event()
     halt = threading.Event()  # a worker failed outside the scenario: end the load
@@ -293,9 +312,25 @@ def run_load(
         template.workload,
     )
 
+    def pace(i: int) -> float | None:
+        """rps: wait until iteration i is due; how late it starts (ms), None if stopped."""
+        due = started + int(runner.start_offset_s(i) * 1e9)
+        while (left := due - perf()) > 0:
+            if stop.wait(min(left / 1e9, poll_s)) or halt.is_set():
+                return None
+        return (perf() - due) / 1e6
+
     def work(ctx: C, st: _WorkerStats) -> None:
+        nonlocal stopped_early
+        begin = getattr(ctx, "begin_iteration", None)  # e.g. picks a context user
         try:
             while (i := claim()) is not None:
+                late_ms = None
+                if paced and (late_ms := pace(i)) is None:
+                    stopped_early = True
+                    break
+                if begin is not None:
+                    begin(i)
                 it = _current.it = _Iteration()
                 t0 = wall()
                 start = perf()
@@ -309,6 +344,12 @@ def run_load(
                     status, error = "ok", ""
                 finally:
                     _current.it = None
+                if timeout_ns is not None and status == "ok" and elapsed > timeout_ns:
+                    status = "error"
+                    error = (f"Timeout: the iteration took {elapsed / 1e9:.3f} s, more than "
+                             f"the runner's timeout of {timeout_ns / 1e9:g} s")
+                if late_ms is not None:
+                    it.fields["late_ms"] = late_ms
                 ms = elapsed / 1e6
                 st.count += 1
                 if status == "ok":
@@ -351,7 +392,7 @@ def run_load(
         threading.Thread(target=work, args=(ctx, st), name=f"worker-{n}", daemon=True)
         for n, (ctx, st) in enumerate(zip(contexts, stats, strict=True))
     ]
-    started = perf()
+    started = perf() + (int(0.01e9) if paced else 0)  # rps: every worker up before 0
     if duration_ns is not None:
         deadline_ns = started + duration_ns
     for t in threads:

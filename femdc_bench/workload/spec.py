@@ -19,6 +19,9 @@ path, keys with a default may be left out::
           "args": {},                      # scenario arguments (see scenarios/keystone.py)
           "runner": {"type": "times", "times": 100, "concurrency": 4},
           #  or     {"type": "duration", "duration_s": 60, "concurrency": 4}
+          #  or     {"type": "rps", "times": 1000, "rps": 50, "concurrency": 16}
+          #         ("rps_ramp": {"start", "end", "step", "step_s"} instead of "rps");
+          #  any may add "timeout_s": an iteration longer than that is an error
           "target_site": "site2",          # whose cloud is loaded (Sample.target_site)
           "auth": {
             "auth_url": "http://10.0.0.2:5000/v3",
@@ -30,7 +33,8 @@ path, keys with a default may be left out::
           },
           "name_prefix": "femdc-r42-",     # prefix of every resource the job creates
           "sla": {"failure_rate_max_pct": 0, "p95_ms_max": null},
-          "request_timeout_s": 60          # per HTTP request
+          "request_timeout_s": 60,         # per HTTP request
+          "contexts": {"users": {"tenants": 2}}  # Rally's users/roles (task_contexts.py)
         }
       ]
     }
@@ -49,10 +53,10 @@ import os
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from femdc_bench.model import RunnerSpec, ScenarioSpec, SlaSpec
+from femdc_bench.model import RpsRamp, RunnerSpec, ScenarioSpec, SlaSpec
 
 SPEC_VERSION = 1
-RUNNER_TYPES = ("times", "duration")
+RUNNER_TYPES = ("times", "duration", "rps")
 
 
 class SpecError(ValueError):
@@ -90,6 +94,7 @@ class JobSpec:
     sla: SlaSpec = field(default_factory=SlaSpec)
     request_timeout_s: float = 60.0
     workload: str = ""  # Sample.workload of everything it records
+    contexts: dict[str, Any] = field(default_factory=dict)  # see task_contexts.py
 
     @classmethod
     def from_scenario(
@@ -113,27 +118,36 @@ class JobSpec:
             name_prefix=name_prefix,
             args=dict(scenario.args),
             sla=scenario.sla or sla or SlaSpec(),
-            request_timeout_s=request_timeout_s,
+            # no request may outlive the iteration's timeout
+            request_timeout_s=min(request_timeout_s, (runner or scenario.runner).timeout_s
+                                  or request_timeout_s),
             workload=scenario.workload,
+            contexts=dict(scenario.contexts),
         )
 
 
 def share_runner(runner: RunnerSpec, hosts: int) -> list[RunnerSpec | None]:
     """A site's runner split over its `hosts` load hosts, as Rally splits a load over
     its workers: the concurrency in near-equal shares (the first hosts take the
-    remainder), the iterations of a `times` runner in proportion to them (summing to
-    `times`); a `duration` runner keeps its duration on every host. A host whose share is
+    remainder), the iterations of a `times` or `rps` runner in proportion to them (summing
+    to `times`; an rps rate in proportion to the iterations); a `duration` runner keeps
+    its duration on every host. A host whose share is
     empty gets None (it runs nothing)."""
     if hosts < 1:
         raise ValueError("hosts must be >= 1")
     c = runner.concurrency
     conc = [c // hosts + (1 if i < c % hosts else 0) for i in range(hosts)]
-    if runner.type != "times":
+    if runner.type == "duration":
         return [replace(runner, concurrency=k) if k else None for k in conc]
     total = runner.times or 0
     times = [total * k // c for k in conc]
     for i in sorted(range(hosts), key=lambda i: -(total * conc[i] % c))[:total - sum(times)]:
         times[i] += 1
+    if runner.type == "rps":  # the rate in proportion to the iterations
+        return [replace(runner, concurrency=min(k, t), times=t,
+                        rps=None if runner.rps is None else runner.rps * t / total,
+                        rps_ramp=runner.rps_ramp and runner.rps_ramp.scaled(t / total))
+                if k and t else None for k, t in zip(conc, times, strict=True)]
     return [replace(runner, concurrency=min(k, t), times=t) if k and t else None
             for k, t in zip(conc, times, strict=True)]
 
@@ -214,12 +228,7 @@ def _job_to_dict(j: JobSpec) -> dict[str, Any]:
     return {
         "scenario": j.scenario,
         "args": j.args,
-        "runner": {
-            "type": j.runner.type,
-            "concurrency": j.runner.concurrency,
-            "times": j.runner.times,
-            "duration_s": j.runner.duration_s,
-        },
+        "runner": runner_to_dict(j.runner),
         "target_site": j.target_site,
         "auth": {
             "auth_url": j.auth.auth_url,
@@ -240,6 +249,7 @@ def _job_to_dict(j: JobSpec) -> dict[str, Any]:
         },
         "request_timeout_s": j.request_timeout_s,
         "workload": j.workload,
+        "contexts": j.contexts,
     }
 
 
@@ -248,8 +258,16 @@ def _job_from_dict(data: Any, path: str) -> JobSpec:
         data,
         path,
         required=("scenario", "runner", "target_site", "auth", "name_prefix"),
-        optional=("args", "sla", "request_timeout_s", "workload"),
+        optional=("args", "sla", "request_timeout_s", "workload", "contexts"),
     )
+    from femdc_bench.workload.task_contexts import ContextError, validate
+
+    if not isinstance(d.get("contexts", {}), dict):
+        raise SpecError(f"{path}.contexts: expected an object")
+    try:
+        contexts = validate(d.get("contexts", {}))
+    except ContextError as e:
+        raise SpecError(f"{path}.contexts.{e.path}: {e.message}") from None
     args = d.get("args", {})
     if not isinstance(args, dict):
         raise SpecError(f"{path}.args: expected an object")
@@ -266,12 +284,28 @@ def _job_from_dict(data: Any, path: str) -> JobSpec:
         sla=_sla_from_dict(d.get("sla", {}), f"{path}.sla"),
         request_timeout_s=timeout,
         workload=_str(d.get("workload", ""), f"{path}.workload", allow_empty=True),
+        contexts=contexts,
     )
 
 
+def runner_to_dict(r: RunnerSpec) -> dict[str, Any]:
+    d: dict[str, Any] = {"type": r.type, "concurrency": r.concurrency, "times": r.times,
+                         "duration_s": r.duration_s}
+    if r.rps is not None:
+        d["rps"] = r.rps
+    if r.rps_ramp is not None:
+        d["rps_ramp"] = {"start": r.rps_ramp.start, "end": r.rps_ramp.end,
+                         "step": r.rps_ramp.step, "step_s": r.rps_ramp.step_s}
+    if r.timeout_s is not None:
+        d["timeout_s"] = r.timeout_s
+    return d
+
+
 def runner_from_dict(data: Any, path: str = "runner") -> RunnerSpec:
-    """A validated RunnerSpec (times: `times` >= 1; duration: `duration_s` > 0)."""
-    d = _obj(data, path, required=("type",), optional=("concurrency", "times", "duration_s"))
+    """A validated RunnerSpec (times: `times` >= 1; duration: `duration_s` > 0; rps:
+    `times` >= 1 and either `rps` > 0 or `rps_ramp`)."""
+    d = _obj(data, path, required=("type",), optional=(
+        "concurrency", "times", "duration_s", "rps", "rps_ramp", "timeout_s"))
     rtype = _str(d["type"], f"{path}.type")
     if rtype not in RUNNER_TYPES:
         raise SpecError(f"{path}.type: expected one of {', '.join(RUNNER_TYPES)}, got {rtype!r}")
@@ -280,9 +314,10 @@ def runner_from_dict(data: Any, path: str = "runner") -> RunnerSpec:
         raise SpecError(f"{path}.concurrency: must be >= 1")
     times = d.get("times")
     duration_s = d.get("duration_s")
-    if rtype == "times":
+    rps, ramp = d.get("rps"), None
+    if rtype in ("times", "rps"):
         if times is None:
-            raise SpecError(f"{path}.times: required when type is 'times'")
+            raise SpecError(f"{path}.times: required when type is {rtype!r}")
         times = _int(times, f"{path}.times")
         if times < 1:
             raise SpecError(f"{path}.times: must be >= 1")
@@ -296,7 +331,35 @@ def runner_from_dict(data: Any, path: str = "runner") -> RunnerSpec:
             raise SpecError(f"{path}.duration_s: must be > 0")
         if times is not None:
             raise SpecError(f"{path}.times: only for type 'times'")
-    return RunnerSpec(type=rtype, concurrency=concurrency, times=times, duration_s=duration_s)
+    if rtype == "rps":
+        if (rps is None) == (d.get("rps_ramp") is None):
+            raise SpecError(f"{path}: type 'rps' needs either 'rps' or 'rps_ramp'")
+        if rps is not None:
+            rps = _num(rps, f"{path}.rps")
+            if rps <= 0:
+                raise SpecError(f"{path}.rps: must be > 0")
+        else:
+            rp = f"{path}.rps_ramp"
+            r = _obj(d["rps_ramp"], rp, required=("start", "end", "step"), optional=("step_s",))
+            vals = {k: _num(r.get(k, 1.0), f"{rp}.{k}") for k in ("start", "end", "step",
+                                                                  "step_s")}
+            for k, v in vals.items():
+                if v <= 0:
+                    raise SpecError(f"{rp}.{k}: must be > 0")
+            if vals["end"] < vals["start"]:
+                raise SpecError(f"{rp}.end: must be >= start")
+            ramp = RpsRamp(vals["start"], vals["end"], vals["step"], vals["step_s"])
+    else:
+        for k in ("rps", "rps_ramp"):
+            if d.get(k) is not None:
+                raise SpecError(f"{path}.{k}: only for type 'rps'")
+    timeout = d.get("timeout_s")
+    if timeout is not None:
+        timeout = _num(timeout, f"{path}.timeout_s")
+        if timeout <= 0:
+            raise SpecError(f"{path}.timeout_s: must be > 0")
+    return RunnerSpec(type=rtype, concurrency=concurrency, times=times, duration_s=duration_s,
+                      rps=rps, rps_ramp=ramp, timeout_s=timeout)
 
 
 def _auth_from_dict(data: Any, path: str) -> AuthSpec:

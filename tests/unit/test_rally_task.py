@@ -41,7 +41,7 @@ def test_v2_subtask_with_one_scenario(tmp_path: Path) -> None:
     assert w.path == "subtasks[0]"
     assert w.scenario == "KeystoneBasic.authenticate_user_and_validate_token"
     assert w.runner == RunnerSpec(type="times", concurrency=5, times=20)
-    assert w.failure_rate_max_pct == 0.0
+    assert w.sla is not None and w.sla.failure_rate_max_pct == 0.0
     assert w.title == "Authenticate user and validate token"
 
 
@@ -78,17 +78,19 @@ def test_v1_with_template_args_and_defaults(tmp_path: Path) -> None:
     (w,) = task.workloads
     assert task.version == 1 and w.path == "KeystoneBasic.create_delete_user[0]"
     assert w.runner == RunnerSpec(type="times", concurrency=2, times=7)
-    assert w.failure_rate_max_pct == 5.0
+    assert w.sla is not None and w.sla.failure_rate_max_pct == 5.0
     with pytest.raises(TaskError, match=r"task.yaml: template variable\(s\) times given no value"):
         load(_write(tmp_path, text), {})
 
 
 @pytest.mark.parametrize(("change", "message"), [
-    ({"runner": {"rps": {"rps": 10, "times": 100}}},
-     "subtasks[0].runner.rps: unsupported runner 'rps'"),
+    ({"runner": {"constant_for_iterations": {"times": 100}}},
+     "subtasks[0].runner.constant_for_iterations: unsupported runner "
+     "'constant_for_iterations'"),
     ({"contexts": {"murano_packages": {}}},
      "subtasks[0].contexts.murano_packages: unsupported context"),
-    ({"sla": {"outliers": {"max": 1}}}, "subtasks[0].sla.outliers: unsupported SLA"),
+    ({"sla": {"performance_degradation": {"max_degradation": 5}}},
+     "subtasks[0].sla.performance_degradation: unsupported SLA"),
     ({"hooks": [{"action": {"sys_call": "true"}}]}, "subtasks[0].hooks: unsupported: hooks"),
     ({"scenario": {"MuranoEnvironments.list_environments": {}}},
      "subtasks[0].scenario.MuranoEnvironments.list_environments: unsupported scenario"),
@@ -96,8 +98,8 @@ def test_v1_with_template_args_and_defaults(tmp_path: Path) -> None:
      "subtasks[0].scenario.KeystoneBasic.create_user.args: unknown arg 'flavor'"),
     ({"runner": {"constant": {"times": 0}}},
      "subtasks[0].runner.constant.times: expected a positive integer"),
-    ({"runner": {"constant": {"times": 2, "timeout": 5}}},
-     "subtasks[0].runner.constant.timeout: unsupported option of runner 'constant'"),
+    ({"runner": {"constant": {"times": 2, "rps": 5}}},
+     "subtasks[0].runner.constant.rps: unsupported option of runner 'constant'"),
     ({"sla": {"failure_rate": {"max": 120}}},
      "subtasks[0].sla.failure_rate.max: expected a percentage"),
 ])
@@ -124,3 +126,95 @@ def test_not_a_task(tmp_path: Path) -> None:
         load(_write(tmp_path, "version: 3\nsubtasks: []\n"))
     with pytest.raises(TaskError, match="cannot read the task file"):
         load(tmp_path / "missing.yaml")
+
+
+RPS_TASK = """---
+version: 2
+title: rps
+subtasks:
+- title: constant rate
+  scenario:
+    KeystoneBasic.create_and_list_users: {}
+  runner:
+    rps:
+      times: 50
+      rps: 10
+      timeout: 30
+      max_cpu_count: 4
+- title: ramp
+  scenario:
+    KeystoneBasic.create_and_list_users: {}
+  runner:
+    rps:
+      times: 100
+      rps: {start: 2, end: 10, step: 2, duration: 5}
+      max_concurrency: 3
+"""
+
+
+def test_rps_runner_constant_and_ramp(tmp_path: Path) -> None:
+    a, b = load(_write(tmp_path, RPS_TASK)).workloads
+    assert a.runner.type == "rps" and a.runner.rps == 10.0 and a.runner.times == 50
+    assert a.runner.timeout_s == 30.0
+    assert a.runner.concurrency == 20  # enough for 2 s iterations at the peak rate
+    assert b.runner.rps is None and b.runner.rps_ramp is not None
+    assert (b.runner.rps_ramp.start, b.runner.rps_ramp.end, b.runner.rps_ramp.step,
+            b.runner.rps_ramp.step_s) == (2, 10, 2, 5)
+    assert b.runner.concurrency == 3
+
+
+@pytest.mark.parametrize(("runner", "path", "msg"), [
+    ({"rps": {"times": 5}}, "subtasks[0].runner.rps.rps", "missing required key"),
+    ({"rps": {"times": 5, "rps": 0}}, "subtasks[0].runner.rps.rps", "a rate > 0"),
+    ({"rps": {"times": 5, "rps": {"start": 5, "end": 2, "step": 1}}},
+     "subtasks[0].runner.rps.rps.end", "must not be less than"),
+    ({"rps": {"times": 5, "rps": {"start": 1, "step": 1}}},
+     "subtasks[0].runner.rps.rps.end", "missing required key"),
+    ({"constant": {"times": 5, "timeout": -1}}, "subtasks[0].runner.constant.timeout",
+     "seconds > 0"),
+    ({"serial": {"times": 5, "timeout": 1}}, "subtasks[0].runner.serial.timeout",
+     "unsupported option"),
+])
+def test_bad_runner_options(tmp_path: Path, runner: dict, path: str, msg: str) -> None:
+    doc = {"version": 2, "subtasks": [{"scenario": {"KeystoneBasic.create_user": {}},
+                                       "runner": runner}]}
+    with pytest.raises(TaskError) as e:
+        load(_write(tmp_path, json.dumps(doc), "task.json"))
+    assert e.value.path == path and msg in e.value.message, str(e.value)
+
+
+def test_every_rally_sla(tmp_path: Path) -> None:
+    doc = {"version": 2, "subtasks": [{
+        "scenario": {"KeystoneBasic.create_delete_user": {}},
+        "runner": {"constant": {"times": 10, "concurrency": 2}},
+        "sla": {"failure_rate": {"max": 1, "min": 0},
+                "max_seconds_per_iteration": 2.5, "max_avg_duration": 1,
+                "max_avg_duration_per_atomic": {"keystone.create_user": 0.5},
+                "outliers": {"max": 1, "min_iterations": 5, "sigmas": 4}}}]}
+    (w,) = load(_write(tmp_path, json.dumps(doc), "task.json")).workloads
+    sla = w.sla
+    assert sla is not None
+    assert (sla.failure_rate_max_pct, sla.failure_rate_min_pct) == (1.0, 0.0)
+    assert sla.max_seconds_per_iteration == 2.5 and sla.max_avg_duration_s == 1.0
+    assert sla.max_avg_duration_per_atomic == (("keystone.create_user", 0.5),)
+    assert sla.outliers is not None and (sla.outliers.max, sla.outliers.min_iterations,
+                                         sla.outliers.sigmas) == (1, 5, 4.0)
+
+
+@pytest.mark.parametrize(("sla", "path", "msg"), [
+    ({"performance_degradation": {"max_degradation": 50}},
+     "subtasks[0].sla.performance_degradation", "unsupported SLA"),
+    ({"outliers": {"min_iterations": 2}}, "subtasks[0].sla.outliers.min_iterations",
+     ">= 3"),
+    ({"outliers": {"max": 1, "foo": 1}}, "subtasks[0].sla.outliers.foo", "unsupported"),
+    ({"max_avg_duration_per_atomic": {}}, "subtasks[0].sla.max_avg_duration_per_atomic",
+     "at least one"),
+    ({"max_seconds_per_iteration": "fast"}, "subtasks[0].sla.max_seconds_per_iteration",
+     "seconds > 0"),
+])
+def test_bad_slas(tmp_path: Path, sla: dict, path: str, msg: str) -> None:
+    doc = {"version": 2, "subtasks": [{"scenario": {"KeystoneBasic.create_user": {}},
+                                       "sla": sla}]}
+    with pytest.raises(TaskError) as e:
+        load(_write(tmp_path, json.dumps(doc), "task.json"))
+    assert e.value.path == path and msg in e.value.message, str(e.value)

@@ -209,3 +209,71 @@ def test_preset_stop_runs_nothing() -> None:
     stop.set()
     r = run_load(noop, [None], times(5, 1), template=TEMPLATE, emit=Collect(), stop=stop)
     assert r.count == 0 and r.stopped
+
+
+# --------------------------------------------------------------------------- rps
+
+
+def test_rps_schedule_constant_and_ramp() -> None:
+    from femdc_bench.model import RpsRamp
+
+    r = RunnerSpec(type="rps", times=10, rps=4.0)
+    assert [r.start_offset_s(i) for i in (0, 1, 4)] == [0.0, 0.25, 1.0]
+    # 2/s for 5 s (10 iterations), then 4/s for 5 s (20), then 5/s (capped at end)
+    ramp = RunnerSpec(type="rps", times=100, rps_ramp=RpsRamp(2, 5, 2, 5))
+    assert ramp.start_offset_s(0) == 0.0
+    assert ramp.start_offset_s(9) == pytest.approx(4.5)
+    assert ramp.start_offset_s(10) == pytest.approx(5.0)
+    assert ramp.start_offset_s(30) == pytest.approx(10.0)
+    assert ramp.start_offset_s(35) == pytest.approx(11.0)
+
+
+def test_rps_starts_no_iteration_before_it_is_due() -> None:
+    starts: list[int] = []
+    lock = threading.Lock()
+
+    def fn(ctx: int) -> None:
+        with lock:
+            starts.append(time.perf_counter_ns())
+
+    out = Collect()
+    runner = RunnerSpec(type="rps", times=20, rps=200.0, concurrency=4)
+    res = run_load(fn, list(range(4)), runner, template=TEMPLATE, emit=out)
+    assert res.count == 20 and res.errors == 0
+    starts.sort()
+    # iteration i is due at i / 200 s after the first: never earlier
+    assert all(t - starts[0] >= i * 5e6 - 1e6 for i, t in enumerate(starts))
+    late = [s.fields["late_ms"] for s in out.samples]
+    assert len(late) == 20 and min(late) >= 0
+
+
+def test_rps_busy_workers_make_iterations_late() -> None:
+    out = Collect()
+    runner = RunnerSpec(type="rps", times=6, rps=100.0, concurrency=1)
+    run_load(lambda ctx: time.sleep(0.05), [0], runner, template=TEMPLATE, emit=out)
+    late = sorted(s.fields["late_ms"] for s in out.samples)
+    assert late[-1] > 100  # one worker, 50 ms each, due every 10 ms: far behind
+
+
+def test_rps_stop_ends_the_schedule() -> None:
+    stop = threading.Event()
+    out = Collect()
+    runner = RunnerSpec(type="rps", times=1000, rps=20.0, concurrency=2)
+    threading.Timer(0.3, stop.set).start()
+    res = run_load(lambda ctx: None, [0, 1], runner, template=TEMPLATE, emit=out, stop=stop)
+    assert res.stopped and 2 <= res.count < 20
+
+
+def test_timeout_turns_a_slow_iteration_into_an_error() -> None:
+    out = Collect()
+    runner = RunnerSpec(type="times", times=2, concurrency=1, timeout_s=0.02)
+    res = run_load(lambda ctx: time.sleep(0.05), [0], runner, template=TEMPLATE, emit=out)
+    assert res.errors == 2
+    assert all(s.error.startswith("Timeout: the iteration took") for s in out.samples)
+
+
+def test_late_ms_is_reserved() -> None:
+    from femdc_bench.workload.runner import record
+
+    with pytest.raises(ValueError):
+        record(late_ms=1.0)

@@ -89,7 +89,7 @@ def test_write_is_0600(tmp_path: object) -> None:
         (lambda d: d["jobs"][0]["auth"].update(pasword="x"), "$.jobs[0].auth.pasword: unknown"),
         (lambda d: d["jobs"][0]["auth"].pop("password"), "$.jobs[0].auth.password: required"),
         (lambda d: d["jobs"][0]["auth"].update(auth_url="ftp://x"), "auth.auth_url: expected"),
-        (lambda d: d["jobs"][0]["runner"].update(type="rps"), "$.jobs[0].runner.type: expected"),
+        (lambda d: d["jobs"][0]["runner"].update(type="ramp"), "$.jobs[0].runner.type: expected"),
         (lambda d: d["jobs"][0]["runner"].update(times=0), "$.jobs[0].runner.times: must be"),
         (lambda d: d["jobs"][0]["runner"].update(times=True), "runner.times: expected an integer"),
         (lambda d: d["jobs"][0]["runner"].update(concurrency=0), "runner.concurrency: must be"),
@@ -143,3 +143,45 @@ def test_share_runner_splits_concurrency_and_times_over_hosts() -> None:
     dur = share_runner(RunnerSpec(type="duration", concurrency=3, duration_s=30.0), 2)
     assert [(s.concurrency, s.duration_s) for s in dur if s] == [(2, 30.0), (1, 30.0)]
     assert share_runner(times, 1) == [times]
+
+
+def test_rps_runner_round_trip_and_share() -> None:
+    from femdc_bench.model import RpsRamp
+    from femdc_bench.workload.spec import runner_from_dict, runner_to_dict, share_runner
+
+    ramp = RunnerSpec(type="rps", concurrency=8, times=100, rps_ramp=RpsRamp(2, 10, 2, 5),
+                      timeout_s=3.0)
+    const = RunnerSpec(type="rps", concurrency=5, times=9, rps=30.0)
+    for r in (ramp, const):
+        assert runner_from_dict(json.loads(json.dumps(runner_to_dict(r)))) == r
+    a, b = share_runner(const, 2)
+    assert a is not None and b is not None
+    assert (a.times, a.concurrency, a.rps) == (5, 3, pytest.approx(30 * 5 / 9))
+    assert (b.times, b.concurrency, b.rps) == (4, 2, pytest.approx(30 * 4 / 9))
+    a, b = share_runner(ramp, 2)
+    assert a is not None and a.rps_ramp == RpsRamp(1, 5, 1, 5) and a.times == 50
+
+
+@pytest.mark.parametrize(("runner", "message"), [
+    ({"type": "rps", "times": 5}, "$.runner: type 'rps' needs either 'rps' or 'rps_ramp'"),
+    ({"type": "rps", "times": 5, "rps": 1, "rps_ramp": {"start": 1, "end": 2, "step": 1}},
+     "needs either"),
+    ({"type": "rps", "times": 5, "rps_ramp": {"start": 3, "end": 2, "step": 1}},
+     "$.runner.rps_ramp.end: must be >= start"),
+    ({"type": "times", "times": 5, "rps": 3}, "$.runner.rps: only for type 'rps'"),
+    ({"type": "times", "times": 5, "timeout_s": 0}, "$.runner.timeout_s: must be > 0"),
+])
+def test_bad_rps_runners(runner: dict, message: str) -> None:
+    from femdc_bench.workload.spec import runner_from_dict
+
+    with pytest.raises(SpecError) as e:
+        runner_from_dict(runner, "$.runner")
+    assert message in str(e.value)
+
+
+def test_request_timeout_never_outlives_the_iteration_timeout() -> None:
+    sc = ScenarioSpec(name="keystone.list_users",
+                      runner=RunnerSpec(type="times", times=1, timeout_s=5.0))
+    auth = AuthSpec(auth_url="http://x:5000/v3", username="a", password="p", project_name="a")
+    job = JobSpec.from_scenario(sc, target_site="s", auth=auth, name_prefix="p-")
+    assert job.request_timeout_s == 5.0

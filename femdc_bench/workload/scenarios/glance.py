@@ -104,6 +104,7 @@ def create_image(
     container_format: str,
     poll_s: float,
     timeout_s: float,
+    visibility: str = "private",
 ) -> str:
     """glance.create_image with glance.upload_data inside; the image is tracked."""
     with ctx.atomic("glance.create_image"):
@@ -111,7 +112,7 @@ def create_image(
             "name": ctx.new_name(),
             "disk_format": disk_format,
             "container_format": container_format,
-            "visibility": "private",
+            "visibility": visibility,
         }
         image_id = str(ctx.image.post("/images", json=body).json()["id"])
         ctx.track("/images", image_id, SERVICE)

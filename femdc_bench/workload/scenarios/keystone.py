@@ -305,3 +305,227 @@ def rally_create_and_list_tenants(ctx: WorkerContext) -> None:
         create_project(ctx)
     with ctx.atomic("keystone.list_projects"):
         ctx.identity.get("/projects")
+
+
+# --------------------------------------------------------------------------- more of Rally's
+#
+# The rest of rally-openstack's KeystoneBasic scenarios (services and EC2 credentials
+# excepted): the same requests as Rally, as the admin; the user and project of the
+# *_user_role ones come from the users context (ctx.user). Everything created is tracked
+# and deleted at teardown (the ones that delete it themselves untrack it).
+
+USER_FIELDS = frozenset({"name", "password", "email", "description", "enabled",
+                         "default_project_id"})
+ROLE_FIELDS = frozenset({"name", "description", "domain_id"})
+PROJECT_ARGS: dict[str, Any] = {"name_length": 10, "description": "", "enabled": True}
+
+
+class ScenarioNeedsUsers(RuntimeError):
+    """The scenario ran without Rally's users context (the task check prevents it)."""
+
+
+def _fields(ctx: WorkerContext, key: str, allowed: frozenset[str]) -> dict[str, Any]:
+    value = ctx.args[key] or {}
+    if not isinstance(value, dict) or not set(value) <= allowed:
+        raise ValueError(f"arg {key!r}: expected a mapping of {', '.join(sorted(allowed))}")
+    return dict(value)
+
+
+def create_role(ctx: WorkerContext, **extra: Any) -> str:
+    """keystone.create_role: POST /roles (tracked)."""
+    with ctx.atomic("keystone.create_role"):
+        body = {"role": {"name": ctx.new_name(), **extra}}
+        rid = str(ctx.identity.post("/roles", json=body).json()["role"]["id"])
+    ctx.track("/roles", rid)
+    return rid
+
+
+def _new_project(ctx: WorkerContext) -> str:
+    p: dict[str, Any] = {"name": ctx.new_name(), "domain_id": ctx.job.project_domain_id}
+    if ctx.args.get("description"):
+        p["description"] = ctx.args["description"]
+    if ctx.args.get("enabled") is False:
+        p["enabled"] = False
+    with ctx.atomic("keystone.create_project"):
+        pid = str(ctx.identity.post("/projects", json={"project": p}).json()["project"]["id"])
+    ctx.track("/projects", pid)
+    return pid
+
+
+def _new_user(ctx: WorkerContext, **fields: Any) -> str:
+    with ctx.atomic("keystone.create_user"):
+        body = {"user": {"name": ctx.new_name(), "domain_id": ctx.job.user_domain_id,
+                         "password": secrets.token_urlsafe(24), **fields}}
+        uid = str(ctx.identity.post("/users", json=body).json()["user"]["id"])
+    ctx.track("/users", uid)
+    return uid
+
+
+def _delete(ctx: WorkerContext, collection: str, rid: str, action: str) -> None:
+    with ctx.atomic(action):
+        ctx.identity.delete(f"{collection}/{rid}")
+    ctx.untrack(collection, rid)
+
+
+def _context_user(ctx: WorkerContext) -> tuple[str, str]:
+    if ctx.user is None:
+        raise ScenarioNeedsUsers("this scenario runs on the users context's users")
+    return ctx.user.id, ctx.user.project_id
+
+
+def _member_role(job: JobContext) -> None:
+    roles = job.admin().get("/roles", params={"name": "member"}).json()["roles"]
+    job.shared["member_role"] = roles[0]["id"] if roles else None
+
+
+@scenario("KeystoneBasic.create_tenant", service=SERVICE, teardown=teardown_tracked,
+          args=PROJECT_ARGS, qualified=True)
+def rally_create_tenant(ctx: WorkerContext) -> None:
+    """Create a project (deleted at teardown)."""
+    _new_project(ctx)
+
+
+@scenario("KeystoneBasic.create_tenant_with_users", service=SERVICE,
+          setup=_member_role, teardown=teardown_tracked,
+          args={**PROJECT_ARGS, "users_per_tenant": 1}, qualified=True)
+def rally_create_tenant_with_users(ctx: WorkerContext) -> None:
+    """Create a project and `users_per_tenant` users in it, each given "member"."""
+    n = ctx.args["users_per_tenant"]
+    if not isinstance(n, int) or n < 1:
+        raise ValueError("arg 'users_per_tenant': expected an integer >= 1")
+    pid = _new_project(ctx)
+    role = ctx.shared["member_role"]
+    for _ in range(n):
+        uid = _new_user(ctx, default_project_id=pid)
+        if role is not None:
+            with ctx.atomic("keystone.add_role"):
+                ctx.identity.put(f"/projects/{pid}/users/{uid}/roles/{role}")
+
+
+@scenario("KeystoneBasic.create_update_and_delete_tenant", service=SERVICE,
+          teardown=teardown_tracked, args={**PROJECT_ARGS, "name_length": None},
+          qualified=True)
+def rally_create_update_and_delete_tenant(ctx: WorkerContext) -> None:
+    """Create a project, rename it (and its description), delete it."""
+    pid = _new_project(ctx)
+    with ctx.atomic("keystone.update_project"):
+        ctx.identity.patch(f"/projects/{pid}", json={"project": {
+            "name": ctx.new_name(), "description": ctx.new_name()}})
+    _delete(ctx, "/projects", pid, "keystone.delete_project")
+
+
+@scenario("KeystoneBasic.create_and_update_user", service=SERVICE,
+          teardown=teardown_tracked,
+          args={"create_user_kwargs": None, "update_user_kwargs": None}, qualified=True)
+def rally_create_and_update_user(ctx: WorkerContext) -> None:
+    """Create a user (create_user_kwargs), then update it (update_user_kwargs)."""
+    create = _fields(ctx, "create_user_kwargs", USER_FIELDS)
+    update = _fields(ctx, "update_user_kwargs", USER_FIELDS)
+    uid = _new_user(ctx, **create)
+    with ctx.atomic("keystone.update_user"):
+        ctx.identity.patch(f"/users/{uid}", json={"user": update})
+
+
+@scenario("KeystoneBasic.create_user_update_password", service=SERVICE,
+          teardown=teardown_tracked, args={"name_length": None, "password_length": None},
+          qualified=True)
+def rally_create_user_update_password(ctx: WorkerContext) -> None:
+    """Create a user, then set a new password."""
+    uid = _new_user(ctx)
+    with ctx.atomic("keystone.update_user"):
+        ctx.identity.patch(f"/users/{uid}",
+                           json={"user": {"password": secrets.token_urlsafe(24)}})
+
+
+@scenario("KeystoneBasic.create_user_set_enabled_and_delete", service=SERVICE,
+          teardown=teardown_tracked, args={"enabled": True}, qualified=True)
+def rally_create_user_set_enabled_and_delete(ctx: WorkerContext) -> None:
+    """Create a user with `enabled`, toggle it, delete the user."""
+    enabled = bool(ctx.args["enabled"])
+    uid = _new_user(ctx, enabled=enabled)
+    with ctx.atomic("keystone.update_user"):
+        ctx.identity.patch(f"/users/{uid}", json={"user": {"enabled": not enabled}})
+    _delete(ctx, "/users", uid, "keystone.delete_user")
+
+
+@scenario("KeystoneBasic.create_and_delete_role", service=SERVICE,
+          teardown=teardown_tracked, qualified=True)
+def rally_create_and_delete_role(ctx: WorkerContext) -> None:
+    """Create a role, then delete it."""
+    _delete(ctx, "/roles", create_role(ctx), "keystone.delete_role")
+
+
+@scenario("KeystoneBasic.create_and_get_role", service=SERVICE,
+          teardown=teardown_tracked, args={"description": ""}, qualified=True)
+def rally_create_and_get_role(ctx: WorkerContext) -> None:
+    """Create a role, then get it (roles deleted at teardown)."""
+    extra = {"description": ctx.args["description"]} if ctx.args["description"] else {}
+    rid = create_role(ctx, **extra)
+    with ctx.atomic("keystone.get_role"):
+        ctx.identity.get(f"/roles/{rid}")
+
+
+@scenario("KeystoneBasic.create_and_list_roles", service=SERVICE,
+          teardown=teardown_tracked,
+          args={"create_role_kwargs": None, "list_role_kwargs": None}, qualified=True)
+def rally_create_and_list_roles(ctx: WorkerContext) -> None:
+    """Create a role (create_role_kwargs), then list roles (list_role_kwargs as query);
+    the new role must be listed unless the query filters it out."""
+    create = _fields(ctx, "create_role_kwargs", ROLE_FIELDS)
+    query = _fields(ctx, "list_role_kwargs", ROLE_FIELDS)
+    rid = create_role(ctx, **create)
+    with ctx.atomic("keystone.list_roles"):
+        roles = ctx.identity.get("/roles", params=query or None).json()["roles"]
+    if not query and not any(r["id"] == rid for r in roles):
+        raise RuntimeError(f"role {rid} not in the list of {len(roles)} roles")
+
+
+@scenario("KeystoneBasic.add_and_remove_user_role", service=SERVICE,
+          teardown=teardown_tracked, qualified=True, needs_users=True)
+def rally_add_and_remove_user_role(ctx: WorkerContext) -> None:
+    """Create a role, give it to the context user on its project, revoke it."""
+    uid, pid = _context_user(ctx)
+    rid = create_role(ctx)
+    with ctx.atomic("keystone.add_role"):
+        ctx.identity.put(f"/projects/{pid}/users/{uid}/roles/{rid}")
+    with ctx.atomic("keystone.revoke_role"):
+        ctx.identity.delete(f"/projects/{pid}/users/{uid}/roles/{rid}")
+
+
+@scenario("KeystoneBasic.create_add_and_list_user_roles", service=SERVICE,
+          teardown=teardown_tracked, qualified=True, needs_users=True)
+def rally_create_add_and_list_user_roles(ctx: WorkerContext) -> None:
+    """Create a role, give it to the context user, list the user's role assignments
+    on the project (the role must be there)."""
+    uid, pid = _context_user(ctx)
+    rid = create_role(ctx)
+    with ctx.atomic("keystone.add_role"):
+        ctx.identity.put(f"/projects/{pid}/users/{uid}/roles/{rid}")
+    with ctx.atomic("keystone.list_role_assignments"):
+        got = ctx.identity.get("/role_assignments", params={
+            "user.id": uid, "scope.project.id": pid}).json()["role_assignments"]
+    if not any(a["role"]["id"] == rid for a in got):
+        raise RuntimeError(f"role {rid} not among the user's {len(got)} assignments")
+
+
+@scenario("KeystoneBasic.get_entities", service=SERVICE, teardown=teardown_tracked,
+          args={"service_name": "keystone"}, qualified=True)
+def rally_get_entities(ctx: WorkerContext) -> None:
+    """Create a project, a user in it and a role; get each by id; find the service
+    `service_name` by name and get it by id."""
+    pid = _new_project(ctx)
+    uid = _new_user(ctx, default_project_id=pid)
+    rid = create_role(ctx)
+    with ctx.atomic("keystone.get_project"):
+        ctx.identity.get(f"/projects/{pid}")
+    with ctx.atomic("keystone.get_user"):
+        ctx.identity.get(f"/users/{uid}")
+    with ctx.atomic("keystone.get_role"):
+        ctx.identity.get(f"/roles/{rid}")
+    with ctx.atomic("keystone.list_services"):
+        services = ctx.identity.get("/services").json()["services"]
+    found = [s for s in services if s.get("name") == ctx.args["service_name"]]
+    if not found:
+        raise RuntimeError(f"no service named {ctx.args['service_name']!r}")
+    with ctx.atomic("keystone.get_service"):
+        ctx.identity.get(f"/services/{found[0]['id']}")

@@ -38,10 +38,12 @@ SERVICE = "network"
 # --------------------------------------------------------------------------- helpers
 
 
-def create_network(ctx: Ctx) -> str:
+def create_network(ctx: Ctx, shared: bool = False) -> str:
     """neutron.create_network; the network is tracked."""
     with ctx.atomic("neutron.create_network"):
-        body = {"network": {"name": ctx.new_name()}}
+        body: dict[str, Any] = {"network": {"name": ctx.new_name()}}
+        if shared:
+            body["network"]["shared"] = True
         net_id = str(ctx.network.post("/networks", json=body).json()["network"]["id"])
     ctx.track("/networks", net_id, SERVICE)
     return net_id

@@ -97,11 +97,14 @@ def setup_boot(job: JobContext) -> None:
     except ValueError as e:
         raise SetupError(str(e)) from None
     image, flavor, network = (_str_arg(job, k) for k in ("image", "flavor", "network"))
+    # with Rally's users context the servers are booted by its users: what setup makes
+    # (as the admin) must be theirs to use
+    for_users = job.users is not None
     if image is None:
         data = RepeatedBytes(os.urandom(TINY_IMAGE_BYTES), TINY_IMAGE_BYTES)
         image_id = glance.create_image(
-            job, data, disk_format="raw", container_format="bare", poll_s=poll, timeout_s=timeout
-        )
+            job, data, disk_format="raw", container_format="bare", poll_s=poll,
+            timeout_s=timeout, visibility="public" if for_users else "private")
     else:
         image_id = find_image(job, image)
     if flavor is None:
@@ -111,7 +114,7 @@ def setup_boot(job: JobContext) -> None:
     else:
         flavor_id = find_flavor(job, flavor)
     if network is None:
-        net_id = neutron.create_network(job)
+        net_id = neutron.create_network(job, shared=for_users)
         neutron.create_subnet(job, net_id)
     else:
         net_id = neutron.find_network(job, network)
