@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -47,7 +48,9 @@ def centralized(times: int = 40) -> dict[str, Any]:
         "provider": {"type": "local"},
         "sites": [
             {"name": "core", "hosts": [{"name": "ctl", "roles": ["database", "keystone", "load"]}]},
-            {"name": "edge1", "hosts": [{"name": "node", "roles": ["load"]}]},
+            # two load hosts: each takes its share of the site's load
+            {"name": "edge1", "hosts": [{"name": "node", "roles": ["load"]},
+                                        {"name": "node2", "roles": ["load"]}]},
         ],
         "deployment": {"method": "native", "keystone": {"centralized": "core"},
                        "database": "per_site"},
@@ -202,6 +205,9 @@ def test_centralized_run_kept_used_and_destroyed(tmp_path: Path, results: Path) 
           f"second deploy: {second_deploy_s:.0f}s")
     femdc(results, "report", run_id, check=True)
 
+    rally_tasks_on_a_kept_run(results, run_id, run_dir)
+    report = json.loads((run_dir / "report.json").read_text())
+
     # destroy leaves nothing of the run but its results directory.
     proc = femdc(results, "destroy", run_id, check=True)
     assert "removed" in proc.stderr
@@ -211,6 +217,111 @@ def test_centralized_run_kept_used_and_destroyed(tmp_path: Path, results: Path) 
     again = json.loads(femdc(results, "report", run_id, "--json", check=True).stdout)
     assert again["rows"] == report["rows"]
     assert leftovers(run_dir) == []
+
+
+TASKS = Path(__file__).with_name("tasks")
+
+
+def openstack_names(run_dir: Path, cloud: str, kind: str) -> list[str]:
+    env = {**os.environ, "OS_CLIENT_CONFIG_FILE": str(run_dir / "clouds.yaml")}
+    proc = subprocess.run([str(BIN / "openstack"), "--os-cloud", cloud, kind, "list",
+                           "-f", "json"], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return [r["Name"] for r in json.loads(proc.stdout)]
+
+
+def rally_tasks_on_a_kept_run(results: Path, run_id: str, run_dir: Path) -> None:
+    """Rally task files on the kept deployment: from every site (each load host its
+    share), contexts made and cleaned, rps, Rally's SLAs, exit codes, and an export that
+    a real Rally imports."""
+    # v2 YAML with Jinja2 args, from every site
+    proc = femdc(results, "bench", run_id, "--task", str(TASKS / "keystone.yaml"),
+                 "--task-args", '{"times": 8}', check=True)
+    assert "SLA met" in proc.stdout
+    rep = json.loads((run_dir / "report.json").read_text())
+    wls = {(r["site"], r["workload"]): r for r in rep["rows"] if not r.get("action")}
+    names = ("create_and_list_users", "add_and_remove_user_role",
+             "authenticate_user_and_validate_token")
+    for site in ("core", "edge1"):
+        got = {r["operation"].split(".")[-1]: (r["count"], r["errors"])
+               for (s, _), r in wls.items() if s == site}
+        assert got == dict(zip(names, ((8, 0), (6, 0), (30, 0)), strict=True)), got
+    crit = {(r["site"], r["criterion"]) for r in rep["sla_results"] if r["success"]}
+    assert {("edge1", c) for c in ("max_avg_duration", "max_avg_duration_per_atomic",
+                                   "outliers", "max_seconds_per_iteration")} <= crit
+    raw = [json.loads(line) for f in (run_dir / "samples" / "p0").glob("*.jsonl")
+           for line in f.read_text().splitlines() if line.strip()]
+    its = [r for r in raw if not r.get("action")]
+    # edge1's two load hosts shared every workload of the site
+    for op in names:
+        hosts = {r["host"] for r in its if r["site"] == "edge1" and op in r["operation"]}
+        assert hosts == {"edge1-node", "edge1-node2"}, (op, hosts)
+    # the rps workload held its rate: 10/s per site, 5/s on each of edge1's hosts (each
+    # host runs its own schedule, from the end of its previous workload)
+    for host, asked in (("core-ctl", 10.0), ("edge1-node", 5.0), ("edge1-node2", 5.0)):
+        t = sorted(r["t0_ns"] for r in its
+                   if r["host"] == host and "validate_token" in r["operation"])
+        rate = (len(t) - 1) / ((t[-1] - t[0]) / 1e9)
+        assert 0.9 * asked <= rate <= 1.1 * asked, (host, rate)
+    # what the contexts and the scenarios made is gone
+    for kind in ("user", "project", "role"):
+        left = [n for n in openstack_names(run_dir, "core", kind) if n.startswith("femdc-")]
+        assert left == [], (kind, left)
+
+    # export, then a real Rally imports it and renders its report
+    export = run_dir / "export.rally.json"
+    proc = femdc(results, "export", run_id, "--format", "rally-json", "--out", str(export),
+                 check=True)
+    doc = json.loads(export.read_text())
+    workloads = [w for t in doc["tasks"] for st in t["subtasks"] for w in st["workloads"]]
+    assert len(workloads) == 6 and all(w["pass_sla"] for w in workloads)
+    rally_import(export, run_dir / "rally")
+
+    # v1 JSON from one site, an SLA it cannot meet: exit 1 naming it
+    proc = femdc(results, "bench", run_id, "--task", str(TASKS / "keystone-v1.json"),
+                 "--from", "edge1")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "SLA not met" in proc.stdout and "max_seconds_per_iteration" in proc.stdout
+    rows = json.loads((run_dir / "report.json").read_text())["rows"]  # from InfluxDB
+    assert [(r["site"], r["operation"], r["count"]) for r in rows if not r.get("action")] \
+        == [("edge1", "KeystoneBasic.create_user", 4)], rows
+    assert len(list(run_dir.glob("experiment.*.yaml"))) == 2  # each bench --task kept one
+
+    # anything unsupported: exit 2, one line naming it, the run untouched
+    before = (run_dir / "experiment.yaml").read_bytes()
+    proc = femdc(results, "bench", run_id, "--task", str(TASKS / "unsupported.yaml"))
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    err = (proc.stdout + proc.stderr).strip()
+    assert "unsupported.yaml: subtasks[0].contexts.murano_packages: unsupported context" in err
+    assert len(err.splitlines()) == 1, err
+    assert (run_dir / "experiment.yaml").read_bytes() == before
+
+
+def rally_import(export: Path, work: Path) -> None:
+    """`rally task import` and `rally task report` of a real Rally (5.1.x, own venv)."""
+    from tests.benchmarks.driver_vs_rally import DEFAULT_RALLY_VENV, ensure_rally
+
+    rally = ensure_rally(Path(DEFAULT_RALLY_VENV))
+    work.mkdir(parents=True, exist_ok=True)
+    conf = work / "rally.conf"
+    conf.write_text(f"[database]\nconnection = sqlite:///{work / 'rally.sqlite'}\n")
+    env = {**os.environ, "HOME": str(work)}
+
+    def cli(*args: str) -> str:
+        p = subprocess.run([str(rally), "--config-file", str(conf), *args],
+                           capture_output=True, text=True, env=env, timeout=300)
+        assert p.returncode == 0, f"rally {' '.join(args)}: {p.stdout[-2000:]}{p.stderr[-2000:]}"
+        return p.stdout
+
+    cli("db", "create")
+    cli("env", "create", "--name", "femdc", "--empty")
+    out = cli("task", "import", "--file", str(export), "--deployment", "femdc")
+    uuids = re.findall(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", out)
+    assert uuids, out
+    html = work / "report.html"
+    cli("task", "report", uuids[-1], "--out", str(html))
+    text = html.read_text()
+    assert "KeystoneBasic.create_and_list_users" in text and "from edge1 to core" in text
 
 
 def per_site(duration: str) -> dict[str, Any]:

@@ -26,8 +26,9 @@ the timeout fail the iteration; a wait never hangs. What setup made is named wit
 job's prefix and deleted at teardown, after the servers are gone.
 
 Differences from Rally: no pre-poll sleep (Rally: nova_server_boot_prepoll_delay 1 s,
-then polls every 1 s; delete: 2 s and 2 s); the iterations run as the admin, in the
-admin project.
+then polls every 1 s; delete: 2 s and 2 s). Without Rally's users context the iterations
+run as the admin, in the admin project; with it, as its users (setup's image is then
+public and its network shared, so that they can boot with them).
 """
 
 from __future__ import annotations
