@@ -316,10 +316,10 @@ def rally_import(export: Path, work: Path) -> None:
     cli("db", "create")
     cli("env", "create", "--name", "femdc", "--empty")
     out = cli("task", "import", "--file", str(export), "--deployment", "femdc")
-    uuids = re.findall(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", out)
-    assert uuids, out
+    uuids = re.findall(r"Task UUID: ([0-9a-f-]{36})", out)
+    assert len(uuids) == 1, out  # one task: one sweep point
     html = work / "report.html"
-    cli("task", "report", uuids[-1], "--out", str(html))
+    cli("task", "report", "--uuid", uuids[0], "--out", str(html))
     text = html.read_text()
     assert "KeystoneBasic.create_and_list_users" in text and "from edge1 to core" in text
 
