@@ -280,8 +280,8 @@ def deploy(run_ref: str) -> None:
 @click.option("--task-args-file", type=click.Path(dir_okay=False, path_type=Path),
               help="Task args from a JSON or YAML file.")
 @click.option("--from", "from_sites", metavar="SITES",
-              help="Only these sites run the load: comma-separated names or patterns "
-                   "(default: every site with a load host).")
+              help="Only these sites run the load: comma-separated names or ranges "
+                   "(edge[1-3]); default: every site with a load host.")
 def bench(run_ref: str, points: tuple[str, ...], task_file: Path | None,
           task_args: str | None, task_args_file: Path | None, from_sites: str | None) -> None:
     """Apply the WAN, check it, run the workload and store every iteration, per point.
@@ -346,7 +346,7 @@ def _from_sites(exp: Any, text: str) -> list[str]:
     load = [s.name for s in exp.sites if s.hosts_with("load")]
     out: list[str] = []
     for ref in (x.strip() for x in text.split(",")):
-        got = [n for n in expand_range(ref)] if ref else []
+        got = expand_range(ref) if ref else []
         for n in got:
             if n not in names:
                 raise click.BadParameter(f"no site {n!r} (sites: {', '.join(names)})",
