@@ -1,7 +1,8 @@
 """The run directory: the one place that knows its layout, and the run's state.
 
 results/<run-id>/
-  experiment.yaml      copy of the experiment file as run (rally-task.* beside it: its task)
+  experiment.yaml      copy of the experiment file as run (tasks/: its Rally task, same name;
+                       experiment.<time>.yaml + tasks/<time>/: what `bench --task` replaced)
   state.json           phases (status, start, seconds, error), overall status
   manifest.json        versions: femdc-bench, OpenStack packages, MariaDB, InfluxDB, kernel
   inventory.json       hosts (provider output)
@@ -136,12 +137,17 @@ class Run:
         candidate = tmp / "experiment.task.yaml"
         candidate.write_text(yaml.safe_dump(doc, sort_keys=False))
         exp = experiment_mod.load(candidate)  # ExperimentError names the task file
-        stamp = time.strftime("%Y%m%d-%H%M%S")
+        stamp = base = time.strftime("%Y%m%d-%H%M%S")
+        n = 1
+        while (self.dir / f"experiment.{stamp}.yaml").exists():  # twice in one second
+            n += 1
+            stamp = f"{base}-{n}"
         prev = self.dir / f"experiment.{stamp}.yaml"
         os.replace(self.dir / "experiment.yaml", prev)
-        if old.get("rally_task"):  # its task file goes along
+        if old.get("rally_task"):  # its task file goes along, under the same name
             src = self.dir / old["rally_task"]
-            kept = f"rally-task.{stamp}{src.suffix}"
+            kept = f"tasks/{stamp}/{src.name}"
+            (self.dir / "tasks" / stamp).mkdir(parents=True, exist_ok=True)
             os.replace(src, self.dir / kept)
             prev_doc = yaml.safe_load(prev.read_text())
             prev_doc["workload"]["rally_task"] = kept
@@ -242,8 +248,8 @@ def list_runs(results: Path = RESULTS) -> list[Run]:
 
 
 def _copy_experiment(exp_file: Path, run_dir: Path) -> None:
-    """experiment.yaml as given; with a Rally task, the task file is copied beside it
-    (`rally-task<suffix>`) and the copy names that one, so the run stands on its own."""
+    """experiment.yaml as given; with a Rally task, the task file is copied into
+    `tasks/` (same name) and the copy names that one, so the run stands on its own."""
     import yaml
 
     doc = yaml.safe_load(exp_file.read_text())
@@ -252,7 +258,8 @@ def _copy_experiment(exp_file: Path, run_dir: Path) -> None:
         shutil.copyfile(exp_file, run_dir / "experiment.yaml")
         return
     src = Path(task) if Path(task).is_absolute() else exp_file.parent / task
-    dest = f"rally-task{src.suffix or '.yaml'}"
+    dest = f"tasks/{src.name}"  # its name is in the workload ids (`workload` tag)
+    (run_dir / "tasks").mkdir(exist_ok=True)
     shutil.copyfile(src, run_dir / dest)
     doc["workload"]["rally_task"] = dest
     (run_dir / "experiment.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
