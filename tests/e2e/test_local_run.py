@@ -281,7 +281,8 @@ def rally_tasks_on_a_kept_run(results: Path, run_id: str, run_dir: Path) -> None
     proc = femdc(results, "bench", run_id, "--task", str(TASKS / "keystone-v1.json"),
                  "--from", "edge1")
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert "SLA not met" in proc.stdout and "max_seconds_per_iteration" in proc.stdout
+    out = proc.stdout + proc.stderr
+    assert "SLA not met" in out and "max_seconds_per_iteration" in out, out
     rows = json.loads((run_dir / "report.json").read_text())["rows"]  # from InfluxDB
     assert [(r["site"], r["operation"], r["count"]) for r in rows if not r.get("action")] \
         == [("edge1", "KeystoneBasic.create_user", 4)], rows
