@@ -51,6 +51,7 @@ SCENARIO_SERVICE: dict[str, str] = {
     "keystone.create_and_delete_user": "identity",
     "keystone.create_and_list_projects": "identity",
     "keystone.list_users": "identity",
+    "keystone.get_version": "identity",
     "KeystoneBasic.authenticate_user_and_validate_token": "identity",
     "KeystoneBasic.create_delete_user": "identity",
     "KeystoneBasic.create_and_list_tenants": "identity",

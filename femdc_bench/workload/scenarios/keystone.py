@@ -13,6 +13,7 @@ keystone.create_and_delete_user             POST /users, DELETE /users/{id}
 keystone.create_and_list_projects           POST /projects, GET /projects (projects deleted
                                             at teardown)
 keystone.list_users                         GET /users
+keystone.get_version                        GET /v3 (unauthenticated version document)
 =========================================== ==============================================
 
 Rally's names (KeystoneBasic.*) time each request as an atomic action, as Rally does:
@@ -221,6 +222,13 @@ def create_and_list_projects(ctx: WorkerContext) -> None:
     """Create a project, then list projects (created projects are deleted at teardown)."""
     create_project(ctx)
     ctx.identity.get("/projects")
+
+
+@scenario("keystone.get_version", service=SERVICE)
+def get_version(ctx: WorkerContext) -> None:
+    """GET /v3 (the version document, no token, no database): Keystone's cheapest
+    request, for measuring the client and the runner rather than the server."""
+    ctx.identity.get("", authenticated=False)
 
 
 @scenario("keystone.list_users", service=SERVICE)
