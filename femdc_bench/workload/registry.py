@@ -50,6 +50,7 @@ class Scenario:
     uses: tuple[str, ...] = ()  # other catalog service types called (setup included)
     qualified: bool = False  # Sample.operation is the full name
     needs_users: bool = False  # runs on ctx.user: needs Rally's users context
+    check: Callable[[dict[str, Any]], None] | None = None  # more arg checks (ValueError)
 
     def resolve_args(self, given: dict[str, Any]) -> dict[str, Any]:
         """`given` over the defaults; ValueError for an unknown arg or a wrong type."""
@@ -65,6 +66,11 @@ class Scenario:
                     f"got {type(value).__name__}"
                 )
             out[key] = value
+        if self.check is not None:
+            try:
+                self.check(out)
+            except ValueError as e:
+                raise ValueError(f"{self.name}: {e}") from None
         return out
 
     @property
@@ -93,6 +99,7 @@ class Registry:
         uses: tuple[str, ...] = (),
         qualified: bool = False,
         needs_users: bool = False,
+        check: Callable[[dict[str, Any]], None] | None = None,
     ) -> Callable[[ScenarioFn], ScenarioFn]:
         """Register the decorated function under `name`; the function is returned as is.
 
@@ -107,7 +114,7 @@ class Registry:
             doc = (fn.__doc__ or "").strip()
             self._scenarios[name] = Scenario(
                 name, service, fn, setup, teardown, doc, dict(args or {}), tuple(uses), qualified,
-                needs_users,
+                needs_users, check,
             )
             return fn
 

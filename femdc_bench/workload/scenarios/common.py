@@ -90,3 +90,60 @@ def pages(
             nxt = nxt[len(strip_prefix) :]
         body = api.get(nxt).json()
         items.extend(body[key])
+
+
+# --------------------------------------------------------------------------- Rally's resource args
+
+RESOURCE_KEYS = frozenset({"id", "name", "regex", "accurate"})
+
+
+def check_resource_arg(key: str, value: Any) -> None:
+    """A resource argument as Rally takes it: null, a name or id, or {id}, {name[,
+    accurate]} or {regex}; ValueError naming the arg otherwise."""
+    if value is None or (isinstance(value, str) and value):
+        return
+    if not isinstance(value, dict) or not value:
+        raise ValueError(f"arg {key!r}: expected a name, an id, {{id}}, {{name}} or {{regex}}")
+    unknown = set(value) - RESOURCE_KEYS
+    if unknown:
+        raise ValueError(f"arg {key!r}: unsupported key(s) {', '.join(sorted(unknown))} "
+                         f"(accepted: {', '.join(sorted(RESOURCE_KEYS))})")
+    given = [k for k in ("id", "name", "regex") if k in value]
+    if len(given) != 1 or not isinstance(value[given[0]], str) or not value[given[0]]:
+        raise ValueError(f"arg {key!r}: expected exactly one of id, name, regex (a string)")
+    if given[0] == "regex" or (given[0] == "name" and not value.get("accurate")):
+        try:
+            re.compile(value[given[0]])
+        except re.error as e:
+            raise ValueError(f"arg {key!r}: bad regular expression: {e}") from None
+
+
+def match_resource(key: str, spec: Any, resources: list[dict[str, Any]]) -> str:
+    """The id `spec` designates among `resources` ({"id", "name", "created_at"?}), with
+    Rally's rules: an id as is (if present); a name that matches exactly one resource; or
+    else (unless `accurate`) the name, like `regex`, searched as a regular expression,
+    the newest match winning. LookupError when nothing matches or a name is ambiguous."""
+    if isinstance(spec, str):
+        spec = {"id": spec} if any(r.get("id") == spec for r in resources) else {"name": spec,
+                                                                                 "accurate": True}
+    if "id" in spec:
+        if not any(r.get("id") == spec["id"] for r in resources):
+            raise LookupError(f"{key} {spec['id']!r} not found")
+        return str(spec["id"])
+    if "name" in spec:
+        exact = [r for r in resources if r.get("name") == spec["name"]]
+        if len(exact) == 1:
+            return str(exact[0]["id"])
+        if len(exact) > 1:
+            raise LookupError(f"{key} name {spec['name']!r} is ambiguous: "
+                              f"{', '.join(str(r['id']) for r in exact)}")
+        if spec.get("accurate"):
+            raise LookupError(f"{key} {spec['name']!r} not found")
+        pattern = spec["name"]
+    else:
+        pattern = spec["regex"]
+    rx = re.compile(pattern)
+    found = [r for r in resources if rx.search(r.get("name") or "")]
+    if not found:
+        raise LookupError(f"no {key} matching {pattern!r}")
+    return str(max(found, key=lambda r: r.get("created_at") or "")["id"])

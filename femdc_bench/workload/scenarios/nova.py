@@ -18,9 +18,11 @@ NovaServers.boot_and_list_server   nova.boot_server; nova.list_servers: GET     
                                    must be listed. Servers deleted at teardown.
 ================================== ================================================ =========
 
-Args: ``image`` (name or id; null: setup uploads a 64 KiB raw image), ``flavor`` (name
-or id; null: setup creates one of 1 vCPU, 64 MB RAM, 1 GB disk), ``network`` (name or
-id; null: setup creates a network and a 10.x.y.0/24 subnet), ``poll_interval`` (0.5 s),
+Args: ``image`` (null: setup uploads a 64 KiB raw image), ``flavor`` (null: setup
+creates one of 1 vCPU, 64 MB RAM, 1 GB disk), ``network`` (null: setup creates a network
+and a 10.x.y.0/24 subnet), each otherwise a name or id, or Rally's resource form: {id},
+{name} (exact, else searched as a regular expression unless ``accurate``: the newest
+match) or {regex} (checked when the task is loaded, resolved by setup), ``poll_interval`` (0.5 s),
 ``timeout`` (120 s, per wait). Status ERROR (the server's fault message is quoted) or
 the timeout fail the iteration; a wait never hangs. What setup made is named with the
 job's prefix and deleted at teardown, after the servers are gone.
@@ -50,6 +52,8 @@ from femdc_bench.workload.scenarios.common import (
     WAIT_ARGS,
     RepeatedBytes,
     ScenarioFailed,
+    check_resource_arg,
+    match_resource,
     pages,
     teardown_tracked,
     wait_args,
@@ -65,30 +69,31 @@ BOOT_ARGS: dict[str, Any] = {"image": None, "flavor": None, "network": None, **W
 # --------------------------------------------------------------------------- setup
 
 
-def _str_arg(job: JobContext, key: str) -> str | None:
-    value = job.args[key]
-    if value is not None and (not isinstance(value, str) or not value):
-        raise SetupError(f"arg {key!r}: expected a name or an id")
-    return value
+def check_boot_args(args: dict[str, Any]) -> None:
+    """image, flavor, network: null, a name or id, or Rally's {id} / {name} / {regex}."""
+    for key in ("image", "flavor", "network"):
+        check_resource_arg(key, args[key])
 
 
-def find_image(job: JobContext, name_or_id: str) -> str:
-    r = job.image.get(f"/images/{name_or_id}", raise_exc=False)
-    if r.status_code == 200:
-        return str(r.json()["id"])
-    images = job.image.get("/images", params={"name": name_or_id}).json()["images"]
-    active = [i for i in images if i.get("status") == "active"]
-    if not active:
-        raise SetupError(f"no active image {name_or_id!r}")
-    return str(active[0]["id"])
+def _find(job: JobContext, key: str, spec: Any, resources: list[dict[str, Any]]) -> str:
+    try:
+        return match_resource(key, spec, resources)
+    except LookupError as e:
+        raise SetupError(str(e)) from None
 
 
-def find_flavor(job: JobContext, name_or_id: str) -> str:
-    flavors = pages(job.compute, "/flavors", "flavors")
-    for f in flavors:
-        if name_or_id in (f.get("id"), f.get("name")):
-            return str(f["id"])
-    raise SetupError(f"flavor {name_or_id!r} not found")
+def find_image(job: JobContext, spec: Any) -> str:
+    """An active image the admin sees, by Rally's resource rules (common.match_resource)."""
+    images = pages(job.image, "/images", "images", {"status": "active"}, strip_prefix="/v2")
+    return _find(job, "image", spec, images)
+
+
+def find_flavor(job: JobContext, spec: Any) -> str:
+    return _find(job, "flavor", spec, pages(job.compute, "/flavors", "flavors"))
+
+
+def find_network(job: JobContext, spec: Any) -> str:
+    return _find(job, "network", spec, pages(job.network, "/networks", "networks"))
 
 
 def setup_boot(job: JobContext) -> None:
@@ -97,7 +102,7 @@ def setup_boot(job: JobContext) -> None:
         poll, timeout = wait_args(job.args)
     except ValueError as e:
         raise SetupError(str(e)) from None
-    image, flavor, network = (_str_arg(job, k) for k in ("image", "flavor", "network"))
+    image, flavor, network = (job.args[k] for k in ("image", "flavor", "network"))
     # with Rally's users context the servers are booted by its users: what setup makes
     # (as the admin) must be theirs to use
     for_users = job.users is not None
@@ -118,7 +123,7 @@ def setup_boot(job: JobContext) -> None:
         net_id = neutron.create_network(job, shared=for_users)
         neutron.create_subnet(job, net_id)
     else:
-        net_id = neutron.find_network(job, network)
+        net_id = find_network(job, network)
     job.shared.update(image_id=image_id, flavor_id=flavor_id, net_id=net_id)
 
 
@@ -186,6 +191,7 @@ def delete_server(ctx: Ctx, server_id: str) -> None:
     teardown=teardown_tracked,
     args=BOOT_ARGS,
     qualified=True,
+    check=check_boot_args,
 )
 def boot(ctx: WorkerContext) -> None:
     """Boot a server and wait until it is ACTIVE (it is deleted at teardown)."""
@@ -200,6 +206,7 @@ def boot(ctx: WorkerContext) -> None:
     teardown=teardown_tracked,
     args=BOOT_ARGS,
     qualified=True,
+    check=check_boot_args,
 )
 def boot_and_delete_server(ctx: WorkerContext) -> None:
     """Boot a server, wait until ACTIVE, delete it and wait until it is gone."""
@@ -214,6 +221,7 @@ def boot_and_delete_server(ctx: WorkerContext) -> None:
     teardown=teardown_tracked,
     args={**BOOT_ARGS, "detailed": True},
     qualified=True,
+    check=check_boot_args,
 )
 def boot_and_list_server(ctx: WorkerContext) -> None:
     """Boot a server, then list servers; the new one must be listed."""
