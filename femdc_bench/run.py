@@ -388,7 +388,7 @@ def check_wan(run: Run, point: str = "p0", progress: Progress = _noop) -> WanChe
                 run.dir / "wan" / "base.json").exists() else None
         # A busy host (a Galera state transfer, services starting) can hold packets in
         # the emulator for a moment: an off-target matrix is measured again, up to
-        # WAN_CHECK_ATTEMPTS times, 5 s apart; check.json keeps the failed attempts.
+        # WAN_CHECK_ATTEMPTS times, 5 then 10 s apart; check.json keeps the failed attempts.
         base_pairs = {tuple(k.split("->")): v for k, v in base.items()} if base else None
         failed: list[list[str]] = []
         for attempt in range(1, WAN_CHECK_ATTEMPTS + 1):
@@ -403,7 +403,7 @@ def check_wan(run: Run, point: str = "p0", progress: Progress = _noop) -> WanChe
             failed.append(chk.failures())
             log.warning("WAN at %s off target (attempt %d), measuring again: %s", point,
                         attempt, "; ".join(failed[-1]))
-            time.sleep(5)
+            time.sleep(5 * attempt)  # 5 s, then 10 s: a fresh deployment settles
         run.write_json(f"wan/{point}/check.json", {**chk.to_dict(), "failed_attempts": failed})
         target, _ = metrics_target(run, exp)
         _store_wan(run, exp, target, point, chk)
