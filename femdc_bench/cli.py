@@ -322,8 +322,7 @@ def _task_args(text: str | None, file: Path | None) -> dict[str, Any]:
     import yaml
 
     args: dict[str, Any] = {}
-    for what, raw in (("--task-args-file", None if file is None else file),
-                      ("--task-args", text)):
+    for what, raw in (("--task-args-file", file), ("--task-args", text)):
         if raw is None:
             continue
         try:

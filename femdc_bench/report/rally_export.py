@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from femdc_bench.model import Experiment, RunnerSpec, Sample, ScenarioSpec, SlaSpec
-from femdc_bench.workload.sla import rally_sla_results
+from femdc_bench.workload.sla import rally_sla_results, split_iterations
 
 FORMAT_VERSION = "1.2"
 ISO = "%Y-%m-%dT%H:%M:%S"
@@ -124,12 +124,7 @@ def rally_json(run_id: str, exp: Experiment, by_point: Mapping[str, Sequence[Sam
                     groups.setdefault((s.site, s.target_site), []).append(s)
             workloads = []
             for (site, target), group in sorted(groups.items()):
-                its = sorted((s for s in group if not s.action),
-                             key=lambda s: (s.t0_ns, s.host, s.iteration))
-                acts: dict[tuple[str, int], list[Sample]] = {}
-                for s in group:
-                    if s.action:
-                        acts.setdefault((s.host, s.iteration), []).append(s)
+                its, acts = split_iterations(group)
                 data = [_iteration(it, acts.get((it.host, it.iteration), ())) for it in its]
                 starts = [d["timestamp"] for d in data]
                 ends = [d["timestamp"] + d["duration"] for d in data]

@@ -24,6 +24,7 @@ import jinja2.meta
 import yaml
 
 from femdc_bench.model import OutliersSla, RpsRamp, RunnerSpec, SlaSpec
+from femdc_bench.workload import task_contexts
 
 
 class TaskError(Exception):
@@ -47,7 +48,7 @@ RUNNERS: dict[str, frozenset[str]] = {
 }
 # Contexts we create and those that only validate (Rally's cleanup contexts:
 # our scenarios delete what they create).
-CONTEXTS: frozenset[str] = frozenset({"users", "roles"})  # femdc_bench/workload/task_contexts.py
+CONTEXTS: frozenset[str] = frozenset(task_contexts.SUPPORTED)
 NOOP_CONTEXTS: frozenset[str] = frozenset({"admin_cleanup", "cleanup"})
 SLAS: frozenset[str] = frozenset({"failure_rate", "max_seconds_per_iteration",
                                   "max_avg_duration", "max_avg_duration_per_atomic",
@@ -217,12 +218,12 @@ def _workload(file: str, path: str, name: str, args: Any, runner: Any, runner_ke
     if name not in REGISTRY or name[0].islower():  # Rally's names only
         raise TaskError(file, sc_path, f"unsupported scenario {name!r}")
     sc = REGISTRY.get(name)
-    _mapping(file, f"{sc_path}.args" if not v1_runner else f"{path}.args", args)
+    args_path = f"{sc_path}.args" if not v1_runner else f"{path}.args"
+    _mapping(file, args_path, args)
     try:
         resolved = sc.resolve_args(args)
     except ValueError as e:
-        raise TaskError(file, f"{sc_path}.args" if not v1_runner else f"{path}.args",
-                        str(e).split(": ", 1)[-1]) from e
+        raise TaskError(file, args_path, str(e).split(": ", 1)[-1]) from e
     if hooks:
         raise TaskError(file, f"{path}.hooks", "unsupported: hooks")
     spec = _runner(file, f"{path}.{runner_key}", runner, v1=v1_runner)
@@ -230,11 +231,10 @@ def _workload(file: str, path: str, name: str, args: Any, runner: Any, runner_ke
     for ctx in contexts:
         if ctx not in CONTEXTS and ctx not in NOOP_CONTEXTS:
             raise TaskError(file, f"{path}.{contexts_key}.{ctx}", "unsupported context")
-    from femdc_bench.workload.task_contexts import ContextError, validate
-
     try:
-        made = validate({k: v for k, v in contexts.items() if k not in NOOP_CONTEXTS})
-    except ContextError as e:
+        made = task_contexts.validate({k: v for k, v in contexts.items()
+                                       if k not in NOOP_CONTEXTS})
+    except task_contexts.ContextError as e:
         raise TaskError(file, f"{path}.{contexts_key}.{e.path}", e.message) from e
     if sc.needs_users and "users" not in made:
         raise TaskError(file, f"{path}.{contexts_key}", f"{name} needs the users context")

@@ -84,7 +84,7 @@ class SlaResult:
     detail: str
 
 
-def _iterations(
+def split_iterations(
     samples: Iterable[Sample],
 ) -> tuple[list[Sample], dict[tuple[str, int], list[Sample]]]:
     """The iterations in start order, and each one's atomic actions by (host, iteration)."""
@@ -113,7 +113,7 @@ def rally_sla_results(sla: SlaSpec, samples: Iterable[Sample]) -> list[SlaResult
       (sample standard deviation) of the successful ones before it.
     p95_ms_max is ours (see `evaluate`), not reported here.
     """
-    its, actions = _iterations(samples)
+    its, actions = split_iterations(samples)
     ok = [s for s in its if s.status == "ok"]
     out: list[SlaResult] = []
     if sla.failure_rate_max_pct is not None or sla.failure_rate_min_pct is not None:

@@ -176,8 +176,14 @@ def test_rps_runner_constant_and_ramp(tmp_path: Path) -> None:
      "unsupported option"),
 ])
 def test_bad_runner_options(tmp_path: Path, runner: dict, path: str, msg: str) -> None:
+    _fails_at(tmp_path, {"runner": runner}, path, msg)
+
+
+def _fails_at(tmp_path: Path, workload: dict, path: str, msg: str) -> None:
+    """A one-workload v2 task (KeystoneBasic.create_user + `workload`) fails to load,
+    naming `path` with `msg`."""
     doc = {"version": 2, "subtasks": [{"scenario": {"KeystoneBasic.create_user": {}},
-                                       "runner": runner}]}
+                                       **workload}]}
     with pytest.raises(TaskError) as e:
         load(_write(tmp_path, json.dumps(doc), "task.json"))
     assert e.value.path == path and msg in e.value.message, str(e.value)
@@ -213,8 +219,4 @@ def test_every_rally_sla(tmp_path: Path) -> None:
      "seconds > 0"),
 ])
 def test_bad_slas(tmp_path: Path, sla: dict, path: str, msg: str) -> None:
-    doc = {"version": 2, "subtasks": [{"scenario": {"KeystoneBasic.create_user": {}},
-                                       "sla": sla}]}
-    with pytest.raises(TaskError) as e:
-        load(_write(tmp_path, json.dumps(doc), "task.json"))
-    assert e.value.path == path and msg in e.value.message, str(e.value)
+    _fails_at(tmp_path, {"sla": sla}, path, msg)
