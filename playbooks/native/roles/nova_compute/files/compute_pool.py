@@ -129,13 +129,17 @@ def main() -> int:
         time.sleep(a.stagger)
     log(f"{len(children)} nova-compute services started")
 
+    # Polled: a blocking waitpid is resumed after the signal handler runs (PEP 475), so
+    # SIGTERM would only be seen when a child ends (it was: the launcher waited for the
+    # SIGKILL of every teardown, 30 s).
     while children and not stopping:
         try:
-            pid, status = os.waitpid(-1, 0)
-        except InterruptedError:
-            continue
+            pid, status = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:
             break
+        if not pid:
+            time.sleep(0.2)
+            continue
         host = children.pop(pid, "?")
         if not stopping:
             log(f"{host} (pid {pid}) ended with status {status}; {len(children)} left")
