@@ -201,11 +201,17 @@ def _wan_matrix(r: Run, point: str) -> Any:
 
 
 def _sigterm_is_interrupt() -> None:
-    """A nightly job killed by its scheduler (SIGTERM) cleans up like Ctrl-C does."""
+    """A nightly job killed by its scheduler (SIGTERM) cleans up like Ctrl-C does.
+
+    SIGINT too, even when it was ignored at start: a shell without job control starts
+    background commands with SIGINT ignored, and Python then installs no handler (seen:
+    `run` started from a script with `&` went on loading for 5 minutes after SIGINT).
+    """
     def handler(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _destroy(r: Run) -> None:
