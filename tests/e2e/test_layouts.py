@@ -147,8 +147,45 @@ def test_central_control_boots_servers_from_every_site(tmp_path: Path, results: 
         print(f"\ncentral control: run {run_s:.0f}s, first deploy {d['first_deploy_s']}s, "
               f"second deploy {second_s:.0f}s, memory {d['memory_mb']} MB PSS "
               f"({ {h: v['pss_mb'] for h, v in d['by_host'].items()} })")
+
+        rally_samples_unchanged(results, run_id, run_dir)
     finally:
         _destroy_and_check(results, run_id)
+
+
+SAMPLES = Path(__file__).with_name("tasks") / "rally-openstack"
+
+
+def rally_samples_unchanged(results: Path, run_id: str, run_dir: Path) -> None:
+    """rally-openstack's own sample task files, unchanged, from every site of the kept
+    central-control deployment; what their contexts and scenarios made is gone after."""
+    # What DevStack leaves in a cloud and Nova's samples name: a public image matching
+    # ^cirros.*-disk$ and the flavor m1.tiny (the fake driver boots any bytes).
+    image = run_dir / "tmp" / "cirros-disk.raw"
+    image.write_bytes(os.urandom(64 * 1024))
+    openstack_raw(run_dir, "core", "image", "create", "cirros-0.6.3-x86_64-disk", "--public",
+                  "--disk-format", "raw", "--container-format", "bare", "--file", str(image))
+    openstack_raw(run_dir, "core", "flavor", "create", "m1.tiny", "--vcpus", "1", "--ram",
+                  "512", "--disk", "1")
+    expected = {  # sample -> (operation, iterations per site)
+        "nova-boot.yaml": ("NovaServers.boot_server", 10),
+        "neutron-create-and-delete-networks.yaml":
+            ("NeutronNetworks.create_and_delete_networks", 100),
+    }
+    for sample, (operation, times) in expected.items():
+        t0 = time.monotonic()
+        proc = femdc(results, "bench", run_id, "--task", str(SAMPLES / sample), check=True)
+        assert "SLA met" in proc.stdout, proc.stdout[-3000:]
+        rows = json.loads((run_dir / "report.json").read_text())["rows"]  # from InfluxDB
+        got = {r["site"]: (r["count"], r["errors"]) for r in rows
+               if r["operation"] == operation and not r.get("action")}
+        assert got == {s: (times, 0) for s in ("core", "edge1", "edge2")}, (sample, got)
+        print(f"{sample}: {time.monotonic() - t0:.0f} s, {got}")
+    # every context user, project, server, network made by the samples is gone
+    assert openstack(run_dir, "core", "server", "list", "--all-projects") == []
+    for kind in ("user", "project", "network"):
+        names = [r["Name"] for r in openstack(run_dir, "core", kind, "list")]
+        assert [n for n in names if n.startswith("femdc-")] == [], (kind, names)
 
 
 def region_per_site() -> dict[str, Any]:
