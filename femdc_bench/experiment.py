@@ -78,6 +78,9 @@ SCENARIO_SERVICE: dict[str, str] = {
     # placement
     "Placement.create_and_delete_resource_provider": "placement",
     "Placement.set_inventory_and_allocate": "placement",
+    # plain HTTP (Rally's HttpRequests): no OpenStack service needed
+    "HttpRequests.check_request": "http",
+    "HttpRequests.check_random_request": "http",
 }
 SCENARIOS = tuple(SCENARIO_SERVICE)
 
@@ -524,8 +527,8 @@ def _build(doc: dict[str, Any], file: str) -> Experiment:
         scenarios = _task_scenarios(file, wl, sources, targets, deployment)
     for i, sc in enumerate(wl.get("scenarios", [])):
         base = f"workload.scenarios[{i}]"
-        service = SERVICE_OF_TYPE[SCENARIO_SERVICE[sc["name"]]]
-        if service not in deployment.services:
+        service = SERVICE_OF_TYPE.get(SCENARIO_SERVICE[sc["name"]])
+        if service is not None and service not in deployment.services:
             raise ExperimentError(file, f"{base}.name",
                                   f"{sc['name']} needs {service}: set deployment.control "
                                   "(per_site or {centralized: <site>})")
@@ -730,8 +733,8 @@ def _task_scenarios(file: str, wl: dict[str, Any], sources: tuple[str, ...],
         raise ExperimentError(e.file, e.path, e.message) from None
     out = []
     for w in task.workloads:
-        service = SERVICE_OF_TYPE[SCENARIO_SERVICE[w.scenario]]
-        if service not in deployment.services:
+        service = SERVICE_OF_TYPE.get(SCENARIO_SERVICE[w.scenario])
+        if service is not None and service not in deployment.services:
             raise ExperimentError(task.file, w.path, f"{w.scenario} needs {service}: set "
                                   "deployment.control (per_site or {centralized: <site>})")
         out.append(ScenarioSpec(name=w.scenario, runner=w.runner, args=dict(w.args),

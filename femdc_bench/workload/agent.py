@@ -155,7 +155,8 @@ def run_job(
         try:
             jc = JobContext(job)
             jc.args = sc.resolve_args(job.args)
-            jc.open(sc.services)
+            if sc.openstack or job.contexts:
+                jc.open(sc.services)
             jc.users = task_contexts.setup(jc, job.contexts)  # Rally's users/roles
             if sc.setup is not None:
                 sc.setup(jc)

@@ -69,6 +69,10 @@ TEARDOWN_ORDER: tuple[tuple[str, str], ...] = (
     ("compute", "/flavors"),
     ("placement", "/allocations"),
     ("placement", "/resource_providers"),
+    # quotas context: back to the defaults before the projects go
+    ("compute", "/os-quota-sets"),
+    ("network", "/quotas"),
+    ("volumev3", "/os-quota-sets"),
 )
 TEARDOWN_WAIT_S = 120.0  # per resource that must be waited for (servers)
 TEARDOWN_POLL_S = 0.5
@@ -228,13 +232,21 @@ class JobContext:
 
     # ---------------------------------------------------------------- sessions
 
-    def new_session(self) -> ks_session.Session:
+    def new_http_session(self) -> requests.Session:
+        """A plain requests.Session, closed with the job.
+
+        Direct connections only: no proxy/netrc/CA settings from the environment (testbed
+        nodes often export http_proxy; requests would also re-read the whole environment
+        on every request, the largest client CPU cost). TLS trust comes from auth.verify.
+        """
         rs = requests.Session()
-        # Direct connections only: no proxy/netrc/CA settings from the environment (testbed
-        # nodes often export http_proxy; requests would also re-read the whole environment
-        # on every request, the largest client CPU cost). TLS trust comes from auth.verify.
         rs.trust_env = False
-        self._sessions.append(rs)
+        with self._lock:
+            self._sessions.append(rs)
+        return rs
+
+    def new_session(self) -> ks_session.Session:
+        rs = self.new_http_session()
         return ks_session.Session(
             auth=self.auth,
             session=rs,
@@ -267,7 +279,9 @@ class JobContext:
 
     def worker(self, n: int) -> WorkerContext:
         s = self.new_session()
-        return WorkerContext(job=self, worker=n, session=s, identity=self.adapter(s))
+        # no identity adapter when the job was not opened (a scenario without OpenStack)
+        identity = self.adapter(s) if "identity" in self.endpoints else None
+        return WorkerContext(job=self, worker=n, session=s, identity=identity)
 
     # ---------------------------------------------------------------- admin adapters
 
@@ -423,7 +437,7 @@ class WorkerContext:
     job: JobContext
     worker: int
     session: ks_session.Session
-    identity: ks_adapter.Adapter  # identity v3 endpoint of the target cloud
+    identity: Any  # Adapter on the identity v3 endpoint (None: job not opened)
     state: dict[str, Any] = field(default_factory=dict)  # per-worker scratch space
     user: ContextUser | None = None  # the users context's user of this iteration
     _adapters: dict[tuple[str, str], ks_adapter.Adapter] = field(default_factory=dict,

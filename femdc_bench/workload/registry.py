@@ -11,8 +11,9 @@ the job context run once per job, untimed::
 
 `service` is the catalog service type the scenario loads (Sample.service); `uses` names
 the other service types it (or its setup) calls. The job resolves the endpoint of each
-of them once, before the load. `qualified` makes Sample.operation the full name (Rally's
-"NovaServers.boot_server") instead of the name without its family
+of them once, before the load; `openstack=False` marks a scenario that needs neither
+authentication nor catalog (HttpRequests.*). `qualified` makes Sample.operation the
+full name (Rally's "NovaServers.boot_server") instead of the name without its family
 ("authenticate_and_validate_token" for "keystone.authenticate_and_validate_token").
 
 Standard library only.
@@ -51,6 +52,7 @@ class Scenario:
     qualified: bool = False  # Sample.operation is the full name
     needs_users: bool = False  # runs on ctx.user: needs Rally's users context
     check: Callable[[dict[str, Any]], None] | None = None  # more arg checks (ValueError)
+    openstack: bool = True  # False: no authentication, no catalog (HttpRequests.*)
 
     def resolve_args(self, given: dict[str, Any]) -> dict[str, Any]:
         """`given` over the defaults; ValueError for an unknown arg or a wrong type."""
@@ -100,6 +102,7 @@ class Registry:
         qualified: bool = False,
         needs_users: bool = False,
         check: Callable[[dict[str, Any]], None] | None = None,
+        openstack: bool = True,
     ) -> Callable[[ScenarioFn], ScenarioFn]:
         """Register the decorated function under `name`; the function is returned as is.
 
@@ -114,7 +117,7 @@ class Registry:
             doc = (fn.__doc__ or "").strip()
             self._scenarios[name] = Scenario(
                 name, service, fn, setup, teardown, doc, dict(args or {}), tuple(uses), qualified,
-                needs_users, check,
+                needs_users, check, openstack,
             )
             return fn
 

@@ -1,8 +1,10 @@
-"""Rally's `users` and `roles` contexts: made by the agent before a job's load, untimed,
-and deleted after it with everything else the job tracked.
+"""Rally's `users`, `roles` and `quotas` contexts: made by the agent before a job's load,
+untimed, and deleted after it with everything else the job tracked.
 
     users: {tenants: 2, users_per_tenant: 3, user_choice_method: round_robin}
     roles: [reader]
+    quotas: {nova: {instances: -1}, neutron: {network: -1, port: -1}}
+    network: {networks_per_tenant: 1, subnets_per_network: 1, start_cidr: 10.2.0.0/24}
 
 `users` creates `tenants` projects (named with the job's prefix, in the admin's project
 domain), `users_per_tenant` users in each (random passwords, or `user_password`) with
@@ -16,6 +18,20 @@ use admin clients) and a scenario reads the user as ``ctx.user``.
 `roles` gives each context user these existing roles on its project (a missing role
 fails the job's setup). Deleting the users and projects removes the assignments.
 
+`quotas` sets, for each context project, the quotas of `nova` (PUT
+/os-quota-sets/{project}), `neutron` (PUT /quotas/{project}) and `cinder` (volumev3
+PUT /os-quota-sets/{project}; a deployment without Cinder fails the job's setup), with
+Rally's key names, -1 for unlimited; at teardown they are deleted (back to the
+defaults) before the projects are. It needs the users context.
+
+`network` creates, in each context project (as the admin, owned by the project),
+`networks_per_tenant` networks (with `network_create_args`), each with
+`subnets_per_network` IPv4 subnets taken in turn from `start_cidr` (the next one of the
+same size each time, as Rally's generate_cidr; `dns_nameservers` optional). An
+iteration of a scenario that boots servers or creates ports then uses a network of its
+user's project (one at random, as Rally's auto_assign_nic) instead of the one its setup
+would make. Routers (Rally's `router` option) are not made: the option is refused.
+
 `resource_management_workers` and `user_domain`/`project_domain` other than the
 admin's are accepted by the validation for Rally files and reported: the domains must
 be the admin's ("default"), the workers have no effect (creation is sequential).
@@ -25,18 +41,38 @@ Imports the standard library and keystoneauth1 (hosts only at run time).
 
 from __future__ import annotations
 
+import ipaddress
 import random
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-SUPPORTED = ("users", "roles")
+SUPPORTED = ("users", "roles", "quotas", "network")
 CHOICE_METHODS = ("random", "round_robin")
 USERS_KEYS = frozenset({"tenants", "users_per_tenant", "user_password",
                         "resource_management_workers", "project_domain", "user_domain",
                         "user_choice_method"})
 DEFAULT_ROLE = "member"
+#: quotas context: Rally's services and their keys -> (service type, path, body key)
+QUOTA_KEYS: dict[str, frozenset[str]] = {
+    "nova": frozenset({"instances", "cores", "ram", "floating_ips", "fixed_ips",
+                       "metadata_items", "injected_files", "injected_file_content_bytes",
+                       "injected_file_path_bytes", "key_pairs", "security_groups",
+                       "security_group_rules", "server_groups", "server_group_members"}),
+    "neutron": frozenset({"network", "subnet", "port", "router", "floatingip",
+                          "security_group", "security_group_rule", "pool", "vip",
+                          "health_monitor", "trunk", "subnetpool", "rbac_policy"}),
+    "cinder": frozenset({"volumes", "snapshots", "gigabytes", "backups",
+                         "backup_gigabytes", "groups"}),
+}
+NETWORK_KEYS = frozenset({"start_cidr", "networks_per_tenant", "subnets_per_network",
+                          "network_create_args", "dns_nameservers"})
+QUOTA_API: dict[str, tuple[str, str, str]] = {
+    "nova": ("compute", "/os-quota-sets", "quota_set"),
+    "neutron": ("network", "/quotas", "quota"),
+    "cinder": ("volumev3", "/os-quota-sets", "quota_set"),
+}
 
 
 class ContextError(ValueError):
@@ -80,14 +116,82 @@ def validate(contexts: Mapping[str, Any]) -> dict[str, Any]:
                     raise ContextError("users.user_password", "expected a non-empty string")
                 u["user_password"] = cfg["user_password"]
             out["users"] = u
+        elif name == "quotas":
+            out["quotas"] = _quotas(cfg)
+        elif name == "network":
+            out["network"] = _network(cfg)
         elif name == "roles":
             if not isinstance(cfg, list) or not all(isinstance(r, str) and r for r in cfg):
                 raise ContextError("roles", "expected a list of role names")
             out["roles"] = list(cfg)
         else:
             raise ContextError(str(name), "unsupported context")
-    if "roles" in out and "users" not in out:
-        raise ContextError("roles", "needs the users context (roles are given to its users)")
+    for name in ("roles", "quotas", "network"):
+        if name in out and "users" not in out:
+            raise ContextError(name, "needs the users context (it applies to its projects)")
+    return out
+
+
+def _network(cfg: Any) -> dict[str, Any]:
+    if not isinstance(cfg, dict):
+        raise ContextError("network", "expected a mapping")
+    for k in cfg:
+        if k not in NETWORK_KEYS:
+            raise ContextError(f"network.{k}", "unsupported option (accepted: "
+                               f"{', '.join(sorted(NETWORK_KEYS))})")
+    out: dict[str, Any] = {}
+    for k in ("networks_per_tenant", "subnets_per_network"):
+        v = cfg.get(k, 1)
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise ContextError(f"network.{k}", f"expected an integer >= 1, got {v!r}")
+        out[k] = v
+    cidr = cfg.get("start_cidr", "10.2.0.0/24")
+    try:
+        net = ipaddress.ip_network(cidr)
+    except (TypeError, ValueError):
+        raise ContextError("network.start_cidr", f"expected a CIDR, got {cidr!r}") from None
+    if net.version != 4 or net.prefixlen > 29:
+        raise ContextError("network.start_cidr", f"expected an IPv4 CIDR of /29 or larger, "
+                           f"got {cidr!r}")
+    out["start_cidr"] = str(net)
+    args = cfg.get("network_create_args", {})
+    if not isinstance(args, dict):
+        raise ContextError("network.network_create_args", "expected a mapping")
+    out["network_create_args"] = dict(args)
+    dns = cfg.get("dns_nameservers")
+    if dns is not None:
+        if not isinstance(dns, list) or not all(isinstance(d, str) for d in dns):
+            raise ContextError("network.dns_nameservers", "expected a list of addresses")
+        out["dns_nameservers"] = list(dns)
+    return out
+
+
+def subnet_cidrs(start_cidr: str, n: int) -> list[str]:
+    """The first `n` CIDRs from `start_cidr` on, each the next one of the same size."""
+    net = ipaddress.ip_network(start_cidr)
+    base, size = int(net.network_address), net.num_addresses
+    return [f"{ipaddress.IPv4Address((base + i * size) % 2**32)}/{net.prefixlen}"
+            for i in range(n)]
+
+
+def _quotas(cfg: Any) -> dict[str, dict[str, int]]:
+    if not isinstance(cfg, dict):
+        raise ContextError("quotas", "expected a mapping of service -> quotas")
+    out: dict[str, dict[str, int]] = {}
+    for service, quotas in cfg.items():
+        if service not in QUOTA_KEYS:
+            raise ContextError(f"quotas.{service}", "unsupported service (supported: "
+                               f"{', '.join(QUOTA_KEYS)})")
+        if not isinstance(quotas, dict):
+            raise ContextError(f"quotas.{service}", "expected a mapping of quota -> number")
+        for key, value in quotas.items():
+            if key not in QUOTA_KEYS[service]:
+                raise ContextError(f"quotas.{service}.{key}", "unknown quota (accepted: "
+                                   f"{', '.join(sorted(QUOTA_KEYS[service]))})")
+            if not isinstance(value, int) or isinstance(value, bool) or value < -1:
+                raise ContextError(f"quotas.{service}.{key}",
+                                   f"expected an integer >= -1 (-1: unlimited), got {value!r}")
+        out[service] = dict(quotas)
     return out
 
 
@@ -107,6 +211,12 @@ class ContextUsers:
     by_project: dict[str, list[ContextUser]]
     method: str = "random"
     _rng: random.Random = field(default_factory=random.Random, repr=False)
+    networks: dict[str, list[str]] = field(default_factory=dict)  # network context
+
+    def network_of(self, user: ContextUser | None) -> str | None:
+        """A network context's network of `user`'s project (at random), if any."""
+        nets = self.networks.get(user.project_id) if user is not None else None
+        return self._rng.choice(nets) if nets else None
 
     @property
     def all(self) -> list[ContextUser]:
@@ -157,4 +267,51 @@ def setup(jc: Any, contexts: Mapping[str, Any]) -> ContextUsers | None:
                                password=password, project_id=project["id"])
             auth.get_access(jc.session)  # once, untimed: later requests reuse the token
             users.append(ContextUser(user["id"], user["name"], project["id"], password, auth))
-    return ContextUsers(by_project, cfg["user_choice_method"])
+    set_quotas(jc, contexts.get("quotas", {}), list(by_project))
+    users_ctx = ContextUsers(by_project, cfg["user_choice_method"])
+    if "network" in contexts:
+        users_ctx.networks = make_networks(jc, contexts["network"], sorted(by_project))
+    return users_ctx
+
+
+def make_networks(jc: Any, cfg: Mapping[str, Any], projects: list[str]
+                  ) -> dict[str, list[str]]:
+    """The network context: networks and subnets per project (tracked)."""
+    api = jc.admin("network")
+    per_net = cfg["subnets_per_network"]
+    cidrs = iter(subnet_cidrs(cfg["start_cidr"],
+                              len(projects) * cfg["networks_per_tenant"] * per_net))
+    out: dict[str, list[str]] = {}
+    for pid in projects:
+        for _ in range(cfg["networks_per_tenant"]):
+            body = {"network": {"name": jc.new_name(), **cfg["network_create_args"],
+                                "project_id": pid}}
+            net_id = str(api.post("/networks", json=body).json()["network"]["id"])
+            jc.track("/networks", net_id, "network")
+            out.setdefault(pid, []).append(net_id)
+            for _ in range(per_net):
+                sub: dict[str, Any] = {"name": jc.new_name(), "network_id": net_id,
+                                       "project_id": pid, "ip_version": 4,
+                                       "cidr": next(cidrs)}
+                if "dns_nameservers" in cfg:
+                    sub["dns_nameservers"] = cfg["dns_nameservers"]
+                sid = str(api.post("/subnets", json={"subnet": sub}).json()["subnet"]["id"])
+                jc.track("/subnets", sid, "network")
+    return out
+
+
+def set_quotas(jc: Any, quotas: Mapping[str, Mapping[str, int]], projects: list[str]) -> None:
+    """The quotas context on each of `projects` (tracked: deleted at teardown)."""
+    from femdc_bench.workload.context import SetupError
+
+    for service, values in quotas.items():
+        if not values:
+            continue
+        service_type, path, key = QUOTA_API[service]
+        api = jc.admin(service_type)  # SetupError when the catalog has no such service
+        for pid in projects:
+            r = api.put(f"{path}/{pid}", json={key: dict(values)}, raise_exc=False)
+            if r.status_code not in (200, 202):
+                raise SetupError(f"quotas context: {service} PUT {path}/{pid}: HTTP "
+                                 f"{r.status_code} {r.text[:200]}")
+            jc.track(path, pid, service_type)

@@ -1,8 +1,16 @@
-"""Our workload driver against Rally on one real local Keystone: throughput and client CPU.
+"""Our workload driver against Rally: throughput and client CPU, side by side in one run.
 
     python tests/benchmarks/driver_vs_rally.py --venv SERVICE_VENV [--iterations 200]
         [--rally-venv /var/cache/femdc-bench/venvs/rally-5.1.1] [--concurrency 1 8]
+        [--parts keystone http] [--http-concurrency 8]
         [--cache memcached|memory] [--json results.json]
+
+Part "keystone" (a) loads one real local Keystone; part "http" (b) loads a tiny local
+HTTP endpoint (tests/benchmarks/tiny_http.py: its own asyncio process, one fixed answer)
+with Rally's HttpRequests.check_request, both tools under the same name and arguments
+(GET, status_code 200), where the client is the only limit. For (b) the table also gives
+the TCP connections per iteration: ours keeps one per worker, Rally's requests.request
+opens one per iteration.
 
 It starts a Keystone from SERVICE_VENV (SQLite in a temporary directory, fernet tokens,
 [cache] on memcached when /usr/bin/memcached exists, password_hash_rounds = 4, uwsgi with
@@ -45,9 +53,11 @@ import time
 import urllib.request
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from local_keystone import LocalKeystone  # noqa: E402
+from tiny_http import TinyHttp  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 RALLY_VERSION = "5.1.1"
@@ -55,6 +65,7 @@ RALLY_OPENSTACK_VERSION = "4.1.0"
 DEFAULT_RALLY_VENV = f"/var/cache/femdc-bench/venvs/rally-{RALLY_VERSION}"
 RALLY_SCENARIO = "KeystoneBasic.authenticate_user_and_validate_token"
 OUR_SCENARIO = "keystone.authenticate_and_validate_token"
+HTTP_SCENARIO = "HttpRequests.check_request"
 READY_MARK = ".femdc-ready"
 
 _children: list[subprocess.Popen[bytes]] = []  # tool runs in flight, for cleanup
@@ -75,6 +86,23 @@ class Run:
     durations_ms: list[float]
     first_error: str = ""
     mix: dict[str, int] = field(default_factory=dict)  # requests by "METHOD /path STATUS"
+    connections: int = -1  # TCP connections the server accepted (-1: not counted)
+
+
+@dataclass
+class Workload:
+    """One operation, named for each tool, and the server it loads."""
+
+    part: str  # "keystone" or "http"
+    ours: str
+    ours_args: dict[str, object]
+    rally: str
+    rally_args: dict[str, object]
+    server: Any  # request_mix() -> Counter, server_cpu_s() -> float[, connections()]
+
+    def connections(self) -> int:
+        f = getattr(self.server, "connections", None)
+        return f() if f else -1
 
 
 @dataclass
@@ -89,6 +117,8 @@ class Row:
     p95_ms: float
     failed: int
     mix_per_it: dict[str, float] = field(default_factory=dict)
+    part: str = "keystone"
+    connections_per_it: float = float("nan")
 
 
 # --------------------------------------------------------------------------- processes
@@ -171,9 +201,9 @@ def ensure_rally(venv: Path) -> Path:
 class RallyTool:
     name = "rally"
 
-    def __init__(self, rally: Path, ks: LocalKeystone, work: Path) -> None:
+    def __init__(self, rally: Path, ks: LocalKeystone | None, work: Path) -> None:
+        """`ks` None: an environment without OpenStack (enough for HttpRequests)."""
         self.rally = rally
-        self.ks = ks
         self.dir = work / "rally"
         (self.dir / "home").mkdir(parents=True)
         self.conf = self.dir / "rally.conf"
@@ -185,6 +215,10 @@ class RallyTool:
         self.env = dict(os.environ, HOME=str(self.dir / "home"))
         self.env.pop("RALLY_ENV", None)
         self.env.pop("RALLY_TASK", None)
+        self._cli(["db", "create"], "db-create")
+        if ks is None:
+            self._cli(["env", "create", "--name", "bench"], "env-create")
+            return
         env_spec = self.dir / "env.json"
         admin = {
             "username": "admin",
@@ -207,7 +241,6 @@ class RallyTool:
                 }
             },
         )
-        self._cli(["db", "create"], "db-create")
         self._cli(["env", "create", "--name", "bench", "--spec", str(env_spec)], "env-create")
 
     def _cli(self, args: list[str], logname: str) -> Path:
@@ -225,8 +258,8 @@ class RallyTool:
             raise RuntimeError(f"rally {' '.join(args[:2])} failed ({r.returncode}), see {log}")
         return log
 
-    def run(self, iterations: int, concurrency: int) -> Run:
-        tag = f"c{concurrency}-n{iterations}-{time.monotonic_ns()}"
+    def run(self, iterations: int, concurrency: int, wl: Workload) -> Run:
+        tag = f"{wl.part}-c{concurrency}-n{iterations}-{time.monotonic_ns()}"
         task = self.dir / f"task-{tag}.json"
         task.write_text(
             json.dumps(
@@ -238,7 +271,7 @@ class RallyTool:
                             "title": tag,
                             "workloads": [
                                 {
-                                    "scenario": {RALLY_SCENARIO: {}},
+                                    "scenario": {wl.rally: wl.rally_args},
                                     "runner": {
                                         "constant": {
                                             "times": iterations,
@@ -255,7 +288,7 @@ class RallyTool:
             )
         )
         log = self.dir / f"task-{tag}.out"
-        mix0, srv0 = self.ks.request_mix(), self.ks.server_cpu_s()
+        mix0, srv0, con0 = wl.server.request_mix(), wl.server.server_cpu_s(), wl.connections()
         code, cpu, elapsed = run_measured(
             [
                 str(self.rally),
@@ -271,7 +304,7 @@ class RallyTool:
             cwd=self.dir,
             log=log,
         )
-        mix1, srv1 = self.ks.request_mix(), self.ks.server_cpu_s()
+        mix1, srv1, con1 = wl.server.request_mix(), wl.server.server_cpu_s(), wl.connections()
         m = re.search(r"Task +([0-9a-f-]{36})", tail(log, 10**7))
         if code not in (0, 2) or m is None:  # 2: an SLA failed (none is set)
             raise RuntimeError(f"rally task start failed ({code}):\n{tail(log)}")
@@ -294,6 +327,7 @@ class RallyTool:
             server_cpu_s=srv1 - srv0,
             durations_ms=[it["duration"] * 1000 for it in data if not it["error"]],
             first_error=next((": ".join(it["error"][:2]) for it in data if it["error"]), ""),
+            connections=con1 - con0 if con0 >= 0 else -1,
         )
 
 
@@ -303,15 +337,22 @@ class RallyTool:
 class OurTool:
     name = "femdc"
 
-    def __init__(self, venv: Path, ks: LocalKeystone, work: Path) -> None:
+    def __init__(self, venv: Path, ks: LocalKeystone | None, work: Path) -> None:
+        """`ks` None: jobs whose auth is never used (HttpRequests needs no OpenStack)."""
         self.python = venv / "bin" / "python"
-        self.ks = ks
+        self.auth = {
+            "auth_url": ks.auth_url if ks else "http://127.0.0.1:9/v3",
+            "username": "admin",
+            "password": ks.admin_password if ks else "unused",
+            "project_name": "admin",
+            "region_name": ks.region if ks else "RegionOne",
+        }
         self.dir = work / "femdc"
         self.dir.mkdir(parents=True)
         self.env = dict(os.environ, PYTHONPATH=str(REPO))
 
-    def run(self, iterations: int, concurrency: int) -> Run:
-        tag = f"c{concurrency}-n{iterations}-{time.monotonic_ns()}"
+    def run(self, iterations: int, concurrency: int, wl: Workload) -> Run:
+        tag = f"{wl.part}-c{concurrency}-n{iterations}-{time.monotonic_ns()}"
         spec = self.dir / f"spec-{tag}.json"
         _write_private(
             spec,
@@ -321,21 +362,15 @@ class OurTool:
                 "host": "local",
                 "jobs": [
                     {
-                        "scenario": OUR_SCENARIO,
-                        "args": {"use_admin": True},
+                        "scenario": wl.ours,
+                        "args": wl.ours_args,
                         "runner": {
                             "type": "times",
                             "times": iterations,
                             "concurrency": concurrency,
                         },
                         "target_site": "local",
-                        "auth": {
-                            "auth_url": self.ks.auth_url,
-                            "username": "admin",
-                            "password": self.ks.admin_password,
-                            "project_name": "admin",
-                            "region_name": self.ks.region,
-                        },
+                        "auth": self.auth,
                         "name_prefix": "femdc-bench-",
                     }
                 ],
@@ -343,7 +378,7 @@ class OurTool:
         )
         out = self.dir / f"samples-{tag}.jsonl"
         log = self.dir / f"agent-{tag}.out"
-        mix0, srv0 = self.ks.request_mix(), self.ks.server_cpu_s()
+        mix0, srv0, con0 = wl.server.request_mix(), wl.server.server_cpu_s(), wl.connections()
         code, cpu, elapsed = run_measured(
             [
                 str(self.python),
@@ -358,10 +393,11 @@ class OurTool:
             cwd=self.dir,
             log=log,
         )
-        mix1, srv1 = self.ks.request_mix(), self.ks.server_cpu_s()
+        mix1, srv1, con1 = wl.server.request_mix(), wl.server.server_cpu_s(), wl.connections()
         if code != 0:
             raise RuntimeError(f"agent failed ({code}):\n{tail(log)}")
         rows = [json.loads(line) for line in out.read_text().splitlines() if line]
+        rows = [r for r in rows if not r.get("action")]  # iterations, not atomic actions
         ok = [r for r in rows if r["status"] == "ok"]
         start = min(r["t0_ns"] for r in rows)
         end = max(r["t0_ns"] + r["duration_ms"] * 1e6 for r in rows)
@@ -379,6 +415,7 @@ class OurTool:
             server_cpu_s=srv1 - srv0,
             durations_ms=[r["duration_ms"] for r in ok],
             first_error=next((r["error"] for r in rows if r["status"] != "ok"), ""),
+            connections=con1 - con0 if con0 >= 0 else -1,
         )
 
 
@@ -399,10 +436,13 @@ def pct(values: list[float], p: float) -> float:
     return s[min(len(s), max(1, math.ceil(p / 100 * len(s)))) - 1]
 
 
-def row(small: Run, big: Run) -> Row:
+def row(small: Run, big: Run, part: str) -> Row:
     n = big.iterations - small.iterations
     its = small.ok + small.failed + big.ok + big.failed
     return Row(
+        part=part,
+        connections_per_it=(big.connections - small.connections) / n
+        if big.connections >= 0 else float("nan"),
         tool=big.tool,
         concurrency=big.concurrency,
         iterations_per_s=its / (small.load_s + big.load_s),
@@ -432,9 +472,11 @@ def median_row(rows: list[Row]) -> Row:
             "server_cpu_ms_per_it",
             "p50_ms",
             "p95_ms",
+            "connections_per_it",
         )
     }
     return Row(
+        part=first.part,
         tool=first.tool,
         concurrency=first.concurrency,
         failed=sum(r.failed for r in rows),
@@ -443,26 +485,27 @@ def median_row(rows: list[Row]) -> Row:
     )
 
 
-def print_table(all_rows: list[Row], ks: LocalKeystone, n: int, repeat: int) -> None:
+def print_table(all_rows: list[Row], title: str, n: int, repeat: int) -> None:
     groups: dict[tuple[str, int], list[Row]] = {}
     for r in all_rows:
         groups.setdefault((r.tool, r.concurrency), []).append(r)
     rows = [median_row(g) for g in groups.values()]
+    conns = any(not math.isnan(r.connections_per_it) for r in rows)
     print()
     print(
-        f"Keystone 1 x uwsgi --processes {ks.workers}, SQLite, fernet, cache: "
-        f"{ks.cache_backend}; {os.cpu_count()} CPUs shared by client and server; "
+        f"{title}; {os.cpu_count()} CPUs shared by client and server; "
         f"N={n} and 2N={2 * n} iterations per point"
         + (f", medians of {repeat} repeats" if repeat > 1 else "")
     )
     head = (
         f"{'conc':>4}  {'tool':<6} {'it/s':>8} {'client CPU':>11} {'HTTP req':>9} "
         f"{'server CPU':>11} {'p50':>8} {'p95':>8} {'failed':>6}"
+        + (f" {'TCP conn':>9}" if conns else "")
     )
     print(head)
     print(
         f"{'':>4}  {'':<6} {'':>8} {'ms/it':>11} {'/it':>9} {'ms/it':>11} {'ms':>8} "
-        f"{'ms':>8} {'':>6}"
+        f"{'ms':>8} {'':>6}" + (f" {'/it':>9}" if conns else "")
     )
     print("-" * len(head))
     by = {(r.tool, r.concurrency): r for r in rows}
@@ -473,8 +516,8 @@ def print_table(all_rows: list[Row], ks: LocalKeystone, n: int, repeat: int) -> 
                 print(
                     f"{c:>4}  {r.tool:<6} {r.iterations_per_s:>8.1f} "
                     f"{r.client_cpu_ms_per_it:>11.2f} {r.requests_per_it:>9.2f} "
-                    f"{r.server_cpu_ms_per_it:>11.2f} {r.p50_ms:>8.1f} {r.p95_ms:>8.1f} "
-                    f"{r.failed:>6}"
+                    f"{r.server_cpu_ms_per_it:>11.2f} {r.p50_ms:>8.2f} {r.p95_ms:>8.2f} "
+                    f"{r.failed:>6}" + (f" {r.connections_per_it:>9.2f}" if conns else "")
                 )
         if ours and rally:
 
@@ -520,7 +563,12 @@ def main() -> int:
         help="service venv with keystone and uwsgi (or $FEMDC_SERVICE_VENV)",
     )
     ap.add_argument("--rally-venv", default=DEFAULT_RALLY_VENV)
-    ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 8])
+    ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 8],
+                    help="concurrencies of part keystone")
+    ap.add_argument("--parts", nargs="+", choices=("keystone", "http"),
+                    default=["keystone", "http"])
+    ap.add_argument("--http-concurrency", type=int, nargs="+", default=[8],
+                    help="concurrencies of part http")
     ap.add_argument(
         "--cache",
         choices=("memcached", "memory"),
@@ -548,33 +596,57 @@ def main() -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_term)
+
+    def measure(tools: list[Any], wl: Workload, concurrencies: list[int]) -> list[Row]:
+        out: list[Row] = []
+        for rep in range(a.repeat):
+            for c in concurrencies:
+                by_tool: dict[str, list[Run]] = {t.name: [] for t in tools}
+                for n in (a.iterations, 2 * a.iterations):
+                    for tool in tools:
+                        r = tool.run(n, c, wl)
+                        runs.append(r)
+                        by_tool[tool.name].append(r)
+                        if r.first_error:
+                            print(f"    first error: {r.first_error[:300]}", flush=True)
+                        print(
+                            f"  {wl.part} #{rep + 1} {tool.name:<6} c={c:<3} n={n:<5} "
+                            f"cpu={r.cpu_s:7.2f} s load={r.load_s:7.2f} s "
+                            f"elapsed={r.elapsed_s:7.2f} s requests={r.requests:<6} "
+                            f"failed={r.failed}",
+                            flush=True,
+                        )
+                for small, big in by_tool.values():
+                    out.append(row(small, big, wl.part))
+        return out
+
+    tables: list[tuple[list[Row], str]] = []
     try:
-        with LocalKeystone(venv=a.venv, memcached=memcached, keep_dir=a.keep) as ks:
-            print(
-                f"keystone at {ks.auth_url} (cache: {ks.cache_backend}, dir {ks.dir})", flush=True
-            )
-            _warm_up(ks)
-            tools = [OurTool(Path(a.venv), ks, work), RallyTool(rally, ks, work)]
-            for rep in range(a.repeat):
-                for c in a.concurrency:
-                    by_tool: dict[str, list[Run]] = {t.name: [] for t in tools}
-                    for n in (a.iterations, 2 * a.iterations):
-                        for tool in tools:
-                            r = tool.run(n, c)
-                            runs.append(r)
-                            by_tool[tool.name].append(r)
-                            if r.first_error:
-                                print(f"    first error: {r.first_error[:300]}", flush=True)
-                            print(
-                                f"  #{rep + 1} {tool.name:<6} c={c:<3} n={n:<5} "
-                                f"cpu={r.cpu_s:7.2f} s load={r.load_s:7.2f} s "
-                                f"elapsed={r.elapsed_s:7.2f} s requests={r.requests:<6} "
-                                f"failed={r.failed}",
-                                flush=True,
-                            )
-                    for small, big in by_tool.values():
-                        rows.append(row(small, big))
-            print_table(rows, ks, a.iterations, a.repeat)
+        if "keystone" in a.parts:
+            with LocalKeystone(venv=a.venv, memcached=memcached, keep_dir=a.keep) as ks:
+                print(f"keystone at {ks.auth_url} (cache: {ks.cache_backend}, dir {ks.dir})",
+                      flush=True)
+                _warm_up(ks)
+                wl = Workload("keystone", OUR_SCENARIO, {"use_admin": True}, RALLY_SCENARIO,
+                              {}, ks)
+                part = measure([OurTool(Path(a.venv), ks, work / "keystone"),
+                                RallyTool(rally, ks, work / "keystone")], wl, a.concurrency)
+                rows += part
+                tables.append((part, f"(a) Keystone 1 x uwsgi --processes {ks.workers}, "
+                                     f"SQLite, fernet, cache: {ks.cache_backend}"))
+        if "http" in a.parts:
+            with TinyHttp() as srv:
+                print(f"tiny HTTP endpoint at {srv.url}", flush=True)
+                args = {"url": f"{srv.url}/ok", "method": "GET", "status_code": 200}
+                wl = Workload("http", HTTP_SCENARIO, args, HTTP_SCENARIO, args, srv)
+                part = measure([OurTool(Path(a.venv), None, work / "http"),
+                                RallyTool(rally, None, work / "http")], wl,
+                               a.http_concurrency)
+                rows += part
+                tables.append((part, f"(b) {HTTP_SCENARIO} on a tiny local HTTP endpoint "
+                                     "(asyncio, 1 process)"))
+        for part, title in tables:
+            print_table(part, title, a.iterations, a.repeat)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

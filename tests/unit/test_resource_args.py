@@ -61,3 +61,22 @@ def test_a_task_with_a_bad_resource_arg_fails_at_load(tmp_path) -> None:  # type
         load(tmp_path / "t.yaml")
     assert e.value.path == "subtasks[0].scenario.NovaServers.boot_server.args"
     assert "arg 'image': unsupported key(s) uuid" in e.value.message
+
+
+def test_rally_args_of_the_nova_and_neutron_samples_are_accepted() -> None:
+    import femdc_bench.workload.scenarios  # noqa: F401  (registers)
+    from femdc_bench.workload.registry import REGISTRY
+
+    nova = REGISTRY.get("NovaServers.boot_and_delete_server").resolve_args(
+        {"flavor": {"name": "m1.tiny"}, "image": {"name": "^cirros.*-disk$"},
+         "force_delete": False, "auto_assign_nic": True})
+    assert nova["force_delete"] is False
+    ports = REGISTRY.get("NeutronNetworks.create_and_list_ports").resolve_args(
+        {"network_create_args": {}, "port_create_args": {}, "ports_per_network": 10})
+    assert ports["ports_per_network"] == 10
+    with pytest.raises(ValueError, match="ports_per_network"):
+        REGISTRY.get("NeutronNetworks.create_and_list_ports").resolve_args(
+            {"ports_per_network": 0})
+    with pytest.raises(ValueError, match="network_create_args"):
+        REGISTRY.get("NeutronNetworks.create_and_list_networks").resolve_args(
+            {"network_create_args": "vxlan"})

@@ -78,3 +78,123 @@ def test_task_contexts_are_checked_with_their_path(tmp_path: Path) -> None:
     (tmp_path / "t.json").write_text(json.dumps(doc))
     (w,) = load(tmp_path / "t.json").workloads
     assert w.contexts["users"]["tenants"] == 3
+
+
+@pytest.mark.parametrize(("contexts", "path"), [
+    ({"users": {}, "quotas": {"manila": {"shares": 1}}}, "quotas.manila"),
+    ({"users": {}, "quotas": {"nova": {"instance": -1}}}, "quotas.nova.instance"),
+    ({"users": {}, "quotas": {"neutron": {"network": -2}}}, "quotas.neutron.network"),
+    ({"users": {}, "quotas": {"neutron": {"network": "-1"}}}, "quotas.neutron.network"),
+    ({"users": {}, "quotas": {"nova": [1]}}, "quotas.nova"),
+    ({"quotas": {"nova": {"instances": -1}}}, "quotas"),
+])
+def test_bad_quotas(contexts: dict, path: str) -> None:
+    with pytest.raises(ContextError) as e:
+        validate(contexts)
+    assert e.value.path == path
+
+
+class _Api:
+    """Records admin requests (the quotas context's PUTs)."""
+
+    def __init__(self, service: str, log: list) -> None:
+        self.service, self.log = service, log
+
+    def put(self, path: str, json: dict, raise_exc: bool = True) -> object:
+        self.log.append((self.service, path, json))
+        return type("R", (), {"status_code": 200, "text": ""})()
+
+
+class _Job:
+    def __init__(self) -> None:
+        self.log: list = []
+        self.tracked: list = []
+
+    def admin(self, service: str) -> _Api:
+        return _Api(service, self.log)
+
+    def track(self, collection: str, rid: str, service: str) -> None:
+        self.tracked.append((service, collection, rid))
+
+
+def test_quotas_are_set_per_project_and_tracked_for_teardown() -> None:
+    from femdc_bench.workload.context import TEARDOWN_ORDER
+    from femdc_bench.workload.task_contexts import set_quotas
+
+    job = _Job()
+    q = validate({"users": {}, "quotas": {"nova": {"instances": -1, "cores": 8},
+                                          "neutron": {"network": -1}}})["quotas"]
+    set_quotas(job, q, ["p1", "p2"])
+    assert job.log == [
+        ("compute", "/os-quota-sets/p1", {"quota_set": {"instances": -1, "cores": 8}}),
+        ("compute", "/os-quota-sets/p2", {"quota_set": {"instances": -1, "cores": 8}}),
+        ("network", "/quotas/p1", {"quota": {"network": -1}}),
+        ("network", "/quotas/p2", {"quota": {"network": -1}})]
+    # deleted (back to the defaults) at teardown, after the resources, before projects
+    assert ("compute", "/os-quota-sets", "p1") in job.tracked
+    order = [k for k in TEARDOWN_ORDER]
+    assert order.index(("compute", "/os-quota-sets")) > order.index(("compute", "/servers"))
+
+
+@pytest.mark.parametrize(("contexts", "path"), [
+    ({"users": {}, "network": {"router": {"external": True}}}, "network.router"),
+    ({"users": {}, "network": {"start_cidr": "10.2.0.0/30"}}, "network.start_cidr"),
+    ({"users": {}, "network": {"start_cidr": "fd00::/64"}}, "network.start_cidr"),
+    ({"users": {}, "network": {"networks_per_tenant": 0}}, "network.networks_per_tenant"),
+    ({"network": {}}, "network"),
+])
+def test_bad_network_context(contexts: dict, path: str) -> None:
+    with pytest.raises(ContextError) as e:
+        validate(contexts)
+    assert e.value.path == path
+
+
+class _NetApi:
+    def __init__(self, log: list) -> None:
+        self.log, self.n = log, 0
+
+    def post(self, path: str, json: dict) -> object:
+        self.n += 1
+        self.log.append((path, json))
+        kind = path.strip("/")[:-1]
+        body = {kind: {"id": f"{kind}{self.n}"}}
+        return type("R", (), {"json": lambda _self: body})()
+
+
+class _NetJob(_Job):
+    def __init__(self) -> None:
+        super().__init__()
+        self.api = _NetApi(self.log)
+        self.names = 0
+
+    def admin(self, service: str) -> _NetApi:  # type: ignore[override]
+        assert service == "network"
+        return self.api
+
+    def new_name(self) -> str:
+        self.names += 1
+        return f"femdc-t-{self.names}"
+
+
+def test_network_context_gives_each_project_its_networks_and_subnets() -> None:
+    from femdc_bench.workload.task_contexts import make_networks, subnet_cidrs
+
+    assert subnet_cidrs("10.2.0.0/24", 3) == ["10.2.0.0/24", "10.2.1.0/24", "10.2.2.0/24"]
+    cfg = validate({"users": {}, "network": {"networks_per_tenant": 1,
+                                             "subnets_per_network": 2,
+                                             "network_create_args": {"mtu": 1400}}})
+    job = _NetJob()
+    nets = make_networks(job, cfg["network"], ["pa", "pb"])
+    assert list(nets) == ["pa", "pb"] and all(len(v) == 1 for v in nets.values())
+    subnets = [b["subnet"] for p, b in job.log if p == "/subnets"]
+    assert [s["cidr"] for s in subnets] == [
+        "10.2.0.0/24", "10.2.1.0/24", "10.2.2.0/24", "10.2.3.0/24"]
+    assert [s["project_id"] for s in subnets] == ["pa", "pa", "pb", "pb"]
+    networks = [b["network"] for p, b in job.log if p == "/networks"]
+    assert all(n["mtu"] == 1400 for n in networks)
+    assert [n["project_id"] for n in networks] == ["pa", "pb"]
+    # everything tracked: deleted at teardown (subnets, then networks: TEARDOWN_ORDER)
+    assert sorted(c for _, c, _ in job.tracked) == ["/networks"] * 2 + ["/subnets"] * 4
+    users = ContextUsers({"pa": [ContextUser("u", "n", "pa", "pw")]}, networks=nets)
+    assert users.network_of(users.by_project["pa"][0]) == nets["pa"][0]
+    assert users.network_of(ContextUser("v", "m", "other", "pw")) is None

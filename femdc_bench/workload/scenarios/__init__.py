@@ -2,6 +2,7 @@
 
 from femdc_bench.workload.scenarios import (  # noqa: F401  (registers)
     glance,
+    http,
     keystone,
     neutron,
     nova,

@@ -9,7 +9,7 @@ from typing import Any
 
 from keystoneauth1 import adapter as ks_adapter
 
-from femdc_bench.workload.context import JobContext
+from femdc_bench.workload.context import Ctx, JobContext, SetupError
 
 UUID = re.compile(r"[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}", re.I)
 WAIT_ARGS: dict[str, Any] = {"poll_interval": 0.5, "timeout": 120.0}
@@ -147,3 +147,15 @@ def match_resource(key: str, spec: Any, resources: list[dict[str, Any]]) -> str:
     if not found:
         raise LookupError(f"no {key} matching {pattern!r}")
     return str(max(found, key=lambda r: r.get("created_at") or "")["id"])
+
+
+def network_for(ctx: Ctx) -> str:
+    """The network a server or port of this iteration goes on: setup's (or the named
+    one), else one of the network context's in the iteration's user's project."""
+    net = ctx.shared.get("net_id")
+    if net is None:
+        users = ctx.job_context.users
+        net = users.network_of(getattr(ctx, "user", None)) if users is not None else None
+    if net is None:
+        raise SetupError("no network: the network context made none for this user")
+    return str(net)

@@ -11,17 +11,21 @@ NeutronNetworks.create_and_delete_networks neutron.create_network; neutron.creat
                                        subnet: POST /subnets (10.x.y.0/24);
                                        neutron.delete_network: DELETE /networks/{id}
                                        (Neutron deletes the subnet with it)
-NeutronNetworks.create_and_list_ports  neutron.create_port: POST /ports on the      2
-                                       network setup made; neutron.list_ports:
-                                       GET /ports
+NeutronNetworks.create_and_list_ports  neutron.create_port: POST /ports on the      P + 1
+                                       network setup made (P = ports_per_network);
+                                       neutron.list_ports: GET /ports
 ====================================== ============================================ ========
 
 What an iteration creates and does not delete is tracked and deleted at teardown
 (ports, then subnets, then networks). Rally's create_and_delete_networks creates no
 subnet; ours does, as the issue asks. For create_and_list_ports, setup creates one
-network with a 10.x.0.0/16 subnet, so up to ~65000 ports get an address. The lists are
-the admin's, so they hold every project's networks and ports (Rally's users see only
-their own). No args.
+network with a 10.x.0.0/16 subnet, so up to ~65000 ports get an address (shared when
+Rally's users context is given, so that its users can use it). Without a users context
+the lists are the admin's, so they hold every project's networks and ports.
+
+Args, as Rally's: ``network_create_args`` (all three: more attributes of the new
+network, e.g. ``{"provider:network_type": "geneve"}``, default {}); for
+create_and_list_ports ``port_create_args`` ({}) and ``ports_per_network`` (1).
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from typing import Any
 
 from femdc_bench.workload.context import Ctx, JobContext, SetupError, WorkerContext
 from femdc_bench.workload.registry import scenario
-from femdc_bench.workload.scenarios.common import random_cidr, teardown_tracked
+from femdc_bench.workload.scenarios.common import network_for, random_cidr, teardown_tracked
 
 SERVICE = "network"
 
@@ -38,10 +42,12 @@ SERVICE = "network"
 # --------------------------------------------------------------------------- helpers
 
 
-def create_network(ctx: Ctx, shared: bool = False) -> str:
-    """neutron.create_network; the network is tracked."""
+def create_network(ctx: Ctx, shared: bool = False, extra: dict[str, Any] | None = None
+                   ) -> str:
+    """neutron.create_network (`extra`: more attributes, Rally's network_create_args);
+    the network is tracked."""
     with ctx.atomic("neutron.create_network"):
-        body: dict[str, Any] = {"network": {"name": ctx.new_name()}}
+        body: dict[str, Any] = {"network": {"name": ctx.new_name(), **(extra or {})}}
         if shared:
             body["network"]["shared"] = True
         net_id = str(ctx.network.post("/networks", json=body).json()["network"]["id"])
@@ -89,15 +95,19 @@ def find_network(job: JobContext, name_or_id: str) -> str:
 # --------------------------------------------------------------------------- scenarios
 
 
+NETWORK_ARGS: dict[str, Any] = {"network_create_args": {}}
+
+
 @scenario(
     "NeutronNetworks.create_and_list_networks",
     service=SERVICE,
     teardown=teardown_tracked,
     qualified=True,
+    args=NETWORK_ARGS,
 )
 def create_and_list_networks(ctx: WorkerContext) -> None:
     """Create a network, then list networks (networks deleted at teardown)."""
-    create_network(ctx)
+    create_network(ctx, extra=ctx.args["network_create_args"])
     with ctx.atomic("neutron.list_networks"):
         ctx.network.get("/networks")
 
@@ -107,17 +117,29 @@ def create_and_list_networks(ctx: WorkerContext) -> None:
     service=SERVICE,
     teardown=teardown_tracked,
     qualified=True,
+    args=NETWORK_ARGS,
 )
 def create_and_delete_networks(ctx: WorkerContext) -> None:
     """Create a network and a subnet on it, then delete the network."""
-    net_id = create_network(ctx)
+    net_id = create_network(ctx, extra=ctx.args["network_create_args"])
     subnet_id = create_subnet(ctx, net_id)
     delete_network(ctx, net_id, (subnet_id,))
 
 
+def _check_ports_args(args: dict[str, Any]) -> None:
+    n = args["ports_per_network"]
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"ports_per_network: expected an integer >= 1, got {n!r}")
+
+
 def setup_ports(job: JobContext) -> None:
-    """The network (and /16 subnet) iterations create their ports on."""
-    net_id = create_network(job)
+    """The network (and /16 subnet) iterations create their ports on, unless Rally's
+    network context made networks for the users (then: one of the user's project, as
+    Rally's _get_or_create_network)."""
+    if job.users is not None and job.users.networks:
+        return
+    net_id = create_network(job, shared=job.users is not None,
+                            extra=job.args["network_create_args"])
     create_subnet(job, net_id, prefix=16)
     job.shared["net_id"] = net_id
 
@@ -128,12 +150,18 @@ def setup_ports(job: JobContext) -> None:
     setup=setup_ports,
     teardown=teardown_tracked,
     qualified=True,
+    args={**NETWORK_ARGS, "port_create_args": {}, "ports_per_network": 1},
+    check=_check_ports_args,
 )
 def create_and_list_ports(ctx: WorkerContext) -> None:
-    """Create a port on setup's network, then list ports (ports deleted at teardown)."""
-    with ctx.atomic("neutron.create_port"):
-        body = {"port": {"name": ctx.new_name(), "network_id": ctx.shared["net_id"]}}
-        port_id = str(ctx.network.post("/ports", json=body).json()["port"]["id"])
-    ctx.track("/ports", port_id, SERVICE)
+    """Create ``ports_per_network`` ports on setup's network, then list ports (ports
+    deleted at teardown)."""
+    net_id = network_for(ctx)
+    for _ in range(ctx.args["ports_per_network"]):
+        with ctx.atomic("neutron.create_port"):
+            body = {"port": {"name": ctx.new_name(), **ctx.args["port_create_args"],
+                             "network_id": net_id}}
+            port_id = str(ctx.network.post("/ports", json=body).json()["port"]["id"])
+        ctx.track("/ports", port_id, SERVICE)
     with ctx.atomic("neutron.list_ports"):
         ctx.network.get("/ports")

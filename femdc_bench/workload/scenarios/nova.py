@@ -12,6 +12,8 @@ NovaServers.boot_server            nova.boot_server: POST /servers (image, flavo
                                    teardown).
 NovaServers.boot_and_delete_server nova.boot_server; nova.delete_server: DELETE     2 + N + M
                                    /servers/{id}, GET /servers/{id} until 404
+                                   (``force_delete``: nova.force_delete_server,
+                                   POST /servers/{id}/action forceDelete)
 NovaServers.boot_and_list_server   nova.boot_server; nova.list_servers: GET         2 + N
                                    /servers/detail (``detailed``, default true) or
                                    /servers, next pages followed; the new server
@@ -23,9 +25,11 @@ creates one of 1 vCPU, 64 MB RAM, 1 GB disk), ``network`` (null: setup creates a
 and a 10.x.y.0/24 subnet), each otherwise a name or id, or Rally's resource form: {id},
 {name} (exact, else searched as a regular expression unless ``accurate``: the newest
 match) or {regex} (checked when the task is loaded, resolved by setup), ``poll_interval`` (0.5 s),
-``timeout`` (120 s, per wait). Status ERROR (the server's fault message is quoted) or
-the timeout fail the iteration; a wait never hangs. What setup made is named with the
-job's prefix and deleted at teardown, after the servers are gone.
+``timeout`` (120 s, per wait), ``auto_assign_nic`` (accepted: a server always gets one
+network, setup's, or with Rally's network context one of its user's project). Status
+ERROR (the server's fault message is quoted) or the timeout fail the iteration; a wait
+never hangs. What setup made is named with the job's prefix and deleted at teardown,
+after the servers are gone.
 
 Differences from Rally: no pre-poll sleep (Rally: nova_server_boot_prepoll_delay 1 s,
 then polls every 1 s; delete: 2 s and 2 s). Without Rally's users context the iterations
@@ -54,6 +58,7 @@ from femdc_bench.workload.scenarios.common import (
     ScenarioFailed,
     check_resource_arg,
     match_resource,
+    network_for,
     pages,
     teardown_tracked,
     wait_args,
@@ -63,7 +68,8 @@ SERVICE = "compute"
 USES = ("image", "network")
 TINY_IMAGE_BYTES = 64 * 1024
 FLAVOR = {"vcpus": 1, "ram": 64, "disk": 1}
-BOOT_ARGS: dict[str, Any] = {"image": None, "flavor": None, "network": None, **WAIT_ARGS}
+BOOT_ARGS: dict[str, Any] = {"image": None, "flavor": None, "network": None,
+                             "auto_assign_nic": False, **WAIT_ARGS}
 
 
 # --------------------------------------------------------------------------- setup
@@ -119,7 +125,9 @@ def setup_boot(job: JobContext) -> None:
         job.track("/flavors", flavor_id, SERVICE)
     else:
         flavor_id = find_flavor(job, flavor)
-    if network is None:
+    if network is None and job.users is not None and job.users.networks:
+        net_id = None  # each server gets a network of its user's project (network context)
+    elif network is None:
         net_id = neutron.create_network(job, shared=for_users)
         neutron.create_subnet(job, net_id)
     else:
@@ -147,7 +155,7 @@ def boot_server(ctx: Ctx) -> str:
                 "name": ctx.new_name(),
                 "imageRef": sh["image_id"],
                 "flavorRef": sh["flavor_id"],
-                "networks": [{"uuid": sh["net_id"]}],
+                "networks": [{"uuid": network_for(ctx)}],
             }
         }
         server_id = str(ctx.compute.post("/servers", json=body).json()["server"]["id"])
@@ -163,12 +171,16 @@ def boot_server(ctx: Ctx) -> str:
     return server_id
 
 
-def delete_server(ctx: Ctx, server_id: str) -> None:
-    """nova.delete_server: DELETE, then GET until 404."""
+def delete_server(ctx: Ctx, server_id: str, force: bool = False) -> None:
+    """nova.delete_server (nova.force_delete_server with `force`, as Rally names it:
+    POST /servers/{id}/action forceDelete), then GET until 404."""
     poll, timeout = wait_args(ctx.args)
     path = f"/servers/{server_id}"
-    with ctx.atomic("nova.delete_server"):
-        ctx.compute.delete(path)
+    with ctx.atomic("nova.force_delete_server" if force else "nova.delete_server"):
+        if force:
+            ctx.compute.post(f"{path}/action", json={"forceDelete": None})
+        else:
+            ctx.compute.delete(path)
         wait_for(
             lambda: is_gone(ctx.compute, path),
             lambda v: v is True,
@@ -204,13 +216,14 @@ def boot(ctx: WorkerContext) -> None:
     uses=USES,
     setup=setup_boot,
     teardown=teardown_tracked,
-    args=BOOT_ARGS,
+    args={**BOOT_ARGS, "force_delete": False},
     qualified=True,
     check=check_boot_args,
 )
 def boot_and_delete_server(ctx: WorkerContext) -> None:
-    """Boot a server, wait until ACTIVE, delete it and wait until it is gone."""
-    delete_server(ctx, boot_server(ctx))
+    """Boot a server, wait until ACTIVE, delete it (``force_delete``: forceDelete
+    action) and wait until it is gone."""
+    delete_server(ctx, boot_server(ctx), force=ctx.args["force_delete"])
 
 
 @scenario(
