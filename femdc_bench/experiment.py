@@ -527,11 +527,7 @@ def _build(doc: dict[str, Any], file: str) -> Experiment:
         scenarios = _task_scenarios(file, wl, sources, targets, deployment)
     for i, sc in enumerate(wl.get("scenarios", [])):
         base = f"workload.scenarios[{i}]"
-        service = SERVICE_OF_TYPE.get(SCENARIO_SERVICE[sc["name"]])
-        if service is not None and service not in deployment.services:
-            raise ExperimentError(file, f"{base}.name",
-                                  f"{sc['name']} needs {service}: set deployment.control "
-                                  "(per_site or {centralized: <site>})")
+        _check_deployed(file, f"{base}.name", sc["name"], deployment)
         r = sc["runner"]
         if r["type"] == "times" and "times" not in r:
             raise ExperimentError(file, f"{base}.runner.times",
@@ -715,6 +711,14 @@ def _from_to(file: str, base: str, sc: dict[str, Any], load_sites: list[str],
     return sources, targets
 
 
+def _check_deployed(file: str, path: str, scenario: str, deployment: DeploymentSpec) -> None:
+    """The service `scenario` loads is deployed (HttpRequests need none)."""
+    service = SERVICE_OF_TYPE.get(SCENARIO_SERVICE[scenario])
+    if service is not None and service not in deployment.services:
+        raise ExperimentError(file, path, f"{scenario} needs {service}: set "
+                              "deployment.control (per_site or {centralized: <site>})")
+
+
 def _task_scenarios(file: str, wl: dict[str, Any], sources: tuple[str, ...],
                     targets: tuple[str, ...] | None, deployment: DeploymentSpec
                     ) -> list[ScenarioSpec]:
@@ -733,10 +737,7 @@ def _task_scenarios(file: str, wl: dict[str, Any], sources: tuple[str, ...],
         raise ExperimentError(e.file, e.path, e.message) from None
     out = []
     for w in task.workloads:
-        service = SERVICE_OF_TYPE.get(SCENARIO_SERVICE[w.scenario])
-        if service is not None and service not in deployment.services:
-            raise ExperimentError(task.file, w.path, f"{w.scenario} needs {service}: set "
-                                  "deployment.control (per_site or {centralized: <site>})")
+        _check_deployed(task.file, w.path, w.scenario, deployment)
         out.append(ScenarioSpec(name=w.scenario, runner=w.runner, args=dict(w.args),
                                 sources=sources, targets=targets,
                                 workload=f"{path.name}:{w.path}", sla=w.sla,

@@ -89,18 +89,10 @@ def validate(contexts: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, cfg in contexts.items():
         if name == "users":
-            if not isinstance(cfg, dict):
-                raise ContextError("users", "expected a mapping")
-            for k in cfg:
-                if k not in USERS_KEYS:
-                    raise ContextError(f"users.{k}", "unsupported option (accepted: "
-                                       f"{', '.join(sorted(USERS_KEYS))})")
-            u: dict[str, Any] = {}
-            for k in ("tenants", "users_per_tenant", "resource_management_workers"):
-                v = cfg.get(k, 1)
-                if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                    raise ContextError(f"users.{k}", f"expected an integer >= 1, got {v!r}")
-                u[k] = v
+            _options("users", cfg, USERS_KEYS)
+            u: dict[str, Any] = {
+                k: _count(f"users.{k}", cfg.get(k, 1))
+                for k in ("tenants", "users_per_tenant", "resource_management_workers")}
             method = cfg.get("user_choice_method", "random")
             if method not in CHOICE_METHODS:
                 raise ContextError("users.user_choice_method",
@@ -132,19 +124,27 @@ def validate(contexts: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _network(cfg: Any) -> dict[str, Any]:
+def _options(section: str, cfg: Any, allowed: frozenset[str]) -> None:
+    """`cfg` is a mapping of options in `allowed` (ContextError naming the first other)."""
     if not isinstance(cfg, dict):
-        raise ContextError("network", "expected a mapping")
+        raise ContextError(section, "expected a mapping")
     for k in cfg:
-        if k not in NETWORK_KEYS:
-            raise ContextError(f"network.{k}", "unsupported option (accepted: "
-                               f"{', '.join(sorted(NETWORK_KEYS))})")
-    out: dict[str, Any] = {}
-    for k in ("networks_per_tenant", "subnets_per_network"):
-        v = cfg.get(k, 1)
-        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-            raise ContextError(f"network.{k}", f"expected an integer >= 1, got {v!r}")
-        out[k] = v
+        if k not in allowed:
+            raise ContextError(f"{section}.{k}", "unsupported option (accepted: "
+                               f"{', '.join(sorted(allowed))})")
+
+
+def _count(path: str, v: Any) -> int:
+    if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+        raise ContextError(path, f"expected an integer >= 1, got {v!r}")
+    return v
+
+
+def _network(cfg: Any) -> dict[str, Any]:
+    _options("network", cfg, NETWORK_KEYS)
+    out: dict[str, Any] = {
+        k: _count(f"network.{k}", cfg.get(k, 1))
+        for k in ("networks_per_tenant", "subnets_per_network")}
     cidr = cfg.get("start_cidr", "10.2.0.0/24")
     try:
         net = ipaddress.ip_network(cidr)

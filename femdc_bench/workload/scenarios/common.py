@@ -149,6 +149,11 @@ def match_resource(key: str, spec: Any, resources: list[dict[str, Any]]) -> str:
     return str(max(found, key=lambda r: r.get("created_at") or "")["id"])
 
 
+def has_context_networks(job: JobContext) -> bool:
+    """Rally's network context made networks for the job's users."""
+    return job.users is not None and bool(job.users.networks)
+
+
 def network_for(ctx: Ctx) -> str:
     """The network a server or port of this iteration goes on: setup's (or the named
     one), else one of the network context's in the iteration's user's project."""

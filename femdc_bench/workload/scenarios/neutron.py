@@ -34,7 +34,12 @@ from typing import Any
 
 from femdc_bench.workload.context import Ctx, JobContext, SetupError, WorkerContext
 from femdc_bench.workload.registry import scenario
-from femdc_bench.workload.scenarios.common import network_for, random_cidr, teardown_tracked
+from femdc_bench.workload.scenarios.common import (
+    has_context_networks,
+    network_for,
+    random_cidr,
+    teardown_tracked,
+)
 
 SERVICE = "network"
 
@@ -136,7 +141,7 @@ def setup_ports(job: JobContext) -> None:
     """The network (and /16 subnet) iterations create their ports on, unless Rally's
     network context made networks for the users (then: one of the user's project, as
     Rally's _get_or_create_network)."""
-    if job.users is not None and job.users.networks:
+    if has_context_networks(job):
         return
     net_id = create_network(job, shared=job.users is not None,
                             extra=job.args["network_create_args"])

@@ -57,6 +57,7 @@ from femdc_bench.workload.scenarios.common import (
     RepeatedBytes,
     ScenarioFailed,
     check_resource_arg,
+    has_context_networks,
     match_resource,
     network_for,
     pages,
@@ -125,7 +126,7 @@ def setup_boot(job: JobContext) -> None:
         job.track("/flavors", flavor_id, SERVICE)
     else:
         flavor_id = find_flavor(job, flavor)
-    if network is None and job.users is not None and job.users.networks:
+    if network is None and has_context_networks(job):
         net_id = None  # each server gets a network of its user's project (network context)
     elif network is None:
         net_id = neutron.create_network(job, shared=for_users)
