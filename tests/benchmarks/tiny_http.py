@@ -15,14 +15,14 @@ Standard library only; stopped by PID on exit.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
 import urllib.request
 from collections import Counter
-from pathlib import Path
 from typing import Any
+
+from local_keystone import cpu_seconds
 
 SERVER = r'''
 import asyncio, collections, json, sys
@@ -108,8 +108,7 @@ class TinyHttp:
 
     def server_cpu_s(self) -> float:
         assert self.proc is not None
-        f = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+        return cpu_seconds([self.proc.pid])
 
 
 if __name__ == "__main__":

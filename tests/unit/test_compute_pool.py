@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import stat
 from pathlib import Path
 
-POOL = (Path(__file__).parents[2] / "playbooks" / "native" / "roles" / "nova_compute"
-        / "files" / "compute_pool.py")
+from tests.unit.playbook_files import load
 
-
-def _pool():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("compute_pool", POOL)
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+POOL = "native/roles/nova_compute/files/compute_pool.py"  # under playbooks/
 
 
 def test_each_compute_gets_its_state_dir_and_options(tmp_path: Path) -> None:
@@ -25,7 +17,7 @@ def test_each_compute_gets_its_state_dir_and_options(tmp_path: Path) -> None:
                   "state_path": str(state / f"edge1-cmp-c{i:03d}"),
                   "log_file": f"/logs/nova-compute-edge1-cmp-c{i:03d}.log"} for i in (1, 2)]
     (etc / "edge1-cmp-c001.conf").write_text("[DEFAULT]\nhost = stale\n")  # a redeploy
-    _pool().write_instance_files(instances)
+    load(POOL).write_instance_files(instances)
     for inst in instances:
         text = Path(inst["config"]).read_text()
         assert f"host = {inst['host']}\n" in text

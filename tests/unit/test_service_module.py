@@ -4,22 +4,14 @@ definition (real start-stop-daemon on a real `sleep`, stopped by its PID afterwa
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import os
 import signal
 import time
 from pathlib import Path
-from typing import Any
 
-MODULE = Path(__file__).parents[2] / "playbooks" / "native" / "library" / "femdc_service.py"
+from tests.unit.playbook_files import load
 
-
-def _module() -> Any:
-    spec = importlib.util.spec_from_file_location("femdc_service", MODULE)
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+MODULE = "native/library/femdc_service.py"  # under playbooks/
 
 
 def _pid(pidfile: Path, comm: str = "sleep") -> int:
@@ -35,7 +27,7 @@ def _pid(pidfile: Path, comm: str = "sleep") -> int:
 
 
 def test_started_once_restarted_when_a_config_changes(tmp_path: Path) -> None:
-    svc = _module()
+    svc = load(MODULE)
     conf = tmp_path / "svc.conf"
     conf.write_text("a = 1\n")
     params = {"name": "probe", "supervisor": "daemon", "argv": ["/bin/sleep", "300"],
@@ -76,7 +68,7 @@ def test_started_once_restarted_when_a_config_changes(tmp_path: Path) -> None:
 
 
 def test_systemd_only_reports_the_digest(tmp_path: Path) -> None:
-    svc = _module()
+    svc = load(MODULE)
     (tmp_path / "d").write_text("old\n")
     out = svc.ensure({"name": "x", "supervisor": "systemd", "argv": ["/bin/true"],
                       "env": {}, "config_files": [], "pidfile": str(tmp_path / "p"),

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib.util
 import os
 import signal
 import sys
@@ -19,7 +18,9 @@ from typing import Any
 
 import pytest
 
-MODULE = Path(__file__).parents[2] / "playbooks" / "wan" / "library" / "femdc_wan_daemon.py"
+from tests.unit.playbook_files import load
+
+MODULE = "wan/library/femdc_wan_daemon.py"  # under playbooks/
 
 STANDIN = '''
 import argparse, hashlib, os, signal, sys, time
@@ -48,14 +49,6 @@ while not flags["stop"]:
 '''
 
 
-def _module() -> Any:
-    spec = importlib.util.spec_from_file_location("femdc_wan_daemon", MODULE)
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 @pytest.fixture
 def params(tmp_path: Path) -> dict[str, Any]:
     z = tmp_path / "code.zip"
@@ -81,7 +74,7 @@ def _wait_reloads(p: dict[str, Any], n: int) -> int:
 
 
 def test_start_reload_restart_stop(params: dict[str, Any]) -> None:
-    mod = _module()
+    mod = load(MODULE)
     pids: list[int] = []
     try:
         first = mod.ensure(params)
@@ -121,7 +114,7 @@ def test_start_reload_restart_stop(params: dict[str, Any]) -> None:
 
 
 def test_a_config_the_daemon_refuses_fails_with_its_log(params: dict[str, Any]) -> None:
-    mod = _module()
+    mod = load(MODULE)
     pid = None
     try:
         pid = mod.ensure(params)["pid"]
@@ -136,7 +129,7 @@ def test_a_config_the_daemon_refuses_fails_with_its_log(params: dict[str, Any]) 
 
 
 def test_a_pidfile_naming_another_process_is_not_ours(params: dict[str, Any]) -> None:
-    mod = _module()
+    mod = load(MODULE)
     Path(params["pidfile"]).write_text(f"{os.getpid()}\n")  # this pytest process
     assert mod.running_pid(params) is None
     out = mod.ensure({**params, "state": "absent"})
