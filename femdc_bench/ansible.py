@@ -20,6 +20,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from femdc_bench.model import Inventory
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -94,6 +96,23 @@ def _env(run_dir: Path) -> dict[str, str]:
 
 _TASK = re.compile(r"^TASK \[(.*)\]")
 _FAIL = re.compile(r"^(fatal|failed): \[([^\]]+)\]")
+# a failure's stderr or msg in ansible's YAML output (folded lines indented 8 spaces)
+_FIELD = re.compile(r"^    (stderr|msg): \S")
+WHY_MAX_CHARS = 300
+
+
+def _explain(failure: str, lines: list[str], why: dict[str, str]) -> None:
+    """Keep the last line of a failure's stderr (or a msg other than the generic ones)."""
+    try:
+        key, value = next(iter(yaml.safe_load(" ".join(lines)).items()))
+    except Exception:  # noqa: BLE001 - not what we expected: no explanation
+        return
+    text = [ln.strip() for ln in str(value).splitlines() if ln.strip()]
+    if not text or (key == "msg" and text[-1] in ("non-zero return code", "")):
+        return
+    if key == "msg" and failure in why:
+        return  # stderr says more than msg
+    why[failure] = text[-1][:WHY_MAX_CHARS]
 
 
 def run_playbook(
@@ -132,6 +151,8 @@ def run_playbook(
 def _run(cmd: list[str], playbook: Path, log: Path, env: dict[str, str],
          on_task: Callable[[str], None] | None) -> None:
     last_task, failures = "", []
+    field: list[str] | None = None  # the stderr (or msg) of the last failure, being read
+    why: dict[str, str] = {}  # failure -> that text
     with open(log, "a") as out:
         out.write(f"\n### {time.strftime('%Y-%m-%dT%H:%M:%S')} {' '.join(cmd)}\n")
         out.flush()
@@ -146,6 +167,15 @@ def _run(cmd: list[str], playbook: Path, log: Path, env: dict[str, str],
                     last_task = m.group(1)
                     if on_task:
                         on_task(last_task)
+                if field is not None:
+                    if line.startswith("        ") and line.strip():
+                        field.append(line.strip())
+                        continue
+                    _explain(failures[-1], field, why)
+                    field = None
+                if failures and _FIELD.match(line):
+                    field = [line.strip()]
+                    continue
                 f = _FAIL.match(line)
                 if f:
                     failures.append(f"{f.group(2)}: {last_task}")
@@ -160,5 +190,6 @@ def _run(cmd: list[str], playbook: Path, log: Path, env: dict[str, str],
                 proc.wait()
             raise
     if rc != 0:
-        summary = "; ".join(dict.fromkeys(failures)) or f"exit code {rc}"
+        summary = "; ".join(f"{f} ({why[f]})" if f in why else f
+                            for f in dict.fromkeys(failures)) or f"exit code {rc}"
         raise AnsibleError(playbook.name, log, f"task failed on {summary}")

@@ -1,0 +1,55 @@
+"""A failed playbook's error names the host, the task and why (the task's stderr)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from femdc_bench import ansible
+
+OUTPUT = """\
+TASK [Wait for the load to end] ************************************************
+FAILED - RETRYING: [edge2-node]: Wait for the load to end (317 retries left).
+fatal: [edge2-node]: FAILED! =>
+    ansible_job_id: j316454925617.4841
+    changed: true
+    msg: non-zero return code
+    rc: 3
+    stderr: 'femdc-bench-agent: error: job 0 (Dummy.openstack -> core): no image endpoint
+        resolved: the scenario must name ''image'' in its service or uses'
+    stderr_lines: <omitted>
+    stdout: '{"host": "edge2-node"}'
+
+PLAY RECAP *********************************************************************
+"""
+
+
+def _fail_with(tmp_path: Path, output: str) -> str:
+    canned = tmp_path / "out.txt"
+    canned.write_text(output)
+    with pytest.raises(ansible.AnsibleError) as e:
+        ansible._run(["sh", "-c", f"cat {canned}; exit 2"], Path("bench.yml"),
+                     tmp_path / "log", {"PATH": "/usr/bin:/bin"}, None)
+    return str(e.value)
+
+
+def test_the_error_says_why(tmp_path: Path) -> None:
+    text = _fail_with(tmp_path, OUTPUT)
+    assert ("task failed on edge2-node: Wait for the load to end (femdc-bench-agent: error: "
+            "job 0 (Dummy.openstack -> core): no image endpoint resolved: the scenario must "
+            "name 'image' in its service or uses)") in text
+
+
+def test_a_meaningful_msg_when_there_is_no_stderr(tmp_path: Path) -> None:
+    out = ("TASK [Copy the agent] ***\nfatal: [h1]: FAILED! =>\n    changed: false\n"
+           "    msg: 'Destination directory /nope does not exist'\n\nPLAY RECAP ***\n")
+    assert "h1: Copy the agent (Destination directory /nope does not exist)" in \
+        _fail_with(tmp_path, out)
+
+
+def test_the_generic_msg_alone_adds_nothing(tmp_path: Path) -> None:
+    out = ("TASK [Run] ***\nfatal: [h1]: FAILED! =>\n    msg: non-zero return code\n"
+           "    rc: 1\n\nPLAY RECAP ***\n")
+    text = _fail_with(tmp_path, out)
+    assert "h1: Run" in text and "(non-zero" not in text
