@@ -63,24 +63,36 @@ SCENARIO_SERVICE: dict[str, str] = {
         "create_user_set_enabled_and_delete", "create_and_delete_role",
         "create_and_get_role", "create_and_list_roles", "add_and_remove_user_role",
         "create_add_and_list_user_roles", "get_entities")},
+    "Authenticate.keystone": "identity",
+    "Dummy.openstack": "identity",  # Rally's Dummy.dummy on an authenticated job
     # compute
     "NovaServers.boot_and_delete_server": "compute",
     "NovaServers.boot_and_list_server": "compute",
     "NovaServers.boot_server": "compute",
+    "NovaFlavors.list_flavors": "compute",
+    "NovaFlavors.create_and_delete_flavor": "compute",
+    "Authenticate.validate_nova": "compute",
     # image
     "GlanceImages.create_and_delete_image": "image",
     "GlanceImages.create_and_list_image": "image",
     "GlanceImages.create_and_download_image": "image",
+    "GlanceImages.list_images": "image",
+    "Authenticate.validate_glance": "image",
     # network
     "NeutronNetworks.create_and_list_networks": "network",
     "NeutronNetworks.create_and_delete_networks": "network",
     "NeutronNetworks.create_and_list_ports": "network",
+    "Authenticate.validate_neutron": "network",
     # placement
     "Placement.create_and_delete_resource_provider": "placement",
     "Placement.set_inventory_and_allocate": "placement",
     # plain HTTP (Rally's HttpRequests): no OpenStack service needed
     "HttpRequests.check_request": "http",
     "HttpRequests.check_random_request": "http",
+    # Rally's Dummy scenarios: sleeps and failures, no service at all
+    **{f"Dummy.{n}": "dummy" for n in (
+        "dummy", "failure", "dummy_exception", "dummy_exception_probability",
+        "dummy_random_action", "dummy_timed_atomic_actions", "dummy_random_fail_in_atomic")},
 }
 SCENARIOS = tuple(SCENARIO_SERVICE)
 

@@ -173,6 +173,8 @@ class JobContext:
         self.identity: ks_adapter.Adapter | None = None  # admin adapter, after open()
         self._admin: dict[str, ks_adapter.Adapter] = {}
         self.users: ContextUsers | None = None  # Rally's users context, if the job has one
+        # what the images and flavors contexts made: kind -> given name -> id
+        self.context_names: dict[str, dict[str, str]] = {"image": {}, "flavor": {}}
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -440,11 +442,14 @@ class WorkerContext:
     identity: Any  # Adapter on the identity v3 endpoint (None: job not opened)
     state: dict[str, Any] = field(default_factory=dict)  # per-worker scratch space
     user: ContextUser | None = None  # the users context's user of this iteration
+    iteration: int = 0  # the running iteration's number, from 1 (Rally's context["iteration"])
     _adapters: dict[tuple[str, str], ks_adapter.Adapter] = field(default_factory=dict,
                                                                  repr=False)
 
     def begin_iteration(self, index: int) -> None:
-        """Called by the runner before iteration `index`: picks its context user."""
+        """Called by the runner before iteration `index` (from 0): its number and its
+        context user."""
+        self.iteration = index + 1
         if self.job.users is not None:
             self.user = self.job.users.pick(index)
 
@@ -458,6 +463,15 @@ class WorkerContext:
         if a is None:
             a = self._adapters[key] = self.job.adapter(
                 self.session, service_type, auth=user.auth if user else None)
+        return a
+
+    def admin_api(self, service_type: str) -> ks_adapter.Adapter:
+        """This worker's admin Adapter for `service_type`, whoever the iteration's user
+        (Rally's admin-only scenarios: flavors)."""
+        a = self._adapters.get(("", service_type))
+        if a is None:
+            a = self._adapters[("", service_type)] = self.job.adapter(self.session,
+                                                                       service_type)
         return a
 
     @property

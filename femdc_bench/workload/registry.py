@@ -12,7 +12,8 @@ the job context run once per job, untimed::
 `service` is the catalog service type the scenario loads (Sample.service); `uses` names
 the other service types it (or its setup) calls. The job resolves the endpoint of each
 of them once, before the load; `openstack=False` marks a scenario that needs neither
-authentication nor catalog (HttpRequests.*). `qualified` makes Sample.operation the
+authentication nor catalog (HttpRequests.*, Dummy.dummy); `any_args` accepts args
+beyond the named ones (Rally's ``**kwargs``). `qualified` makes Sample.operation the
 full name (Rally's "NovaServers.boot_server") instead of the name without its family
 ("authenticate_and_validate_token" for "keystone.authenticate_and_validate_token").
 
@@ -53,12 +54,16 @@ class Scenario:
     needs_users: bool = False  # runs on ctx.user: needs Rally's users context
     check: Callable[[dict[str, Any]], None] | None = None  # more arg checks (ValueError)
     openstack: bool = True  # False: no authentication, no catalog (HttpRequests.*)
+    any_args: bool = False  # also takes args it does not name (Rally's **kwargs: Dummy.dummy)
 
     def resolve_args(self, given: dict[str, Any]) -> dict[str, Any]:
         """`given` over the defaults; ValueError for an unknown arg or a wrong type."""
         out = dict(self.defaults)
         for key, value in given.items():
             if key not in self.defaults:
+                if self.any_args:
+                    out[key] = value
+                    continue
                 known = ", ".join(sorted(self.defaults)) or "none"
                 raise ValueError(f"{self.name}: unknown arg {key!r} (accepted: {known})")
             default = self.defaults[key]
@@ -103,6 +108,7 @@ class Registry:
         needs_users: bool = False,
         check: Callable[[dict[str, Any]], None] | None = None,
         openstack: bool = True,
+        any_args: bool = False,
     ) -> Callable[[ScenarioFn], ScenarioFn]:
         """Register the decorated function under `name`; the function is returned as is.
 
@@ -117,7 +123,7 @@ class Registry:
             doc = (fn.__doc__ or "").strip()
             self._scenarios[name] = Scenario(
                 name, service, fn, setup, teardown, doc, dict(args or {}), tuple(uses), qualified,
-                needs_users, check, openstack,
+                needs_users, check, openstack, any_args,
             )
             return fn
 

@@ -1,10 +1,13 @@
-"""Rally's `users`, `roles` and `quotas` contexts: made by the agent before a job's load,
-untimed, and deleted after it with everything else the job tracked.
+"""Rally's `users`, `roles`, `quotas`, `network`, `images` and `flavors` contexts: made by
+the agent before a job's load, untimed, and deleted after it with everything else the job
+tracked.
 
     users: {tenants: 2, users_per_tenant: 3, user_choice_method: round_robin}
     roles: [reader]
     quotas: {nova: {instances: -1}, neutron: {network: -1, port: -1}}
     network: {networks_per_tenant: 1, subnets_per_network: 1, start_cidr: 10.2.0.0/24}
+    images: {image_url: http://.../cirros.img, disk_format: qcow2, container_format: bare}
+    flavors: [{name: ram64, ram: 64}]
 
 `users` creates `tenants` projects (named with the job's prefix, in the admin's project
 domain), `users_per_tenant` users in each (random passwords, or `user_password`) with
@@ -32,6 +35,17 @@ iteration of a scenario that boots servers or creates ports then uses a network 
 user's project (one at random, as Rally's auto_assign_nic) instead of the one its setup
 would make. Routers (Rally's `router` option) are not made: the option is refused.
 
+`images` uploads, in each context project, `images_per_tenant` images (as the project's
+first user: owned by it) from `image_url` (a path or URL; a URL is fetched once per load
+host into the image cache, see image_source), with Rally's disk_format/container_format
+(or their deprecated image_type/image_container), visibility (private), min_ram,
+min_disk and image_name (used when images_per_tenant is 1, as Rally). It needs users.
+
+`flavors` makes each listed flavor (name, ram; vcpus 1, disk, swap, ephemeral 0,
+extra_specs) as the admin. Flavor names are global in Nova while the task runs from every
+site at once, so the flavor is named ``<job prefix><name>``; a scenario's flavor argument
+finds the context's flavor by its given name first. It does not need users.
+
 `resource_management_workers` and `user_domain`/`project_domain` other than the
 admin's are accepted by the validation for Rally files and reported: the domains must
 be the admin's ("default"), the workers have no effect (creation is sequential).
@@ -48,7 +62,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-SUPPORTED = ("users", "roles", "quotas", "network")
+SUPPORTED = ("users", "roles", "quotas", "network", "images", "flavors")
 CHOICE_METHODS = ("random", "round_robin")
 USERS_KEYS = frozenset({"tenants", "users_per_tenant", "user_password",
                         "resource_management_workers", "project_domain", "user_domain",
@@ -68,6 +82,16 @@ QUOTA_KEYS: dict[str, frozenset[str]] = {
 }
 NETWORK_KEYS = frozenset({"start_cidr", "networks_per_tenant", "subnets_per_network",
                           "network_create_args", "dns_nameservers"})
+IMAGES_KEYS = frozenset({"image_url", "disk_format", "container_format", "image_name",
+                         "min_ram", "min_disk", "visibility", "images_per_tenant",
+                         "image_args", "image_container", "image_type"})
+IMAGE_ARGS_KEYS = frozenset({"is_public", "min_ram", "min_disk"})
+#: Rally's images context enums (its schema)
+IMAGE_DISK_FORMATS = ("qcow2", "raw", "vhd", "vmdk", "vdi", "iso", "aki", "ari", "ami")
+IMAGE_CONTAINER_FORMATS = ("aki", "ami", "ari", "bare", "docker", "ova", "ovf")
+IMAGE_VISIBILITIES = ("public", "private", "shared", "community")
+FLAVOR_KEYS = frozenset({"name", "ram", "vcpus", "disk", "swap", "ephemeral", "extra_specs"})
+FLAVOR_NAME_MAX = 255
 QUOTA_API: dict[str, tuple[str, str, str]] = {
     "nova": ("compute", "/os-quota-sets", "quota_set"),
     "neutron": ("network", "/quotas", "quota"),
@@ -112,13 +136,17 @@ def validate(contexts: Mapping[str, Any]) -> dict[str, Any]:
             out["quotas"] = _quotas(cfg)
         elif name == "network":
             out["network"] = _network(cfg)
+        elif name == "images":
+            out["images"] = _images(cfg)
+        elif name == "flavors":
+            out["flavors"] = _flavors(cfg)
         elif name == "roles":
             if not isinstance(cfg, list) or not all(isinstance(r, str) and r for r in cfg):
                 raise ContextError("roles", "expected a list of role names")
             out["roles"] = list(cfg)
         else:
             raise ContextError(str(name), "unsupported context")
-    for name in ("roles", "quotas", "network"):
+    for name in ("roles", "quotas", "network", "images"):
         if name in out and "users" not in out:
             raise ContextError(name, "needs the users context (it applies to its projects)")
     return out
@@ -163,6 +191,95 @@ def _network(cfg: Any) -> dict[str, Any]:
         if not isinstance(dns, list) or not all(isinstance(d, str) for d in dns):
             raise ContextError("network.dns_nameservers", "expected a list of addresses")
         out["dns_nameservers"] = list(dns)
+    return out
+
+
+def _count0(path: str, v: Any) -> int:
+    if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+        raise ContextError(path, f"expected an integer >= 0, got {v!r}")
+    return v
+
+
+def _enum(path: str, v: Any, allowed: tuple[str, ...]) -> str:
+    if v not in allowed:
+        raise ContextError(path, f"expected one of {', '.join(allowed)}, got {v!r}")
+    return str(v)
+
+
+def _images(cfg: Any) -> dict[str, Any]:
+    """Rally's images context, its deprecated spellings (image_type, image_container,
+    image_args) folded into the current ones as Rally does."""
+    from femdc_bench.workload.image_source import check_location
+
+    _options("images", cfg, IMAGES_KEYS)
+    try:
+        check_location(cfg.get("image_url"), "image_url")
+    except ValueError as e:
+        raise ContextError("images.image_url", str(e).split(": ", 1)[1]) from None
+    disk = cfg.get("disk_format", cfg.get("image_type"))
+    container = cfg.get("container_format", cfg.get("image_container"))
+    if disk is None:
+        raise ContextError("images.disk_format", "required (or the deprecated image_type)")
+    if container is None:
+        raise ContextError("images.container_format",
+                           "required (or the deprecated image_container)")
+    args = cfg.get("image_args", {})
+    _options("images.image_args", args, IMAGE_ARGS_KEYS)
+    visibility = cfg.get("visibility")
+    if visibility is None:
+        visibility = "public" if args.get("is_public") else "private"
+    out: dict[str, Any] = {
+        "image_url": cfg["image_url"],
+        "disk_format": _enum("images.disk_format" if "disk_format" in cfg
+                             else "images.image_type", disk, IMAGE_DISK_FORMATS),
+        "container_format": _enum("images.container_format" if "container_format" in cfg
+                                  else "images.image_container", container,
+                                  IMAGE_CONTAINER_FORMATS),
+        "visibility": _enum("images.visibility", visibility, IMAGE_VISIBILITIES),
+        "images_per_tenant": _count("images.images_per_tenant",
+                                    cfg.get("images_per_tenant", 1)),
+    }
+    for k in ("min_ram", "min_disk"):
+        where = "images" if k in cfg else "images.image_args"
+        out[k] = _count0(f"{where}.{k}", cfg.get(k, args.get(k, 0)))
+    name = cfg.get("image_name")
+    if name is not None:
+        if not isinstance(name, str) or not name:
+            raise ContextError("images.image_name", "expected a non-empty string")
+        if out["images_per_tenant"] == 1:  # Rally ignores it for more images per tenant
+            out["image_name"] = name
+    return out
+
+
+def _flavors(cfg: Any) -> list[dict[str, Any]]:
+    if not isinstance(cfg, list) or not cfg:
+        raise ContextError("flavors", "expected a non-empty list of flavors")
+    out: list[dict[str, Any]] = []
+    names: set[str] = set()
+    for i, f in enumerate(cfg):
+        where = f"flavors[{i}]"
+        _options(where, f, FLAVOR_KEYS)
+        for k in ("name", "ram"):
+            if k not in f:
+                raise ContextError(f"{where}.{k}", "required")
+        name = f["name"]
+        if not isinstance(name, str) or not name:
+            raise ContextError(f"{where}.name", "expected a non-empty string")
+        if name in names:
+            raise ContextError(f"{where}.name", f"flavor {name!r} given twice")
+        names.add(name)
+        flavor: dict[str, Any] = {
+            "name": name,
+            "ram": _count(f"{where}.ram", f["ram"]),
+            "vcpus": _count(f"{where}.vcpus", f.get("vcpus", 1)),
+            **{k: _count0(f"{where}.{k}", f.get(k, 0)) for k in ("disk", "swap", "ephemeral")},
+        }
+        specs = f.get("extra_specs", {})
+        if not isinstance(specs, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in specs.items()):
+            raise ContextError(f"{where}.extra_specs", "expected a mapping of strings")
+        flavor["extra_specs"] = dict(specs)
+        out.append(flavor)
     return out
 
 
@@ -212,6 +329,7 @@ class ContextUsers:
     method: str = "random"
     _rng: random.Random = field(default_factory=random.Random, repr=False)
     networks: dict[str, list[str]] = field(default_factory=dict)  # network context
+    images: dict[str, list[str]] = field(default_factory=dict)  # images context
 
     def network_of(self, user: ContextUser | None) -> str | None:
         """A network context's network of `user`'s project (at random), if any."""
@@ -234,6 +352,8 @@ class ContextUsers:
 def setup(jc: Any, contexts: Mapping[str, Any]) -> ContextUsers | None:
     """Create what `contexts` asks (tracked on the job context `jc`: deleted with the
     job's other resources); the context users, or None without a users context."""
+    if "flavors" in contexts:
+        make_flavors(jc, contexts["flavors"])
     cfg = contexts.get("users")
     if not cfg:
         return None
@@ -271,7 +391,52 @@ def setup(jc: Any, contexts: Mapping[str, Any]) -> ContextUsers | None:
     users_ctx = ContextUsers(by_project, cfg["user_choice_method"])
     if "network" in contexts:
         users_ctx.networks = make_networks(jc, contexts["network"], sorted(by_project))
+    if "images" in contexts:
+        users_ctx.images = make_images(jc, contexts["images"], users_ctx)
     return users_ctx
+
+
+def make_flavors(jc: Any, flavors: list[Mapping[str, Any]]) -> None:
+    """The flavors context, as the admin (tracked). Nova's flavor names are global, and
+    the same task runs from every site at once: each flavor is made as
+    ``<job prefix><name>``, and a scenario's ``flavor: <name>`` (or {name}, {regex})
+    finds this job's flavor first (``jc.context_names["flavor"]``)."""
+    api = jc.admin("compute")
+    for f in flavors:
+        body = {"name": f"{jc.name_prefix}{f['name']}"[:FLAVOR_NAME_MAX], "ram": f["ram"],
+                "vcpus": f["vcpus"], "disk": f["disk"], "swap": f["swap"],
+                "OS-FLV-EXT-DATA:ephemeral": f["ephemeral"]}
+        fid = str(api.post("/flavors", json={"flavor": body}).json()["flavor"]["id"])
+        jc.track("/flavors", fid, "compute")
+        if f["extra_specs"]:
+            api.post(f"/flavors/{fid}/os-extra-specs", json={"extra_specs": f["extra_specs"]})
+        jc.context_names["flavor"][f["name"]] = fid
+
+
+def make_images(jc: Any, cfg: Mapping[str, Any], users: ContextUsers) -> dict[str, list[str]]:
+    """The images context: `images_per_tenant` images in each context project, uploaded
+    by its first user (owned by the project, as Rally's), from `image_url` (fetched once
+    into the image cache); tracked. A scenario's ``image: <image_name>`` finds them
+    first (``jc.context_names["image"]``: the last one made under that name)."""
+    from femdc_bench.workload.context import WorkerContext
+    from femdc_bench.workload.scenarios import glance
+
+    jc.admin("image")  # resolves the endpoint the users' adapters are pinned to
+    data = glance.image_data(cfg["image_url"])
+    out: dict[str, list[str]] = {}
+    for pid in sorted(users.by_project):
+        as_user = WorkerContext(job=jc, worker=-1, session=jc.session, identity=None,
+                                user=users.by_project[pid][0])
+        for _ in range(cfg["images_per_tenant"]):
+            image_id = glance.create_image(
+                as_user, data, disk_format=cfg["disk_format"],
+                container_format=cfg["container_format"], poll_s=0.5, timeout_s=300.0,
+                visibility=cfg["visibility"], min_disk=cfg["min_disk"],
+                min_ram=cfg["min_ram"], name=cfg.get("image_name"))
+            out.setdefault(pid, []).append(image_id)
+            if "image_name" in cfg:
+                jc.context_names["image"][cfg["image_name"]] = image_id
+    return out
 
 
 def make_networks(jc: Any, cfg: Mapping[str, Any], projects: list[str]

@@ -11,9 +11,11 @@ GlanceImages.create_and_delete_image create_image (below), then glance.delete_im
 GlanceImages.create_and_list_image  create_image, then glance.list_images:         2 + N + 1
                                     GET /images?status=active&limit=1000 (and its
                                     next pages); the new image must be listed
-GlanceImages.create_and_download_image glance.download_image: GET                  1
-                                    /images/{id}/file of the image setup made,
-                                    streamed; size checked; records mb_per_s
+GlanceImages.create_and_download_image create_image, then glance.download_image:  2 + N + 1
+                                    GET /images/{id}/file, streamed; size checked;
+                                    records mb_per_s (images deleted at teardown)
+GlanceImages.list_images            glance.list_images: GET /images?limit=1000 (and 1+
+                                    its next pages): e.g. the images context's images
 =================================== ============================================== ========
 
 glance.create_image (Rally's create_image includes the upload): POST /images, then
@@ -21,15 +23,19 @@ glance.upload_data (its own atomic action, nested: PUT /images/{id}/file with
 `image_size_mb` x 10^6 bytes, Content-Length set; records bytes and mb_per_s), then
 GET /images/{id} until active (killed or deleted: failure).
 
-Args: ``image_size_mb`` (1: MB = 10^6 bytes), ``disk_format`` ("raw"),
-``container_format`` ("bare"), ``poll_interval`` (0.5 s), ``timeout`` (120 s, for each
-wait). The data is 64 KiB of os.urandom made once per job, repeated: the bytes really go
-up, at no CPU cost. Images are private, named with the job's prefix, and deleted at
-teardown if an iteration left them.
+Args: ``image_location`` (Rally's: a path or URL whose bytes each upload sends; a URL is
+fetched once per load host into the image cache, untimed: see image_source), else
+``image_size_mb`` (1: MB = 10^6 bytes) of random data: 64 KiB of os.urandom made once per
+job, repeated (the bytes really go up, at no CPU cost); ``disk_format`` ("raw"),
+``container_format`` ("bare"), ``visibility`` ("private"), ``min_disk``, ``min_ram`` (0),
+``properties`` (free-form image properties), ``poll_interval`` (0.5 s), ``timeout``
+(120 s, for each wait). Images are named with the job's prefix and deleted at teardown if
+an iteration left them.
 
 Differences from Rally: no wait for "queued" before the upload and no pre-poll sleep
 (Rally sleeps glance_image_create_prepoll_delay, 2 s by default); the list asks pages of
-1000 images (glanceclient: 20).
+1000 images (glanceclient: 20); an ``image_location`` URL is fetched once, not per
+iteration (Rally downloads it in every upload: that times the download site).
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from femdc_bench.workload import image_source
 from femdc_bench.workload.context import Ctx, JobContext, SetupError, WorkerContext, wait_for
 from femdc_bench.workload.registry import scenario
 from femdc_bench.workload.scenarios.common import (
@@ -54,10 +61,47 @@ CHUNK_BYTES = 64 * 1024
 LIST_LIMIT = 1000  # Glance's default api_limit_max
 IMAGE_ARGS: dict[str, Any] = {
     "image_size_mb": 1.0,
+    "image_location": None,
     "disk_format": "raw",
     "container_format": "bare",
+    "visibility": "private",
+    "min_disk": 0,
+    "min_ram": 0,
+    "properties": None,
     **WAIT_ARGS,
 }
+DISK_FORMATS = ("ami", "ari", "aki", "vhd", "vhdx", "vmdk", "raw", "qcow2", "vdi", "iso",
+                "ploop")
+CONTAINER_FORMATS = ("ami", "ari", "aki", "bare", "ovf", "ova", "docker", "compressed")
+VISIBILITIES = ("public", "private", "shared", "community")
+#: image properties that are not free-form (set by their own args or by Glance)
+RESERVED_PROPERTIES = frozenset({"id", "name", "status", "visibility", "disk_format",
+                                 "container_format", "min_disk", "min_ram", "owner",
+                                 "size", "checksum", "created_at", "updated_at", "file",
+                                 "locations", "self", "schema", "protected"})
+
+
+def check_image_args(args: dict[str, Any]) -> None:
+    """Formats and visibility among Glance's, sizes >= 0, a location Rally would take."""
+    for key, allowed in (("disk_format", DISK_FORMATS),
+                         ("container_format", CONTAINER_FORMATS),
+                         ("visibility", VISIBILITIES)):
+        if args[key] not in allowed:
+            raise ValueError(f"arg {key!r}: expected one of {', '.join(allowed)}, "
+                             f"got {args[key]!r}")
+    for key in ("min_disk", "min_ram"):
+        v = args[key]
+        if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+            raise ValueError(f"arg {key!r}: expected an integer >= 0, got {v!r}")
+    if args["image_location"] is not None:
+        image_source.check_location(args["image_location"])
+    props = args["properties"]
+    if props is not None:
+        if not isinstance(props, dict) or not all(isinstance(k, str) for k in props):
+            raise ValueError("arg 'properties': expected a mapping of names to values")
+        bad = sorted(set(props) & RESERVED_PROPERTIES)
+        if bad:
+            raise ValueError(f"arg 'properties': {bad[0]!r} is not a free-form property")
 
 
 # --------------------------------------------------------------------------- helpers
@@ -70,13 +114,28 @@ def image_size_bytes(args: dict[str, Any]) -> int:
     return size
 
 
+ImageData = RepeatedBytes | image_source.FileData
+
+
+def image_data(location: str | None, size_mb: float = 1.0) -> ImageData:
+    """What an upload sends: the file at `location` (a URL: fetched once into the image
+    cache, see image_source), else `size_mb` of one random block repeated."""
+    if location is not None:
+        try:
+            return image_source.FileData(image_source.local_file(location))
+        except image_source.ImageSourceError as e:
+            raise SetupError(str(e)) from None
+    return RepeatedBytes(os.urandom(BLOCK_BYTES), image_size_bytes({"image_size_mb": size_mb}))
+
+
 def setup_data(job: JobContext) -> None:
-    """The data an upload sends: one random block, repeated (job.shared["data"])."""
+    """The data an upload sends (job.shared["data"]): `image_location`'s bytes, else
+    `image_size_mb` of random data."""
     try:
         wait_args(job.args)
     except ValueError as e:
         raise SetupError(str(e)) from None
-    job.shared["data"] = RepeatedBytes(os.urandom(BLOCK_BYTES), image_size_bytes(job.args))
+    job.shared["data"] = image_data(job.args["image_location"], job.args["image_size_mb"])
 
 
 def wait_active(ctx: Ctx, image_id: str, *, poll_s: float, timeout_s: float) -> dict[str, Any]:
@@ -98,21 +157,28 @@ def wait_active(ctx: Ctx, image_id: str, *, poll_s: float, timeout_s: float) -> 
 
 def create_image(
     ctx: Ctx,
-    data: RepeatedBytes,
+    data: ImageData,
     *,
     disk_format: str,
     container_format: str,
     poll_s: float,
     timeout_s: float,
     visibility: str = "private",
+    min_disk: int = 0,
+    min_ram: int = 0,
+    properties: dict[str, Any] | None = None,
+    name: str | None = None,
 ) -> str:
     """glance.create_image with glance.upload_data inside; the image is tracked."""
     with ctx.atomic("glance.create_image"):
         body = {
-            "name": ctx.new_name(),
+            **(properties or {}),
+            "name": name or ctx.new_name(),
             "disk_format": disk_format,
             "container_format": container_format,
             "visibility": visibility,
+            "min_disk": min_disk,
+            "min_ram": min_ram,
         }
         image_id = str(ctx.image.post("/images", json=body).json()["id"])
         ctx.track("/images", image_id, SERVICE)
@@ -127,15 +193,20 @@ def create_image(
     return image_id
 
 
-def _create(ctx: WorkerContext) -> str:
+def _create(ctx: Ctx) -> str:
     poll, timeout = wait_args(ctx.args)
+    a = ctx.args
     return create_image(
         ctx,
         ctx.shared["data"],
-        disk_format=ctx.args["disk_format"],
-        container_format=ctx.args["container_format"],
+        disk_format=a["disk_format"],
+        container_format=a["container_format"],
         poll_s=poll,
         timeout_s=timeout,
+        visibility=a["visibility"],
+        min_disk=a["min_disk"],
+        min_ram=a["min_ram"],
+        properties=a["properties"],
     )
 
 
@@ -165,6 +236,7 @@ def delete_image(ctx: Ctx, image_id: str, *, poll_s: float, timeout_s: float) ->
     teardown=teardown_tracked,
     args=IMAGE_ARGS,
     qualified=True,
+    check=check_image_args,
 )
 def create_and_delete_image(ctx: WorkerContext) -> None:
     """Create an image (upload included), then delete it."""
@@ -180,6 +252,7 @@ def create_and_delete_image(ctx: WorkerContext) -> None:
     teardown=teardown_tracked,
     args=IMAGE_ARGS,
     qualified=True,
+    check=check_image_args,
 )
 def create_and_list_image(ctx: WorkerContext) -> None:
     """Create an image, then list the active images; the new one must be there."""
@@ -196,33 +269,8 @@ def create_and_list_image(ctx: WorkerContext) -> None:
         raise ScenarioFailed(f"image {image_id} not in the list of {len(images)} images")
 
 
-def setup_download(job: JobContext) -> None:
-    """One image of `image_size_mb`, uploaded once, that every iteration downloads."""
-    setup_data(job)
-    poll, timeout = wait_args(job.args)
-    data: RepeatedBytes = job.shared["data"]
-    job.shared["image_id"] = create_image(
-        job,
-        data,
-        disk_format=job.args["disk_format"],
-        container_format=job.args["container_format"],
-        poll_s=poll,
-        timeout_s=timeout,
-    )
-    job.shared["image_size"] = len(data)
-
-
-@scenario(
-    "GlanceImages.create_and_download_image",
-    service=SERVICE,
-    setup=setup_download,
-    teardown=teardown_tracked,
-    args=IMAGE_ARGS,
-    qualified=True,
-)
-def create_and_download_image(ctx: WorkerContext) -> None:
-    """Download the image setup created (streamed, bytes counted, size checked)."""
-    image_id, size = ctx.shared["image_id"], ctx.shared["image_size"]
+def download_image(ctx: Ctx, image_id: str, size: int) -> None:
+    """glance.download_image: GET /images/{id}/file, streamed, bytes counted, size checked."""
     with ctx.atomic("glance.download_image"):
         r = ctx.image.get(f"/images/{image_id}/file", stream=True)
         try:
@@ -234,3 +282,26 @@ def create_and_download_image(ctx: WorkerContext) -> None:
         ctx.record_bytes(got)
         if got != size:
             raise ScenarioFailed(f"image {image_id}: downloaded {got} bytes, expected {size}")
+
+
+@scenario(
+    "GlanceImages.create_and_download_image",
+    service=SERVICE,
+    setup=setup_data,
+    teardown=teardown_tracked,
+    args=IMAGE_ARGS,
+    qualified=True,
+    check=check_image_args,
+)
+def create_and_download_image(ctx: WorkerContext) -> None:
+    """Create an image (upload included), then download it (as Rally: the image stays
+    until teardown)."""
+    image_id = _create(ctx)
+    download_image(ctx, image_id, len(ctx.shared["data"]))
+
+
+@scenario("GlanceImages.list_images", service=SERVICE, qualified=True)
+def list_images(ctx: WorkerContext) -> None:
+    """List the images this iteration's user sees (every page)."""
+    with ctx.atomic("glance.list_images"):
+        pages(ctx.image, "/images", "images", {"limit": LIST_LIMIT}, strip_prefix="/v2")

@@ -18,6 +18,10 @@ NovaServers.boot_and_list_server   nova.boot_server; nova.list_servers: GET     
                                    /servers/detail (``detailed``, default true) or
                                    /servers, next pages followed; the new server
                                    must be listed. Servers deleted at teardown.
+NovaFlavors.list_flavors           nova.list_flavors: GET /flavors/detail (or       1
+                                   /flavors), Rally's filters as query parameters
+NovaFlavors.create_and_delete_flavor nova.create_flavor: POST /flavors (as the admin), 2
+                                   nova.delete_flavor: DELETE /flavors/{id}
 ================================== ================================================ =========
 
 Args: ``image`` (null: setup uploads a 64 KiB raw image), ``flavor`` (null: setup
@@ -89,13 +93,31 @@ def _find(job: JobContext, key: str, spec: Any, resources: list[dict[str, Any]])
         raise SetupError(str(e)) from None
 
 
+def _from_context(job: JobContext, key: str, spec: Any) -> str | None:
+    """What the images/flavors context of this job made under the name `spec` gives
+    (a name, {name} or {regex} over the given names), if anything."""
+    made = job.context_names.get(key, {})
+    if not made or (isinstance(spec, dict) and "id" in spec):
+        return None
+    try:
+        return match_resource(key, spec, [{"id": i, "name": n} for n, i in made.items()])
+    except LookupError:
+        return None
+
+
 def find_image(job: JobContext, spec: Any) -> str:
-    """An active image the admin sees, by Rally's resource rules (common.match_resource)."""
+    """This job's images-context image of that name, else an active image the admin
+    sees, by Rally's resource rules (common.match_resource)."""
+    if (made := _from_context(job, "image", spec)) is not None:
+        return made
     images = pages(job.image, "/images", "images", {"status": "active"}, strip_prefix="/v2")
     return _find(job, "image", spec, images)
 
 
 def find_flavor(job: JobContext, spec: Any) -> str:
+    """This job's flavors-context flavor of that name, else one by Rally's rules."""
+    if (made := _from_context(job, "flavor", spec)) is not None:
+        return made
     return _find(job, "flavor", spec, pages(job.compute, "/flavors", "flavors"))
 
 
@@ -245,3 +267,68 @@ def boot_and_list_server(ctx: WorkerContext) -> None:
         servers = pages(ctx.compute, path, "servers")
     if not any(s.get("id") == server_id for s in servers):
         raise ScenarioFailed(f"server {server_id} not in the list of {len(servers)} servers")
+
+
+# --------------------------------------------------------------------------- flavors
+
+LIST_FLAVOR_ARGS: dict[str, Any] = {"detailed": True, "is_public": True, "marker": None,
+                                    "min_disk": None, "min_ram": None, "limit": None,
+                                    "sort_key": None, "sort_dir": None}
+FLAVOR_ARGS: dict[str, Any] = {"ram": None, "vcpus": None, "disk": None, "flavorid": "auto",
+                               "ephemeral": 0, "swap": 0, "rxtx_factor": 1.0,
+                               "is_public": True}
+
+
+def _check_flavor_args(args: dict[str, Any]) -> None:
+    for key, lo in (("ram", 1), ("vcpus", 1), ("disk", 0), ("ephemeral", 0), ("swap", 0)):
+        v = args[key]
+        if not isinstance(v, int) or isinstance(v, bool) or v < lo:
+            raise ValueError(f"arg {key!r}: expected an integer >= {lo}, got {v!r}")
+    if not isinstance(args["flavorid"], str) or not args["flavorid"]:
+        raise ValueError("arg 'flavorid': expected 'auto' or an id")
+
+
+def _check_list_flavor_args(args: dict[str, Any]) -> None:
+    if args["sort_dir"] not in (None, "asc", "desc"):
+        raise ValueError(f"arg 'sort_dir': expected asc or desc, got {args['sort_dir']!r}")
+    for key in ("min_disk", "min_ram", "limit"):
+        v = args[key]
+        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 0):
+            raise ValueError(f"arg {key!r}: expected an integer >= 0, got {v!r}")
+
+
+@scenario("NovaFlavors.list_flavors", service=SERVICE, qualified=True,
+          args=LIST_FLAVOR_ARGS, check=_check_list_flavor_args)
+def list_flavors(ctx: WorkerContext) -> None:
+    """nova.list_flavors: GET /flavors/detail (``detailed``) or /flavors with Rally's
+    filters (is_public, marker, min_disk, min_ram, limit, sort_key, sort_dir)."""
+    a = ctx.args
+    params = {"is_public": a["is_public"]} | {
+        k: a[k] for k in ("marker", "min_disk", "min_ram", "limit", "sort_key", "sort_dir")
+        if a[k] is not None}
+    path = "/flavors/detail" if a["detailed"] else "/flavors"
+    with ctx.atomic("nova.list_flavors"):
+        ctx.compute.get(path, params=params)
+
+
+@scenario("NovaFlavors.create_and_delete_flavor", service=SERVICE, qualified=True,
+          teardown=teardown_tracked, args=FLAVOR_ARGS, check=_check_flavor_args)
+def create_and_delete_flavor(ctx: WorkerContext) -> None:
+    """nova.create_flavor: POST /flavors (as the admin, as Rally); nova.delete_flavor:
+    DELETE /flavors/{id}."""
+    a = ctx.args
+    api = ctx.admin_api(SERVICE)
+    body: dict[str, Any] = {"name": ctx.new_name(), "ram": a["ram"], "vcpus": a["vcpus"],
+                            "disk": a["disk"], "swap": a["swap"],
+                            "OS-FLV-EXT-DATA:ephemeral": a["ephemeral"],
+                            "os-flavor-access:is_public": a["is_public"]}
+    if a["flavorid"] != "auto":
+        body["id"] = a["flavorid"]
+    if a["rxtx_factor"] != 1.0:
+        body["rxtx_factor"] = a["rxtx_factor"]
+    with ctx.atomic("nova.create_flavor"):
+        fid = str(api.post("/flavors", json={"flavor": body}).json()["flavor"]["id"])
+        ctx.track("/flavors", fid, SERVICE)
+    with ctx.atomic("nova.delete_flavor"):
+        api.delete(f"/flavors/{fid}")
+    ctx.untrack("/flavors", fid, SERVICE)
