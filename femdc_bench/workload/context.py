@@ -30,7 +30,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import requests
 from keystoneauth1 import adapter as ks_adapter
@@ -45,6 +45,7 @@ from femdc_bench.workload.task_contexts import ContextUser, ContextUsers
 USER_AGENT = "femdc-bench-agent"
 NAME_MAX = 64  # Keystone's limit for project names (users: 255)
 NAME_SUFFIX_HEX = 12
+T = TypeVar("T")
 
 #: Service type -> (min_version, max_version) asked of the one discovery at open().
 API_VERSIONS: dict[str, tuple[str, str]] = {
@@ -164,7 +165,7 @@ class JobContext:
             user_domain_name=a.user_domain_name,
             project_domain_name=a.project_domain_name,
         )
-        self._sessions: list[requests.Session] = []
+        self._sessions: list[Any] = []  # anything with close(): sessions, connections
         self._lock = threading.Lock()
         # (service type, collection path, id) -> None: a set that keeps creation order
         self._resources: dict[tuple[str, str, str], None] = {}
@@ -231,6 +232,12 @@ class JobContext:
         for s in self._sessions:
             s.close()
         self._sessions.clear()
+
+    def closing(self, thing: T) -> T:
+        """`thing` (with a close() method) is closed with the job."""
+        with self._lock:
+            self._sessions.append(thing)
+        return thing
 
     # ---------------------------------------------------------------- sessions
 
