@@ -62,7 +62,8 @@ SCENARIO_SERVICE: dict[str, str] = {
         "create_and_update_user", "create_user_update_password",
         "create_user_set_enabled_and_delete", "create_and_delete_role",
         "create_and_get_role", "create_and_list_roles", "add_and_remove_user_role",
-        "create_add_and_list_user_roles", "get_entities")},
+        "create_add_and_list_user_roles", "get_entities", "create_and_delete_service",
+        "create_and_list_services")},
     "Authenticate.keystone": "identity",
     "Dummy.openstack": "identity",  # Rally's Dummy.dummy on an authenticated job
     # compute
@@ -77,6 +78,9 @@ SCENARIO_SERVICE: dict[str, str] = {
     "GlanceImages.create_and_list_image": "image",
     "GlanceImages.create_and_download_image": "image",
     "GlanceImages.list_images": "image",
+    "GlanceImages.create_and_get_image": "image",
+    "GlanceImages.create_and_update_image": "image",
+    "GlanceImages.create_and_deactivate_image": "image",
     "Authenticate.validate_glance": "image",
     # network
     "NeutronNetworks.create_and_list_networks": "network",

@@ -62,7 +62,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-SUPPORTED = ("users", "roles", "quotas", "network", "images", "flavors")
+SUPPORTED = ("users", "roles", "quotas", "network", "images", "flavors", "api_versions")
+#: api_versions context: Rally's service names -> the API versions our scenarios speak
+#: (it only checks: asking another version, or another endpoint, is an error)
+API_VERSIONS: dict[str, tuple[str, ...]] = {
+    "keystone": ("3",), "nova": ("2", "2.1"), "glance": ("2",), "neutron": ("2", "2.0"),
+    "placement": ("1", "1.0"),
+}
 CHOICE_METHODS = ("random", "round_robin")
 USERS_KEYS = frozenset({"tenants", "users_per_tenant", "user_password",
                         "resource_management_workers", "project_domain", "user_domain",
@@ -140,6 +146,8 @@ def validate(contexts: Mapping[str, Any]) -> dict[str, Any]:
             out["images"] = _images(cfg)
         elif name == "flavors":
             out["flavors"] = _flavors(cfg)
+        elif name == "api_versions":
+            _api_versions(cfg)  # nothing to set up: the versions are ours already
         elif name == "roles":
             if not isinstance(cfg, list) or not all(isinstance(r, str) and r for r in cfg):
                 raise ContextError("roles", "expected a list of role names")
@@ -150,6 +158,21 @@ def validate(contexts: Mapping[str, Any]) -> dict[str, Any]:
         if name in out and "users" not in out:
             raise ContextError(name, "needs the users context (it applies to its projects)")
     return out
+
+
+def _api_versions(cfg: Any) -> None:
+    if not isinstance(cfg, dict):
+        raise ContextError("api_versions", "expected a mapping of services")
+    for svc, v in cfg.items():
+        where = f"api_versions.{svc}"
+        if svc not in API_VERSIONS:
+            raise ContextError(where, "unsupported service (supported: "
+                               f"{', '.join(API_VERSIONS)})")
+        _options(where, v, frozenset({"version"}))
+        version = str(v.get("version", API_VERSIONS[svc][0]))
+        if version not in API_VERSIONS[svc]:
+            raise ContextError(f"{where}.version", f"unsupported: {svc} is spoken in "
+                               f"version {API_VERSIONS[svc][-1]} only, got {version}")
 
 
 def _options(section: str, cfg: Any, allowed: frozenset[str]) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 import subprocess
 import time
 from pathlib import Path
@@ -23,6 +24,7 @@ import pytest
 import requests
 import yaml
 
+from femdc_bench.workload import image_source
 from tests.e2e.test_local_run import BIN, femdc, leftovers, write_experiment
 
 pytestmark = pytest.mark.e2e
@@ -170,11 +172,53 @@ def rally_samples_unchanged(results: Path, run_id: str, run_dir: Path) -> None:
                   "--disk-format", "raw", "--container-format", "bare", "--file", str(image))
     openstack_raw(run_dir, "core", "flavor", "create", "m1.tiny", "--vcpus", "1", "--ram",
                   "512", "--disk", "1")
+    # Glance's sample names a cirros URL: offline, the image cache is given the file
+    # ahead (as on an offline testbed), a minimal valid qcow2 (Glance checks the format).
+    cached = image_source.cache_path(CIRROS_URL)
+    seeded = not cached.exists()
+    if seeded:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        cached.write_bytes(minimal_qcow2())
     expected = {  # sample -> (site, operation, iterations)
         "nova-boot.yaml": ("edge1", "NovaServers.boot_server", 10),
         "neutron-create-and-delete-networks.yaml":
             ("edge2", "NeutronNetworks.create_and_delete_networks", 100),
+        "glance-create-and-delete-image.yaml":
+            ("edge1", "GlanceImages.create_and_delete_image", 10),
+        "contexts-flavors.yaml": ("edge2", "Dummy.openstack", 4),
     }
+    try:
+        _run_samples(results, run_id, run_dir, expected)
+    finally:
+        if seeded:
+            cached.unlink(missing_ok=True)
+    # every context user, project, server, network, image, flavor made by the samples
+    # is gone
+    assert openstack(run_dir, "core", "server", "list", "--all-projects") == []
+    for kind in ("user", "project", "network", "flavor", "image"):
+        names = [r["Name"] for r in openstack(run_dir, "core", kind, "list")]
+        assert [n for n in names if n.startswith("femdc-")] == [], (kind, names)
+
+
+CIRROS_URL = "http://download.cirros-cloud.net/0.5.2/cirros-0.5.2-x86_64-disk.img"
+
+
+def minimal_qcow2() -> bytes:
+    """An empty 1 MiB qcow2 image (version 2): header, L1 table, refcount table and block,
+    each in its own 64 KiB cluster: Glance's format check takes it as qcow2 (random
+    bytes with disk_format qcow2 are refused with 415)."""
+    c = 65536
+    img = bytearray(4 * c)
+    img[:72] = struct.pack(">4sIQIIQIIQQIIQ", b"QFI\xfb", 2, 0, 0, 16, 1 << 20, 0, 1,
+                           3 * c, c, 1, 0, 0)
+    img[c:c + 8] = struct.pack(">Q", 2 * c)  # refcount table -> the refcount block
+    for cluster in range(4):  # header, refcount table, refcount block, L1 table
+        img[2 * c + 2 * cluster:2 * c + 2 * cluster + 2] = struct.pack(">H", 1)
+    return bytes(img)
+
+
+def _run_samples(results: Path, run_id: str, run_dir: Path,
+                 expected: dict[str, tuple[str, str, int]]) -> None:
     for sample, (site, operation, times) in expected.items():
         t0 = time.monotonic()
         proc = femdc(results, "bench", run_id, "--task", str(SAMPLES / sample),
@@ -185,11 +229,6 @@ def rally_samples_unchanged(results: Path, run_id: str, run_dir: Path) -> None:
                if r["operation"] == operation and not r.get("action")}
         assert got == {site: (times, 0)}, (sample, got)
         print(f"{sample} from {site}: {time.monotonic() - t0:.0f} s, {got}")
-    # every context user, project, server, network made by the samples is gone
-    assert openstack(run_dir, "core", "server", "list", "--all-projects") == []
-    for kind in ("user", "project", "network"):
-        names = [r["Name"] for r in openstack(run_dir, "core", kind, "list")]
-        assert [n for n in names if n.startswith("femdc-")] == [], (kind, names)
 
 
 def region_per_site() -> dict[str, Any]:

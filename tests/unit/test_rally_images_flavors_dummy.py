@@ -266,7 +266,26 @@ def test_dummy_timed_atomic_actions(tmp_path: Path) -> None:
     ("Dummy.failure", {"each": 1.5}, "each"),
     ("Authenticate.validate_nova", {}, "repetitions"),
     ("NovaFlavors.create_and_delete_flavor", {"ram": 64, "vcpus": 1}, "disk"),
+    ("GlanceImages.create_and_update_image", {"create_min_disk": -1}, "create_min_disk"),
+    ("GlanceImages.create_and_update_image", {"remove_props": "a"}, "remove_props"),
+    ("GlanceImages.create_and_update_image", {"min_ram": -2}, "min_ram"),
+    ("GlanceImages.create_and_deactivate_image", {"disk_format": "zip"}, "disk_format"),
+    ("GlanceImages.create_and_get_image", {"image_location": "x.img"}, "image_location"),
+    ("KeystoneBasic.create_and_list_services", {"service_type": 3}, "service_type"),
+    ("KeystoneBasic.create_and_delete_service", {"colour": "red"}, "colour"),
 ])
 def test_bad_args(name: str, args: dict[str, Any], msg: str) -> None:
     with pytest.raises(ValueError, match=msg):
         REGISTRY.get(name).resolve_args(args)
+
+
+def test_api_versions_context_checks_ours() -> None:
+    assert validate({"api_versions": {"glance": {"version": 2}, "nova": {"version": 2.1}}}) == {}
+    for cfg, path in (({"glance": {"version": 1}}, "api_versions.glance.version"),
+                      ({"cinder": {"version": 3}}, "api_versions.cinder"),
+                      ({"glance": {"service_type": "image"}},
+                       "api_versions.glance.service_type"),
+                      ([], "api_versions")):
+        with pytest.raises(ContextError) as e:
+            validate({"api_versions": cfg})
+        assert e.value.path == path, e.value

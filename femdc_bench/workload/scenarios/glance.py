@@ -16,6 +16,16 @@ GlanceImages.create_and_download_image create_image, then glance.download_image:
                                     records mb_per_s (images deleted at teardown)
 GlanceImages.list_images            glance.list_images: GET /images?limit=1000 (and 1+
                                     its next pages): e.g. the images context's images
+GlanceImages.create_and_get_image   create_image, then glance.get_image:           2 + N + 1
+                                    GET /images/{id}
+GlanceImages.create_and_update_image create_image (min_disk/min_ram from          2 + N + 1
+                                    create_min_disk/create_min_ram), then
+                                    glance.update_image: PATCH /images/{id} (JSON
+                                    patch: new name, min_disk, min_ram, remove_props)
+GlanceImages.create_and_deactivate_image create_image, then                       2 + N + 2
+                                    glance.deactivate_image: POST
+                                    /images/{id}/actions/deactivate (admin), then
+                                    the status must be "deactivated"
 =================================== ============================================== ========
 
 glance.create_image (Rally's create_image includes the upload): POST /images, then
@@ -305,3 +315,94 @@ def list_images(ctx: WorkerContext) -> None:
     """List the images this iteration's user sees (every page)."""
     with ctx.atomic("glance.list_images"):
         pages(ctx.image, "/images", "images", {"limit": LIST_LIMIT}, strip_prefix="/v2")
+
+
+@scenario(
+    "GlanceImages.create_and_get_image",
+    service=SERVICE,
+    setup=setup_data,
+    teardown=teardown_tracked,
+    args=IMAGE_ARGS,
+    qualified=True,
+    check=check_image_args,
+)
+def create_and_get_image(ctx: WorkerContext) -> None:
+    """Create an image, then get it (as Rally: the image stays until teardown)."""
+    image_id = _create(ctx)
+    with ctx.atomic("glance.get_image"):
+        got = ctx.image.get(f"/images/{image_id}").json()
+    if got.get("id") != image_id:
+        raise ScenarioFailed(f"GET /images/{image_id} answered image {got.get('id')!r}")
+
+
+UPDATE_ARGS = {**IMAGE_ARGS, "create_min_disk": 0, "create_min_ram": 0, "remove_props": None}
+
+
+def _check_update_args(args: dict[str, Any]) -> None:
+    check_image_args(args)
+    for key in ("create_min_disk", "create_min_ram"):
+        v = args[key]
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise ValueError(f"arg {key!r}: expected an integer >= 0, got {v!r}")
+    rp = args["remove_props"]
+    if rp is not None and (not isinstance(rp, list) or not all(isinstance(p, str) for p in rp)):
+        raise ValueError(f"arg 'remove_props': expected a list of property names, got {rp!r}")
+
+
+@scenario(
+    "GlanceImages.create_and_update_image",
+    service=SERVICE,
+    setup=setup_data,
+    teardown=teardown_tracked,
+    args=UPDATE_ARGS,
+    qualified=True,
+    check=_check_update_args,
+)
+def create_and_update_image(ctx: WorkerContext) -> None:
+    """Create an image with create_min_disk/create_min_ram, then glance.update_image: one
+    JSON-patch PATCH giving it a new name, min_disk, min_ram and removing remove_props
+    (as Rally's update_image)."""
+    poll, timeout = wait_args(ctx.args)
+    a = ctx.args
+    image_id = create_image(
+        ctx, ctx.shared["data"], disk_format=a["disk_format"],
+        container_format=a["container_format"], poll_s=poll, timeout_s=timeout,
+        visibility=a["visibility"], min_disk=a["create_min_disk"],
+        min_ram=a["create_min_ram"], properties=a["properties"])
+    name = ctx.new_name()
+    ops: list[dict[str, Any]] = [
+        {"op": "replace", "path": "/name", "value": name},
+        {"op": "replace", "path": "/min_disk", "value": a["min_disk"]},
+        {"op": "replace", "path": "/min_ram", "value": a["min_ram"]},
+    ]
+    ops += [{"op": "remove", "path": f"/{p}"} for p in a["remove_props"] or ()]
+    with ctx.atomic("glance.update_image"):
+        got = ctx.image.patch(
+            f"/images/{image_id}", json=ops,
+            headers={"Content-Type": "application/openstack-images-v2.1-json-patch"}).json()
+    if (got.get("name"), got.get("min_disk"), got.get("min_ram")) != (
+            name, a["min_disk"], a["min_ram"]):
+        raise ScenarioFailed(f"image {image_id} not updated: name {got.get('name')!r}, "
+                             f"min_disk {got.get('min_disk')}, min_ram {got.get('min_ram')}")
+
+
+@scenario(
+    "GlanceImages.create_and_deactivate_image",
+    service=SERVICE,
+    setup=setup_data,
+    teardown=teardown_tracked,
+    args=IMAGE_ARGS,
+    qualified=True,
+    check=check_image_args,
+)
+def create_and_deactivate_image(ctx: WorkerContext) -> None:
+    """Create an image, then glance.deactivate_image: POST /images/{id}/actions/deactivate
+    as the admin (Glance's default policy) and the image must be "deactivated" (it stays
+    until teardown, as in Rally)."""
+    image_id = _create(ctx)
+    admin = ctx.admin_api(SERVICE)
+    with ctx.atomic("glance.deactivate_image"):
+        admin.post(f"/images/{image_id}/actions/deactivate")
+    status = admin.get(f"/images/{image_id}").json().get("status")
+    if status != "deactivated":
+        raise ScenarioFailed(f"image {image_id}: status {status!r} after deactivation")

@@ -317,7 +317,7 @@ def rally_create_and_list_tenants(ctx: WorkerContext) -> None:
 
 # --------------------------------------------------------------------------- more of Rally's
 #
-# The rest of rally-openstack's KeystoneBasic scenarios (services and EC2 credentials
+# The rest of rally-openstack's KeystoneBasic scenarios (EC2 credentials
 # excepted): the same requests as Rally, as the admin; the user and project of the
 # *_user_role ones come from the users context (ctx.user). Everything created is tracked
 # and deleted at teardown (the ones that delete it themselves untrack it).
@@ -537,3 +537,47 @@ def rally_get_entities(ctx: WorkerContext) -> None:
         raise RuntimeError(f"no service named {ctx.args['service_name']!r}")
     with ctx.atomic("keystone.get_service"):
         ctx.identity.get(f"/services/{found[0]['id']}")
+
+
+SERVICE_ARGS: dict[str, Any] = {"service_type": None, "description": None}
+
+
+def _create_service(ctx: WorkerContext) -> str:
+    """keystone.create_service: POST /services (a random name; tracked). Rally's default
+    type is "rally_test_type"; a service without endpoints is not in any catalog."""
+    body: dict[str, Any] = {"name": ctx.new_name(),
+                            "type": ctx.args["service_type"] or "rally_test_type"}
+    if ctx.args["description"]:
+        body["description"] = ctx.args["description"]
+    with ctx.atomic("keystone.create_service"):
+        sid = str(ctx.identity.post("/services", json={"service": body}).json()
+                  ["service"]["id"])
+    ctx.track("/services", sid)
+    return sid
+
+
+def _check_service_args(args: dict[str, Any]) -> None:
+    for key in SERVICE_ARGS:
+        if args[key] is not None and not isinstance(args[key], str):
+            raise ValueError(f"arg {key!r}: expected a string, got {args[key]!r}")
+
+
+@scenario("KeystoneBasic.create_and_delete_service", service=SERVICE,
+          teardown=teardown_tracked, args=SERVICE_ARGS, check=_check_service_args,
+          qualified=True)
+def rally_create_and_delete_service(ctx: WorkerContext) -> None:
+    """Create a service, then delete it."""
+    _delete(ctx, "/services", _create_service(ctx), "keystone.delete_service")
+
+
+@scenario("KeystoneBasic.create_and_list_services", service=SERVICE,
+          teardown=teardown_tracked, args=SERVICE_ARGS, check=_check_service_args,
+          qualified=True)
+def rally_create_and_list_services(ctx: WorkerContext) -> None:
+    """Create a service, then list services; the new one must be listed (services
+    deleted at teardown)."""
+    sid = _create_service(ctx)
+    with ctx.atomic("keystone.list_services"):
+        services = ctx.identity.get("/services").json()["services"]
+    if not any(s["id"] == sid for s in services):
+        raise RuntimeError(f"service {sid} not in the list of {len(services)} services")
