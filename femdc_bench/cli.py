@@ -176,7 +176,7 @@ def _run_points(r: Run, points: list[str], *, redo: bool = False,
                     phases.remove_wan(r, progress)
                     phases.measure_base(r, progress)
             with _progress(f"WAN applied ({pid})") as progress:
-                phases.emulate(r, pid, progress)
+                phases.emulate(r, pid, progress, force=False)
             with _progress(f"WAN measured ({pid})") as progress:
                 try:
                     phases.check_wan(r, pid, progress)

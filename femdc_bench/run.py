@@ -346,22 +346,39 @@ def run_tag(run: Run) -> str:
     return short_id(run.id)
 
 
+def plan_sha(p: WanPlan) -> str:
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(asdict(p), sort_keys=True).encode()).hexdigest()
+
+
 def emulate(run: Run, point: str = "p0", progress: Progress = _noop,
-            wan_plan: WanPlan | None = None) -> WanPlan:
-    """Apply the WAN of one sweep point on every host (replacing what was there)."""
+            wan_plan: WanPlan | None = None, *, force: bool = True) -> WanPlan:
+    """Apply the WAN of one sweep point on every host (replacing what was there).
+
+    Not `force` (a bench of the point whose WAN is on the hosts): when the same plan was
+    applied last and nothing touched the rules since (a fault marks them untouched only
+    once it is undone), nothing is re-applied; the check measures it as always."""
     exp, inv = run.experiment(), run.inventory()
     sp = exp.point(point)
     with run.phase(f"emulate@{point}"):
         p = wan_plan or plan_wan(sp.wan, inv)
+        sha = plan_sha(p)
         run.write_json(f"wan/{point}/plan.json", asdict(p))
-        if p.rule_count == 0 and run.state.wan_point is None:
+        if not force and run.state.wan_point == point and run.state.wan_plan_sha == sha:
+            progress(f"{p.rule_count} rules already applied ({sp.label()})")
+        elif p.rule_count == 0 and run.state.wan_point is None:
             progress("no link is shaped at this point: nothing to apply")
         else:
             emulator = _emulator(run, exp, inv, sp)
             progress(f"applying {p.rule_count} rules with {emulator} ({sp.label()})")
+            run.state.wan_point = None  # until it is done
+            run.save()
             wan_apply.apply(p, emulator=emulator, tag=run_tag(run), inv=inv, run_dir=run.dir,
                             log=run.log("emulate"), on_task=lambda t: progress(f"emulate: {t}"))
             run.state.wan_point = point
+        run.state.wan_plan_sha = sha if run.state.wan_point == point else None
     run.save()
     return p
 
@@ -371,7 +388,7 @@ def remove_wan(run: Run, progress: Progress = _noop) -> None:
     inv = run.inventory()
     progress("removing WAN emulation")
     wan_apply.remove(inv, tag=run_tag(run), run_dir=run.dir, log=run.log("emulate"))
-    run.state.wan_point = None
+    run.state.wan_point = run.state.wan_plan_sha = None
     run.save()
 
 
@@ -467,6 +484,8 @@ class FaultInjector:
         to `start_file` once every agent is set up (setup and ansible take seconds to
         minutes: timing from here would cut a site before its load begins)."""
         self._start_file = start_file
+        self.run.state.wan_plan_sha = None  # the cuts touch the rules: re-apply next time
+        self.run.save()
         self._thread.start()
 
     def _wait_until(self, t: float) -> bool:

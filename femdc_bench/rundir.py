@@ -60,6 +60,7 @@ class RunState:
     sla_violations: list[str] = field(default_factory=list)
     metrics_url: str | None = None
     wan_point: str | None = None  # the sweep point whose WAN is applied on the hosts
+    wan_plan_sha: str | None = None  # sha256 of that point's plan as applied
     current_point: str | None = None  # the point whose load runs (or ran last)
 
     def to_json(self) -> str:

@@ -1,0 +1,81 @@
+"""A bench of the point whose WAN is on the hosts does not re-apply the same plan; any
+other change (another point, another plan, a removal, a fault, a forced apply) does.
+The appliers are replaced by recorders: this is the bookkeeping only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from femdc_bench import run as phases
+from femdc_bench.model import Host, Inventory
+from femdc_bench.rundir import Run
+
+EXP = {
+    "name": "t", "provider": {"type": "local"},
+    "sites": [{"name": "s1", "hosts": [{"name": "h", "roles": ["database", "keystone",
+                                                                "load"]}]},
+              {"name": "s2", "hosts": [{"name": "h", "roles": ["load"]}]}],
+    "deployment": {"method": "native", "keystone": {"centralized": "s1"}},
+    "wan": {"default": {"delay": ["10ms", "20ms"]}},
+    "workload": {"scenarios": [{"name": "keystone.list_users",
+                                "runner": {"type": "times", "times": 2}}]},
+}
+
+
+@pytest.fixture
+def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Run, list[str]]:
+    f = tmp_path / "exp.yaml"
+    f.write_text(yaml.safe_dump(EXP))
+    r = Run.create(f, tmp_path / "results", run_id="r1")
+    r.save_inventory(Inventory(provider="local", hosts=(
+        Host("s1-h", "10.0.0.1", "s1", ("database", "keystone", "load")),
+        Host("s2-h", "10.0.0.2", "s2", ("load",)))))
+    calls: list[str] = []
+
+    def apply(p: Any, **kw: Any) -> None:
+        calls.append(f"apply {p.rule_count}")
+
+    monkeypatch.setattr(phases.wan_apply, "apply", apply)
+    monkeypatch.setattr(phases.wan_apply, "remove", lambda *a, **k: calls.append("remove"))
+    monkeypatch.setattr(phases, "_emulator", lambda *a: "userspace")
+    return r, calls
+
+
+def test_the_same_plan_is_applied_once(run: tuple[Run, list[str]]) -> None:
+    r, calls = run
+    phases.emulate(r, "p0", force=False)
+    phases.emulate(Run.open(str(r.dir)), "p0", force=False)  # from state.json, as a new CLI
+    assert len(calls) == 1
+    phases.emulate(r, "p1", force=False)  # another point
+    phases.emulate(r, "p0", force=False)
+    assert len(calls) == 3
+    phases.emulate(r, "p0")  # `emulate --apply`
+    assert len(calls) == 4
+
+
+def test_a_removal_or_a_fault_means_applying_again(run: tuple[Run, list[str]]) -> None:
+    r, calls = run
+    phases.emulate(r, "p0", force=False)
+    phases.remove_wan(r)
+    phases.emulate(r, "p0", force=False)
+    assert calls[1:] == ["remove", calls[0]]
+    r.state.wan_plan_sha = None  # what FaultInjector.start records before cutting a link
+    phases.emulate(r, "p0", force=False)
+    assert len([c for c in calls if c.startswith("apply")]) == 3
+
+
+def test_a_failed_apply_is_not_taken_as_applied(run: tuple[Run, list[str]],
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    r, calls = run
+
+    def broken(p: Any, **kw: Any) -> None:
+        raise RuntimeError("ssh down")
+
+    monkeypatch.setattr(phases.wan_apply, "apply", broken)
+    with pytest.raises(RuntimeError):
+        phases.emulate(r, "p0", force=False)
+    assert Run.open(str(r.dir)).state.wan_point is None
