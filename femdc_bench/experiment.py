@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
-import yaml
 
 from femdc_bench.model import (
     SERVICE_OF_TYPE,
@@ -139,12 +138,24 @@ def percent(text: str) -> float:
     return float(text.rstrip("%"))
 
 
+#: at most this many names from one range (`edge[1-1000]`), and hosts in an experiment
+MAX_RANGE = 1000
+MAX_HOSTS = 2000
+
+
 def expand_range(name: str) -> list[str]:
-    """``edge[1-3]`` -> edge1, edge2, edge3; ``n[01-10]`` keeps the zero padding."""
+    """``edge[1-3]`` -> edge1, edge2, edge3; ``n[01-10]`` keeps the zero padding.
+
+    ValueError for a range of more than MAX_RANGE names or an empty one."""
     m = re.match(r"^(.*)\[([0-9]+)-([0-9]+)\](.*)$", name)
     if not m:
         return [name]
     prefix, lo, hi, suffix = m.groups()
+    n = int(hi) - int(lo) + 1
+    if n > MAX_RANGE:
+        raise ValueError(f"range {name!r} names {n} items; at most {MAX_RANGE}")
+    if n < 1:
+        raise ValueError(f"range {name!r} is empty (its end is before its start)")
     width = len(lo) if lo.startswith("0") else 0
     return [f"{prefix}{i:0{width}d}{suffix}" for i in range(int(lo), int(hi) + 1)]
 
@@ -159,7 +170,9 @@ def _s(type_: str, expected: str, **kw: Any) -> dict[str, Any]:
 DURATION = _s("string", "a duration like '25ms' (units: us, ms, s)", pattern=_DURATION)
 RATE = _s("string", "a rate like '100mbit' (units: bit, kbit, mbit, gbit)", pattern=_RATE)
 PERCENT = _s("string", "a percentage like '0.1%'", pattern=_PERCENT)
-NAME = _s("string", "a lower-case name like 'edge1' or a range like 'edge[1-8]'", pattern=_NAME)
+NAME_MAX = 32  # characters of a site or host name (or its range)
+NAME = _s("string", "a lower-case name like 'edge1' or a range like 'edge[1-8]', at most "
+          f"{NAME_MAX} characters", pattern=_NAME, maxLength=NAME_MAX)
 SITE_REFS = {
     "anyOf": [
         {"type": "string"},
@@ -190,7 +203,8 @@ LINK = _obj({"delay": S_DURATION, "rate": S_RATE, "loss": S_PERCENT})
 
 SCHEMA: dict[str, Any] = _obj(
     {
-        "name": NAME | {"x-expected": "a lower-case name like 'keystone-3sites'",
+        "name": NAME | {"x-expected": "a lower-case name like 'keystone-3sites', at most "
+                                      f"{NAME_MAX} characters",
                         "pattern": r"^[a-z][a-z0-9-]*$"},
         "description": {"type": "string"},
         "provider": _obj(
@@ -418,28 +432,31 @@ def _best(errors: list[jsonschema.ValidationError]) -> jsonschema.ValidationErro
 # --------------------------------------------------------------------------- loading
 
 
-def load(path: str | Path) -> Experiment:
+def load(path: str | Path, *, task_anywhere: bool = False) -> Experiment:
+    """Read and check an experiment file: safeyaml's limits (a regular file of at most
+    1 MiB, no duplicate keys, no Python tags, no alias bombs, bounded nesting), then the
+    schema and the rules below. `task_anywhere`: workload.rally_task may be outside the
+    file's directory (`bench --task FILE`: a path the user gave on the command line)."""
+    from femdc_bench import safeyaml
+
     file = str(path)
     try:
-        text = Path(path).read_text()
+        doc = safeyaml.load(safeyaml.read_text(path))
     except OSError as e:
         raise ExperimentError(file, "", f"cannot read: {e.strerror}") from None
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark else "(parse)"
-        raise ExperimentError(file, where, f"invalid YAML: {getattr(e, 'problem', e)}") from None
-    return parse(doc, file)
+    except safeyaml.YamlError as e:
+        raise ExperimentError(file, e.where, e.message) from None
+    return parse(doc, file, task_anywhere=task_anywhere)
 
 
-def parse(doc: Any, file: str = "<experiment>") -> Experiment:
+def parse(doc: Any, file: str = "<experiment>", *, task_anywhere: bool = False
+          ) -> Experiment:
     if not isinstance(doc, dict):
         raise ExperimentError(file, "", "expected a mapping at the top level")
     errors = list(jsonschema.Draft202012Validator(SCHEMA).iter_errors(doc))
     if errors:
         raise _schema_error(file, _best(errors))
-    return _build(doc, file)
+    return _build(doc, file, task_anywhere)
 
 
 def _expand_refs(file: str, path: str, value: Any, names: list[str]) -> tuple[str, ...]:
@@ -449,7 +466,11 @@ def _expand_refs(file: str, path: str, value: Any, names: list[str]) -> tuple[st
     for i, item in enumerate(items):
         where = f"{path}[{i}]" if isinstance(value, list) else path
         matched: list[str] = []
-        for candidate in expand_range(item):
+        try:
+            candidates = expand_range(item)
+        except ValueError as e:
+            raise ExperimentError(file, where, str(e)) from None
+        for candidate in candidates:
             hits = fnmatch.filter(names, candidate)
             if not hits:
                 hint = difflib.get_close_matches(candidate, names, n=1)
@@ -472,18 +493,30 @@ def _link(d: dict[str, Any] | None, base: LinkSpec | None = None) -> LinkSpec:
     )
 
 
-def _build(doc: dict[str, Any], file: str) -> Experiment:
+def _build(doc: dict[str, Any], file: str, task_anywhere: bool = False) -> Experiment:
     # --- sites and hosts (ranges expand; aliases are "<site>-<host>")
     sites: list[SiteSpec] = []
     host_paths: dict[str, str] = {}  # alias -> "sites[i].hosts[j]", for error messages
+    n_hosts = 0
+
+    def expand(where: str, name: str) -> list[str]:
+        try:
+            return expand_range(name)
+        except ValueError as e:
+            raise ExperimentError(file, where, str(e)) from None
+
     for i, s in enumerate(doc["sites"]):
-        for site_name in expand_range(s["name"]):
+        for site_name in expand(f"sites[{i}].name", s["name"]):
             if any(x.name == site_name for x in sites):
                 raise ExperimentError(file, f"sites[{i}].name",
                                       f"site {site_name!r} is defined twice")
             hosts: list[HostSpec] = []
             for j, h in enumerate(s["hosts"]):
-                for host_name in expand_range(h["name"]):
+                for host_name in expand(f"sites[{i}].hosts[{j}].name", h["name"]):
+                    n_hosts += 1
+                    if n_hosts > MAX_HOSTS:
+                        raise ExperimentError(file, f"sites[{i}].hosts[{j}].name",
+                                              f"more than {MAX_HOSTS} hosts in all")
                     alias = f"{site_name}-{host_name}"
                     if any(x.name == alias for x in hosts):
                         raise ExperimentError(file, f"sites[{i}].hosts[{j}].name",
@@ -540,7 +573,7 @@ def _build(doc: dict[str, Any], file: str) -> Experiment:
     if "rally_task" in wl:
         sources, targets = _from_to(file, "workload", wl, load_sites, names, regions,
                                     deployment)
-        scenarios = _task_scenarios(file, wl, sources, targets, deployment)
+        scenarios = _task_scenarios(file, wl, sources, targets, deployment, task_anywhere)
     for i, sc in enumerate(wl.get("scenarios", [])):
         base = f"workload.scenarios[{i}]"
         _check_deployed(file, f"{base}.name", sc["name"], deployment)
@@ -736,8 +769,8 @@ def _check_deployed(file: str, path: str, scenario: str, deployment: DeploymentS
 
 
 def _task_scenarios(file: str, wl: dict[str, Any], sources: tuple[str, ...],
-                    targets: tuple[str, ...] | None, deployment: DeploymentSpec
-                    ) -> list[ScenarioSpec]:
+                    targets: tuple[str, ...] | None, deployment: DeploymentSpec,
+                    task_anywhere: bool = False) -> list[ScenarioSpec]:
     """The workloads of `workload.rally_task`, in the task's order, each run from every
     site of `sources` (workload.from, default: every site with a load host) against its
     own region (or workload.to); each keeps its own SLA."""
@@ -747,6 +780,10 @@ def _task_scenarios(file: str, wl: dict[str, Any], sources: tuple[str, ...],
     path = Path(wl["rally_task"])
     if not path.is_absolute():
         path = Path(file).parent / path
+    home = Path(file).parent.resolve()
+    if not task_anywhere and not path.resolve().is_relative_to(home):
+        raise ExperimentError(file, "workload.rally_task", f"{wl['rally_task']!r} is outside "
+                              f"the experiment's directory {home}: give a path below it")
     try:
         task = load_task(path, wl.get("task_args", {}))
     except TaskError as e:

@@ -137,7 +137,8 @@ class Run:
         tmp.mkdir(exist_ok=True)
         candidate = tmp / "experiment.task.yaml"
         candidate.write_text(yaml.safe_dump(doc, sort_keys=False))
-        exp = experiment_mod.load(candidate)  # ExperimentError names the task file
+        # ExperimentError names the task file; FILE is the user's own command-line choice
+        exp = experiment_mod.load(candidate, task_anywhere=True)
         stamp = base = time.strftime("%Y%m%d-%H%M%S")
         n = 1
         while (self.dir / f"experiment.{stamp}.yaml").exists():  # twice in one second

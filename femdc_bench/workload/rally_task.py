@@ -21,7 +21,7 @@ from typing import Any
 
 import jinja2
 import jinja2.meta
-import yaml
+import jinja2.sandbox
 
 from femdc_bench.model import OutliersSla, RpsRamp, RunnerSpec, SlaSpec
 from femdc_bench.workload import task_contexts
@@ -92,8 +92,10 @@ def _has_default(name: str, text: str) -> bool:
 
 
 def render(file: str | Path, text: str, args: dict[str, Any]) -> str:
-    """The task file rendered with `args` as Rally renders it (includes relative to it)."""
-    env = jinja2.Environment(
+    """The task file rendered with `args` as Rally renders it (includes relative to it,
+    never above it). Sandboxed: a task file may come from anyone, and Jinja's sandbox
+    refuses attribute access to Python internals (``''.__class__``...) and huge ranges."""
+    env = jinja2.sandbox.SandboxedEnvironment(
         loader=jinja2.FileSystemLoader(str(Path(file).parent)), keep_trailing_newline=True)
     try:
         ast = env.parse(text)
@@ -112,21 +114,27 @@ def render(file: str | Path, text: str, args: dict[str, Any]) -> str:
 
 # ------------------------------------------------------------------------ parsing
 
+RENDERED_MAX_CHARS = 4 * 1024 * 1024
+
 def load(file: str | Path, args: dict[str, Any] | None = None) -> Task:
     """Read, render and map a task file; TaskError on anything we cannot run as asked."""
-    path = Path(file)
+    from femdc_bench import safeyaml  # controller side: the hosts never load tasks
+
     try:
-        text = path.read_text(encoding="utf-8")
+        text = safeyaml.read_text(file)
     except OSError as e:
         raise TaskError(file, "", f"cannot read the task file: {e.strerror}") from e
+    except safeyaml.YamlError as e:
+        raise TaskError(file, "", f"cannot read the task file: {e.message}") from e
     rendered = render(file, text, dict(args or {}))
+    if len(rendered) > RENDERED_MAX_CHARS:
+        raise TaskError(file, "", f"the rendered task is {len(rendered)} characters, more "
+                        f"than the limit of {RENDERED_MAX_CHARS}")
     try:
-        doc = yaml.safe_load(rendered)  # JSON is YAML
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark else ""
-        raise TaskError(file, where, f"not YAML or JSON after rendering: "
-                        f"{getattr(e, 'problem', e)}") from e
+        doc = safeyaml.load(rendered)  # JSON is YAML
+    except safeyaml.YamlError as e:
+        raise TaskError(file, e.where, f"not YAML or JSON after rendering: "
+                        f"{e.message}") from e
     if not isinstance(doc, dict) or not doc:
         raise TaskError(file, "", "expected a Rally task: a mapping (format v1: scenario "
                         "name -> list of workloads; v2: version, subtasks)")
