@@ -434,7 +434,7 @@ def report(run_ref: str, as_json: bool) -> None:
 
 
 def _print_report(r: Run, rep: Any) -> None:
-    from femdc_bench.report.render import stats_table, sweep_table, wan_table
+    from femdc_bench.report.render import events_table, stats_table, sweep_table, wan_table
 
     sla = r.experiment().workload.sla
     for pid, label in rep.labels.items():
@@ -447,6 +447,8 @@ def _print_report(r: Run, rep: Any) -> None:
         out.print(stats_table(rows, title=f"{r.id} {name}, read back from InfluxDB", sla=sla))
     if len([p for p in rep.labels if any(row.point == p for row in rep.rows)]) > 1:
         out.print(sweep_table(rep.rows, rep.labels))
+    if rep.events:
+        out.print(events_table(rep.events, f"{r.id}: events, from InfluxDB"), highlight=False)
     if not rep.violations:
         out.print("[green]SLA met[/]")
     for v in rep.violations:

@@ -362,6 +362,8 @@ SCHEMA: dict[str, Any] = _obj(
                     ],
                     "x-expected": "'local' or {url: ..., database: ...}",
                 },
+                "period": DURATION,
+                "sampling": {"type": "boolean"},
             }
         ),
     },
@@ -615,14 +617,20 @@ def _build(doc: dict[str, Any], file: str, task_anywhere: bool = False) -> Exper
                                 duration_s=duration_ms(f["duration"]) / 1000))
 
     # --- metrics
-    m = doc.get("metrics", {}).get("influxdb", "local")
+    md = doc.get("metrics", {})
+    period_s = duration_ms(md.get("period", "5s")) / 1000
+    if not 1.0 <= period_s <= 3600:
+        raise ExperimentError(file, "metrics.period",
+                              f"expected a period from 1s to 3600s, got {md['period']!r}")
+    sampling = {"period_s": period_s, "sampling": bool(md.get("sampling", True))}
+    m = md.get("influxdb", "local")
     if m == "local":
-        metrics = MetricsSpec()
+        metrics = MetricsSpec(**sampling)
     else:
         metrics = MetricsSpec(influxdb=m["url"], database=m.get("database", "femdc"),
                               bucket=m.get("bucket"), org=m.get("org"),
                               token_env=m.get("token_env"), username_env=m.get("username_env"),
-                              password_env=m.get("password_env"))
+                              password_env=m.get("password_env"), **sampling)
 
     return Experiment(
         name=doc["name"], path=file, sites=tuple(sites), provider=provider,

@@ -264,6 +264,8 @@ class MetricsSpec:
     token_env: str | None = None
     username_env: str | None = None
     password_env: str | None = None
+    period_s: float = 5.0  # per-service sampling period on every host (metrics/sampler.py)
+    sampling: bool = True  # sample services and hosts during every bench
 
 
 @dataclass(frozen=True)

@@ -186,7 +186,21 @@ def build_agent_zip(path: Path) -> Path:
     """The subset of femdc_bench the hosts need: model + workload (stdlib + keystoneauth1)."""
     pkg = Path(__file__).resolve().parent
     workload = sorted(str(f.relative_to(pkg)) for f in (pkg / "workload").rglob("*.py"))
-    return ship.package_zip(path, ["__init__.py", "model.py", *workload])
+    return ship.package_zip(path, ["__init__.py", "model.py", *workload,
+                                   "metrics/__init__.py", "metrics/sampler.py"])
+
+
+def sampler_confs(exp: Experiment, inv: Inventory, run_id: str, max_s: int) -> dict[str, Any]:
+    """One sampler configuration per host (metrics/sampler.py; the playbook adds its
+    work directory): every host, since every host runs services."""
+    if not exp.metrics.sampling:
+        return {}
+    sites = {h.address: h.site for h in inv.hosts}
+    return {h.alias: {"host": h.alias, "site": h.site, "address": h.address,
+                      "own_addresses": [h.address], "period_s": exp.metrics.period_s,
+                      "sites_by_address": sites, "max_s": max_s,
+                      "unit_prefix": f"femdc-{run_id}-"}
+            for h in inv.hosts}
 
 
 def agent_specs(exp: Experiment, inv: Inventory, clouds: Clouds, admin_password: str,
@@ -268,9 +282,13 @@ def bench(run: Run, point: str = "p0", progress: Progress = _noop,
         for old in samples_dir.glob("*"):
             old.unlink()
         progress(f"load from {len(specs)} host(s) at {point} ({sp.label()})")
+        metrics_dir = run.metrics_dir(point)
+        for old in metrics_dir.glob("*.jsonl"):
+            old.unlink()
         faults = FaultInjector(run, exp, inv, point) if exp.workload.faults else None
         if faults:
             faults.start(samples_dir / "start.json")
+        timeout = _agent_timeout(exp)
         try:
             run_playbook(
                 PLAYBOOKS / "common" / "bench.yml", inv, run_dir=run.dir, log=run.log("bench"),
@@ -279,17 +297,73 @@ def bench(run: Run, point: str = "p0", progress: Progress = _noop,
                     "femdc_agent_zip": str(build_agent_zip(run.dir / "tmp" / "femdc_agent.zip")),
                     "femdc_agent_python": clouds.agent_python,
                     "femdc_agent_specs": {a: s.to_dict() for a, s in specs.items()},
-                    "femdc_agent_timeout": _agent_timeout(exp),
+                    "femdc_agent_timeout": timeout,
                     "femdc_samples_dir": str(samples_dir),
+                    "femdc_sampler_confs": sampler_confs(exp, inv, run.id, timeout + 60),
+                    "femdc_metrics_dir": str(metrics_dir),
                 })
+        except Exception:
+            _stop_samplers(run, inv, samples_dir, metrics_dir)
+            raise
         finally:
             if faults:
                 faults.stop()
         n = store_samples(run, exp, target, point)
+        m = store_metrics(run, exp, target, point)
+        store_events(run, exp, target)
         if faults:
             faults.store(target)
-        progress(f"{n} samples stored")
+        progress(f"{n} samples stored, {m} service and host samples")
     return n
+
+
+def _stop_samplers(run: Run, inv: Inventory, samples_dir: Path, metrics_dir: Path) -> None:
+    """After a failed bench: the agents and samplers of hosts the playbook dropped may
+    still run (bench-stop.yml stops both and fetches what they recorded)."""
+    try:
+        run_playbook(PLAYBOOKS / "common" / "bench-stop.yml", inv, run_dir=run.dir,
+                     log=run.log("bench"), extra_vars={
+                         "femdc_samples_dir": str(samples_dir),
+                         "femdc_metrics_dir": str(metrics_dir)})
+    except Exception as e:  # noqa: BLE001 - the bench's own error is the one to report
+        log.warning("could not stop the samplers after a failed bench: %s", e)
+
+
+def read_metrics(run: Run, point: str) -> list[dict[str, Any]]:
+    """The sampler records fetched from the hosts (a torn last line is skipped)."""
+    import json
+
+    out = []
+    for f in sorted(run.metrics_dir(point).glob("*.jsonl")):
+        for line in f.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(rec, dict) and {"m", "tags", "fields", "t"} <= rec.keys():
+                out.append(rec)
+    return out
+
+
+def store_metrics(run: Run, exp: Experiment, target: Any, point: str) -> int:
+    """The point's sampler records into InfluxDB (replacing the point's earlier ones)."""
+    from femdc_bench.metrics.influx import SAMPLED, InfluxWriter, connect
+
+    recs = read_metrics(run, point)
+    counts: dict[str, int] = {}
+    with connect(target) as client:
+        for measurement in SAMPLED:
+            client.delete(measurement, {"run": run.id, "point": point})
+        with InfluxWriter(client, common_tags=_point_tags(exp, point),
+                          spool_path=run.dir / "influx-spool.jsonl") as w:
+            for r in recs:
+                if r["m"] not in SAMPLED:
+                    continue
+                w.write(r["m"], {**r["tags"], "run": run.id, "experiment": exp.name,
+                                 "point": point}, r["fields"], int(r["t"]))
+                counts[r["m"]] = counts.get(r["m"], 0) + 1
+    run.update_manifest(metrics={point: counts})
+    return sum(counts.values())
 
 
 def _point_tags(exp: Experiment, point: str) -> dict[str, str]:
@@ -378,6 +452,8 @@ def emulate(run: Run, point: str = "p0", progress: Progress = _noop,
             wan_apply.apply(p, emulator=emulator, tag=run_tag(run), inv=inv, run_dir=run.dir,
                             log=run.log("emulate"), on_task=lambda t: progress(f"emulate: {t}"))
             run.state.wan_point = point
+            run.event("wan", f"emulate@{point}",
+                      f"WAN of {point} applied: {sp.label()} ({emulator}, {p.rule_count} rules)")
         run.state.wan_plan_sha = sha if run.state.wan_point == point else None
     run.save()
     return p
@@ -388,6 +464,7 @@ def remove_wan(run: Run, progress: Progress = _noop) -> None:
     inv = run.inventory()
     progress("removing WAN emulation")
     wan_apply.remove(inv, tag=run_tag(run), run_dir=run.dir, log=run.log("emulate"))
+    run.event("wan", "emulate", "WAN emulation removed")
     run.state.wan_point = run.state.wan_plan_sha = None
     run.save()
 
@@ -544,8 +621,37 @@ class FaultInjector:
             for ts, kind, site, phase in self.events:
                 w.write(EVENT, {"run": self.run.id, "experiment": self.exp.name,
                                 "point": self.point, "kind": kind, "site": site,
-                                "phase": phase}, {"active": int(phase == "start")}, ts)
+                                "phase": phase}, {"active": int(phase == "start"),
+                                                  "text": f"{kind} of {site}: {phase}"}, ts)
         self.run.write_json(f"wan/{self.point}/events.json", self.events)
+
+
+def store_events(run: Run, exp: Experiment, target: Any) -> int:
+    """The run's events.jsonl (phases, WAN changes) as `event` points; idempotent (the
+    same event is the same point). Fault events are stored by FaultInjector.store."""
+    from femdc_bench.metrics.influx import EVENT, InfluxWriter, connect
+
+    evs = run.events()
+    with connect(target) as client, InfluxWriter(
+            client, spool_path=run.dir / "influx-spool.jsonl") as w:
+        for e in evs:
+            tags = {"run": run.id, "experiment": exp.name, "kind": e["kind"],
+                    "phase": e["phase"], "point": e.get("point"), "site": e.get("site")}
+            fields = {"text": e["text"]}
+            if isinstance(e.get("seconds"), int | float):
+                fields["seconds"] = e["seconds"]
+            w.write(EVENT, tags, fields, int(e["t"]))
+    return len(evs)
+
+
+def read_events(client: Any, run_id: str) -> list[dict[str, Any]]:
+    from femdc_bench.metrics.influx import EVENT
+
+    rows = list(client.rows(EVENT, {"run": run_id}))
+    return sorted(({"time": r.get("time"), "kind": r.get("kind"), "phase": r.get("phase"),
+                    "point": r.get("point"), "site": r.get("site"),
+                    "text": r.get("text") or f"{r.get('kind')} {r.get('site')} {r.get('phase')}"}
+                   for r in rows), key=lambda e: int(e["time"] or 0))
 
 
 def interrupt(run: Run, *, keep: bool) -> None:
@@ -557,9 +663,11 @@ def interrupt(run: Run, *, keep: bool) -> None:
         try:
             run_playbook(PLAYBOOKS / "common" / "bench-stop.yml", run.inventory(),
                          run_dir=run.dir, log=run.log("bench"),
-                         extra_vars={"femdc_samples_dir": str(run.samples_dir(point))})
+                         extra_vars={"femdc_samples_dir": str(run.samples_dir(point)),
+                                     "femdc_metrics_dir": str(run.metrics_dir(point))})
             target, _ = metrics_target(run, exp)
             store_samples(run, exp, target, point)
+            store_metrics(run, exp, target, point)
         except Exception as e:  # noqa: BLE001 - best effort, the teardown must still run
             log.warning("could not collect samples after the interrupt: %s", e)
     run.state.status = "interrupted"
@@ -578,19 +686,25 @@ class Report:
     violations: list[str]
     labels: dict[str, str] = field(default_factory=dict)  # point -> its parameters
     wan: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # point -> RTT pairs
+    events: list[dict[str, Any]] = field(default_factory=list)  # in time order
 
 
-def read_back(run: Run, exp: Experiment) -> tuple[dict[str, list[Sample]], list[Any]]:
-    """The run's samples by point and its `wan` rows, from its InfluxDB (a local one of
-    a destroyed run is started for this and stopped again)."""
+def read_back(run: Run, exp: Experiment, *, events: bool = False
+              ) -> tuple[dict[str, list[Sample]], list[Any], list[dict[str, Any]]]:
+    """The run's samples by point, its `wan` rows and (`events`: after storing the run's
+    events.jsonl) its events in time order, from its InfluxDB (a local one of a
+    destroyed run is started for this and stopped again)."""
     from femdc_bench.metrics.influx import WAN, InfluxReader, LocalInfluxd, connect
 
     target, started = metrics_target(run, exp)
     try:
+        if events:
+            store_events(run, exp, target)
         client = connect(target, create=False)
         try:
             return (InfluxReader(client).api_samples_by_point(run.id),
-                    list(client.rows(WAN, {"run": run.id})))
+                    list(client.rows(WAN, {"run": run.id})),
+                    read_events(client, run.id) if events else [])
         finally:
             client.close()
     finally:
@@ -606,7 +720,7 @@ def export_rally(run: Run, out: Path) -> dict[str, int]:
     from femdc_bench.report.rally_export import rally_json
 
     exp = run.experiment()
-    by_point, _ = read_back(run, exp)
+    by_point, _, _ = read_back(run, exp)
     if not any(by_point.values()):
         raise RunError(f"no samples in InfluxDB for run {run.id}: nothing to export")
     doc = rally_json(run.id, exp, by_point, version=__version__)
@@ -630,7 +744,7 @@ def report(run: Run) -> Report:
 
     exp = run.experiment()
     with run.phase("report"):
-        by_point, wan_rows = read_back(run, exp)
+        by_point, wan_rows, events = read_back(run, exp, events=True)
         rows = compute_stats_by_point(by_point)
         own = {sc.workload: sc.sla for sc in exp.workload.scenarios if sc.workload and sc.sla}
         sla_results = rally_sla_results(by_point, own)
@@ -650,11 +764,13 @@ def report(run: Run) -> Report:
                 "ok": bool(r.get("ok"))})
         doc["points"] = {p.id: {"params": p.params, "label": labels[p.id]} for p in exp.points}
         doc["wan"] = wan
+        doc["events"] = events
         run.write_json("report.json", doc)
         run.state.sla_ok = not violations
         run.state.sla_violations = violations
     run.save()
-    return Report(rows=rows, doc=doc, violations=violations, labels=labels, wan=wan)
+    return Report(rows=rows, doc=doc, violations=violations, labels=labels, wan=wan,
+                  events=events)
 
 
 # ---------------------------------------------------------------------------- destroy

@@ -168,6 +168,7 @@ class Run:
         if name in ("up", "deploy", "bench"):
             self.state.status = "running"
         self.save()
+        self.event("phase", name, "start")
         t0 = time.monotonic()
         logging.getLogger("femdc_bench").info("phase %s: start", name)
         try:
@@ -185,9 +186,33 @@ class Run:
                 self.state.status = "done"
         finally:
             ph.seconds = round(time.monotonic() - t0, 3)
+            self.event("phase", name, ph.status, seconds=ph.seconds)
             logging.getLogger("femdc_bench").info("phase %s: %s in %.1fs", name, ph.status,
                                                   ph.seconds)
             self.save()
+
+    def event(self, kind: str, phase: str, text: str, *, site: str | None = None,
+              **fields: Any) -> None:
+        """Append one event (phase start/end, a WAN change, a fault) to events.jsonl;
+        `run.store_events` writes them as `event` points. `phase` may name a point
+        (`bench@p1`): the point becomes its own tag."""
+        name, _, point = phase.partition("@")
+        rec = {"t": time.time_ns(), "kind": kind, "phase": name, "text": text,
+               **({"point": point} if point else {}), **({"site": site} if site else {}),
+               **fields}
+        with (self.dir / "events.jsonl").open("a", encoding="utf-8") as f:
+            f.write(json.dumps(rec, separators=(",", ":"), default=str) + "\n")
+
+    def events(self) -> list[dict[str, Any]]:
+        p = self.dir / "events.jsonl"
+        out = []
+        if p.exists():
+            for line in p.read_text(encoding="utf-8", errors="replace").splitlines():
+                try:
+                    out.append(json.loads(line))
+                except ValueError:  # a torn last line after a crash
+                    continue
+        return sorted(out, key=lambda e: e.get("t", 0))
 
     def done(self, name: str) -> bool:
         ph = self.state.phases.get(name)
@@ -232,6 +257,12 @@ class Run:
             else:
                 data[k] = v
         p.write_text(json.dumps(data, indent=2, default=str))
+
+    def metrics_dir(self, point: str) -> Path:
+        """The hosts' sampler records of a point (metrics/sampler.py), one file a host."""
+        d = self.dir / "metrics" / point
+        d.mkdir(parents=True, exist_ok=True)
+        return d
 
     def samples_dir(self, point: str) -> Path:
         d = self.dir / "samples" / point

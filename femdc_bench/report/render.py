@@ -155,3 +155,24 @@ def wan_table(pairs: Sequence[dict[str, Any]], title: str) -> Table:
 
 def _ms2(v: float | None) -> str:
     return "-" if v is None else f"{v:.2f}"
+
+
+def events_table(events: Sequence[dict[str, Any]], title: str) -> Table:
+    """The run's events in time order (phases, WAN changes, faults), with the time since
+    the first one."""
+    import datetime as dt
+
+    table = Table(title=title)
+    for name, justify in (("+s", "right"), ("UTC", "left"), ("kind", "left"),
+                          ("phase", "left"), ("point", "left"), ("site", "left"),
+                          ("event", "left")):
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    t0 = int(events[0]["time"]) if events else 0
+    for e in events:
+        t = int(e["time"])
+        table.add_row(f"{(t - t0) / 1e9:.1f}",
+                      dt.datetime.fromtimestamp(t / 1e9, dt.UTC).strftime("%H:%M:%S.%f")[:-3],
+                      str(e.get("kind") or ""), str(e.get("phase") or ""),
+                      str(e.get("point") or ""), str(e.get("site") or ""),
+                      str(e.get("text") or ""))
+    return table

@@ -45,10 +45,11 @@ def openstack_raw(run_dir: Path, cloud: str, *args: str) -> None:
     assert proc.returncode == 0, f"openstack {' '.join(args)} ({cloud}): {proc.stderr[-2000:]}"
 
 
-def api_rows(url: str, run: str) -> list[dict[str, Any]]:
-    """Every `api` point of the run, as InfluxDB returns them."""
+def api_rows(url: str, run: str, measurement: str = "api") -> list[dict[str, Any]]:
+    """Every point of the run in `measurement`, as InfluxDB returns them."""
     r = requests.get(f"{url}/query", params={
-        "db": "femdc", "q": f"SELECT * FROM api WHERE run='{run}'"}, timeout=60).json()
+        "db": "femdc", "q": f"SELECT * FROM {measurement} WHERE run='{run}'"},
+        timeout=60).json()
     series = r["results"][0].get("series", [])
     out = []
     for s in series:
@@ -87,8 +88,38 @@ def central_control() -> dict[str, Any]:
             ],
             "sla": {"failure_rate_max": "0%"},
         },
-        "metrics": {"influxdb": "local"},
+        "metrics": {"influxdb": "local", "period": "1s"},
     }
+
+
+def check_service_metrics(url: str, run_id: str) -> None:
+    """The samplers of every host put `proc`, `tcp`, `host`, `db` and `mq` points beside
+    the `api` ones, and the phases are `event` points."""
+    proc: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in api_rows(url, run_id, "proc"):
+        proc.setdefault((r["host"], r["service"]), []).append(r)
+    ctl = {svc for host, svc in proc if host == "core-ctl"}
+    assert {"keystone", "mariadb", "rabbitmq", "memcached", "placement", "glance", "nova-api",
+            "nova-conductor", "nova-scheduler", "neutron", "ovn-northd", "femdc-sampler"} <= ctl
+    for edge in ("edge1-node", "edge2-node"):
+        computes = proc[(edge, "nova-compute")]
+        assert len(computes) >= 5  # 1 s period over the bench
+        assert all(r["procs"] == 3 for r in computes)  # the pool and its 2 computes
+        assert max(r["rss_mb"] for r in computes) > 100
+    busy = [r["cpu_pct"] for r in proc[("core-ctl", "nova-conductor")] if r["cpu_pct"]]
+    assert busy and max(busy) > 1, busy  # it served the boots
+    peers = {(r["service"], r["peer_site"]) for r in api_rows(url, run_id, "tcp")
+             if r["host"] == "core-ctl"}
+    assert {("rabbitmq", "edge1"), ("rabbitmq", "edge2"), ("mariadb", "local")} <= peers
+    host = [r for r in api_rows(url, run_id, "host") if r.get("iface") == "eth0"]
+    assert {r["host"] for r in host} == {"core-ctl", "edge1-node", "edge2-node"}
+    db = api_rows(url, run_id, "db")
+    assert db and max(r["queries_per_s"] or 0 for r in db) > 10
+    mq = api_rows(url, run_id, "mq")
+    assert mq and min(r["connections"] for r in mq) > 5
+    events = api_rows(url, run_id, "event")
+    phases = {(r["phase"], r["text"]) for r in events if r["kind"] == "phase"}
+    assert {("deploy", "start"), ("deploy", "done"), ("bench", "done")} <= phases
 
 
 def test_central_control_boots_servers_from_every_site(tmp_path: Path, results: Path) -> None:
@@ -126,6 +157,8 @@ def test_central_control_boots_servers_from_every_site(tmp_path: Path, results: 
         # The report was read back from InfluxDB and has the per-action rows.
         report = json.loads((run_dir / "report.json").read_text())
         assert "nova.boot_server" in json.dumps(report)
+        assert [e["phase"] for e in report["events"]][:2] == ["up", "up"]
+        check_service_metrics(state["metrics_url"], run_id)
 
         # The kept deployment: four fake computes up, every site's cloud lists servers.
         services = openstack(run_dir, "edge1", "compute", "service", "list",
@@ -334,6 +367,11 @@ def test_keystone_per_site_over_galera(tmp_path: Path, results: Path) -> None:
                 if "authenticate" in r["operation"] and not r.get("action")}
         assert auth == {(a, b) for a in sites for b in sites}, auth
         assert all(r["count"] > 0 and r["errors"] == 0 for r in report["rows"])
+        # every node's sampler saw the one 3-node cluster
+        url = json.loads((run_dir / "state.json").read_text())["metrics_url"]
+        db = api_rows(url, run_id, "db")
+        assert {r["host"] for r in db} == {f"{s}-ctl" for s in sites}
+        assert all(r["wsrep_cluster_size"] == 3 for r in db), db[:3]
         cl = json.loads((run_dir / "clouds.json").read_text())["clouds"]
         assert {c["site"]: c["region"] for c in cl} == {s: s for s in sites}
         assert len({c["auth_url"] for c in cl}) == 3

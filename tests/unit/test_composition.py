@@ -123,16 +123,19 @@ def test_agent_specs_local_targets_follow_the_source_site() -> None:
 
 
 def test_agent_zip_runs_standalone(tmp_path: Path) -> None:
-    """The zip holds model + workload only and imports without the rest of the project."""
+    """The zip holds model + workload + the sampler only and imports without the rest of
+    the project (the sampler with the standard library alone)."""
     z = phases.build_agent_zip(tmp_path / "agent.zip")
     names = zipfile.ZipFile(z).namelist()
     assert "femdc_bench/model.py" in names
     assert "femdc_bench/workload/agent.py" in names
-    assert not any(n.startswith(("femdc_bench/run", "femdc_bench/cli", "femdc_bench/metrics"))
-                   for n in names)
+    assert "femdc_bench/metrics/sampler.py" in names
+    assert not any(n.startswith(("femdc_bench/run", "femdc_bench/cli",
+                                 "femdc_bench/metrics/influx")) for n in names)
     proc = subprocess.run(
         [sys.executable, "-I", "-c",
          "import sys; sys.path.insert(0, sys.argv[1]); import femdc_bench.workload.agent, "
+         "femdc_bench.metrics.sampler, "
          "json; print(json.dumps(femdc_bench.workload.agent.__file__))", str(z)],
         capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr

@@ -215,7 +215,7 @@ def test_unknown_measurement_refused() -> None:
 
 
 def test_measurement_names_in_one_place() -> None:
-    assert {"api", "proc", "db", "mq", "wan", "event"} == influx.MEASUREMENTS
+    assert {"api", "proc", "tcp", "host", "db", "mq", "wan", "event"} == influx.MEASUREMENTS
 
 
 # --------------------------------------------------------------------------- tiebreak

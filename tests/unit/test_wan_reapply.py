@@ -79,3 +79,24 @@ def test_a_failed_apply_is_not_taken_as_applied(run: tuple[Run, list[str]],
     with pytest.raises(RuntimeError):
         phases.emulate(r, "p0", force=False)
     assert Run.open(str(r.dir)).state.wan_point is None
+
+
+def test_phases_and_wan_changes_are_events_in_time_order(run: tuple[Run, list[str]]) -> None:
+    r, _ = run
+    phases.emulate(r, "p1", force=False)
+    phases.remove_wan(r)
+    with pytest.raises(RuntimeError), r.phase("bench@p1"):
+        raise RuntimeError("boom")
+    with (r.dir / "events.jsonl").open("a") as f:
+        f.write('{"t": 1, "kind": "pha')  # a torn last line (a crash): skipped
+    evs = Run.open(str(r.dir)).events()
+    assert [(e["kind"], e["phase"], e.get("point"), e["text"].split(":")[0]) for e in evs] == [
+        ("phase", "emulate", "p1", "start"),
+        ("wan", "emulate", "p1", "WAN of p1 applied"),
+        ("phase", "emulate", "p1", "done"),
+        ("wan", "emulate", None, "WAN emulation removed"),
+        ("phase", "bench", "p1", "start"),
+        ("phase", "bench", "p1", "failed"),
+    ]
+    assert [e["t"] for e in evs] == sorted(e["t"] for e in evs)
+    assert isinstance(evs[2]["seconds"], float)
