@@ -40,11 +40,17 @@ def _fail(message: str, code: int = EXIT_FAILED) -> None:
 def _errors() -> Iterator[None]:
     """Turn the project's errors into one line and an exit code."""
     from femdc_bench.ansible import AnsibleError
+    from femdc_bench.backup import BackupError
+    from femdc_bench.metrics.influx import InfluxError
 
     try:
         yield
     except ExperimentError as e:
         _fail(str(e), EXIT_USAGE)
+    except BackupError as e:
+        _fail(str(e), EXIT_USAGE)
+    except InfluxError as e:
+        _fail(f"InfluxDB: {e}")
     except RunError as e:
         _fail(str(e), EXIT_USAGE)
     except AnsibleError as e:
@@ -132,6 +138,10 @@ def run(experiment: Path | None, keep: bool, run_id: str | None, resume: str | N
             failed_points = _run_points(r, [p.id for p in r.experiment().points],
                                         show_matrix=False)
             _print_report(r, phases.report(r))
+            with _progress("backup written") as progress:
+                res = phases.backup(r, progress=progress)
+            console.print(f"[dim]{res.path}: {sum(res.points.values())} points, "
+                          f"{res.files} files[/]", highlight=False)
         except KeyboardInterrupt:
             console.print("[yellow]interrupted: stopping the load[/]")
             phases.interrupt(r, keep=keep)
@@ -473,6 +483,43 @@ def export(run_ref: str, fmt: str, out: Path | None) -> None:
     out_console = f"{dest}: {n['tasks']} task(s), {n['workloads']} workload(s), " \
         f"{n['iterations']} iteration(s)"
     console.print(out_console, highlight=False)
+
+
+@main.command()
+@click.argument("run_ref", metavar="RUN", default="last")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Archive path (default: <run dir>/backup/<run>.backup.tar.gz).")
+def backup(run_ref: str, out: Path | None) -> None:
+    """One archive of RUN: its InfluxDB points as line protocol, its files, every host's
+    logs and configuration (secrets redacted), with SHA256SUMS. `run` ends with it."""
+    from femdc_bench import run as phases
+
+    with _errors():
+        r = _open(run_ref)
+        with _progress("backup written") as progress:
+            res = phases.backup(r, out, progress)
+        points = ", ".join(f"{m} {n}" for m, n in sorted(res.points.items()))
+        console.print(f"{res.path}: {points}; {res.files} files"
+                      + (f"; {res.redactions} secrets redacted" if res.redactions else ""),
+                      highlight=False)
+
+
+@main.command()
+@click.argument("archive", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("--influxdb", "influx_url", metavar="URL",
+              help="Write the points to this InfluxDB 1.x (default: the restored run's own "
+                   "local InfluxDB, which `report` reads).")
+@click.option("--database", default="femdc", show_default=True)
+def restore(archive: Path, influx_url: str | None, database: str) -> None:
+    """Restore a backup into the results directory (checksums verified) and its points
+    into InfluxDB; the point counts read back must equal the archive's."""
+    from femdc_bench import run as phases
+
+    with _errors():
+        with _progress("restored") as progress:
+            r, counts = phases.restore(archive, _results(), influx_url, database, progress)
+        console.print(f"{r.id} → {r.dir}: " + ", ".join(
+            f"{m} {n}" for m, n in sorted(counts.items())), highlight=False)
 
 
 @main.command()

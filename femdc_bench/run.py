@@ -830,3 +830,82 @@ def stop_local_influx(run: Run) -> str | None:
         influxd.stop()
         return f"influxd (data kept in {d})"
     return None
+
+
+# ---------------------------------------------------------------------------- backup
+
+
+def backup(run: Run, out: Path | None = None, progress: Progress = _noop) -> Any:
+    """One archive of the run (femdc_bench/backup.py): its InfluxDB points as line
+    protocol (after the spool and the events are written), its files, host logs and
+    configuration, secrets redacted, with a checksum manifest."""
+    from femdc_bench import backup as bk
+    from femdc_bench.metrics.influx import InfluxWriter, LocalInfluxd, connect
+    from femdc_bench.metrics.lineproto import run_lines
+
+    exp = run.experiment()
+    dest = out or run.dir / "backup" / f"{run.id}.backup.tar.gz"
+    with run.phase("backup"):
+        target, started = metrics_target(run, exp)
+        try:
+            spool = run.dir / "influx-spool.jsonl"
+            with connect(target) as client:
+                if spool.exists() and spool.stat().st_size:
+                    with InfluxWriter(client, spool_path=spool) as w:
+                        w.replay_spool()
+            store_events(run, exp, target)
+            progress("reading the run's points")
+            with connect(target, create=False) as client:
+                res = bk.write_archive(run.dir, run.id, run_lines(client, run.id), dest)
+        finally:
+            if started:
+                LocalInfluxd(run.influx_dir()).stop()
+    run.update_manifest(backup={"path": str(dest), "points": res.points, "files": res.files})
+    return res
+
+
+def restore(archive: Path, results: Path, influx_url: str | None = None,
+            database: str = "femdc", progress: Progress = _noop) -> tuple[Run, dict[str, int]]:
+    """A backup into `results/<run>/` and its points into `influx_url` (or the restored
+    run's own local InfluxDB, which `report` then reads). Returns the run and the points
+    per measurement read back from the server, which must equal the archive's."""
+    import json as _json
+
+    from femdc_bench import backup as bk
+    from femdc_bench.metrics.influx import InfluxTarget, LocalInfluxd, connect
+    from femdc_bench.metrics.lineproto import run_lines
+    from femdc_bench.model import MetricsSpec
+
+    opened = bk.open_archive(archive)
+    dest = results / opened.run_id
+    bk.extract_files(opened, dest)
+    st = dest / "state.json"
+    state = _json.loads(st.read_text())
+    state["status"] = "destroyed"  # no host of it exists here
+    state["metrics_url"] = None
+    st.write_text(_json.dumps(state, indent=2))
+    run = Run.open(str(dest))
+    run.update_manifest(restored_from={"archive": str(archive), "at": time.time()})
+    influxd = None
+    if influx_url is None:
+        influxd = LocalInfluxd(run.influx_dir())
+        influx_url = influxd.start()
+    target = InfluxTarget.from_spec(MetricsSpec(influxdb=influx_url, database=database),
+                                    influx_url)
+    try:
+        lines = bk.influx_lines(opened)
+        progress(f"writing {len(lines)} points")
+        with connect(target) as client:
+            for i in range(0, len(lines), 5000):
+                client.write_lines(lines[i:i + 5000])
+        with connect(target, create=False) as client:
+            counts: dict[str, int] = {}
+            for m, _ in run_lines(client, opened.run_id):
+                counts[m] = counts.get(m, 0) + 1
+    finally:
+        if influxd is not None:
+            influxd.stop()
+    if counts != opened.meta.get("points", {}):
+        raise RunError(f"restored points differ from the archive's: {counts} != "
+                       f"{opened.meta.get('points')}")
+    return run, counts

@@ -220,6 +220,50 @@ def test_centralized_run_kept_used_and_destroyed(tmp_path: Path, results: Path) 
     again = json.loads(proc.stdout)
     assert again["rows"] == report["rows"]
     assert leftovers(run_dir) == []
+    backup_and_restore(tmp_path, results, run_id, run_dir, again["rows"])
+
+
+def backup_and_restore(tmp_path: Path, results: Path, run_id: str, run_dir: Path,
+                       rows: list[dict[str, Any]]) -> None:
+    """`backup` of the destroyed run, then `restore` into a fresh results directory and
+    a fresh InfluxDB: the same points per measurement, and `report` prints the same
+    rows. No generated secret is in the archive."""
+    import io
+    import tarfile
+
+    archive = tmp_path / "b" / f"{run_id}.backup.tar.gz"
+    femdc(results, "backup", run_id, "--out", str(archive), check=True)
+    assert leftovers(run_dir) == []  # the InfluxDB it started is stopped again
+    secrets = [v for v in json.loads((run_dir / "secrets.json").read_text()).values()
+               if isinstance(v, str) and len(v) >= 8]
+    with tarfile.open(archive) as tar:
+        names = tar.getnames()
+        blobs = [(n, tar.extractfile(n).read()) for n in names  # type: ignore[union-attr]
+                 if tar.getmember(n).isfile()]
+    assert f"{run_id}/SHA256SUMS" in names and f"{run_id}/clouds.yaml" not in names
+    assert any(n.startswith(f"{run_id}/logs/hosts/") and "config-keystone" in n for n in names)
+    leaks = [n for n, data in blobs for s in secrets if s.encode() in data]
+    assert leaks == [], leaks
+    meta = json.loads(dict(blobs)[f"{run_id}/backup.json"])
+    assert meta["points"]["api"] > 0 and meta["points"]["event"] > 0
+
+    fresh = tmp_path / "restored"
+    proc = femdc(fresh, "restore", str(archive), check=True)
+    print(f"\nbackup/restore: {meta['points']}")
+    restored = json.loads(femdc(fresh, "report", run_id, "--json").stdout)
+    assert restored["rows"] == rows
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert str(fresh) not in ps  # its InfluxDB was stopped again
+    # a damaged archive is refused with one line
+    bad = tmp_path / "bad.tar.gz"
+    with tarfile.open(archive) as src, tarfile.open(bad, "w:gz") as dst:
+        for m in src.getmembers():
+            data = src.extractfile(m).read()  # type: ignore[union-attr]
+            if m.name.endswith("report.json"):
+                data = data.replace(b"p0", b"p9")
+            dst.addfile(m, io.BytesIO(data))
+    proc = femdc(tmp_path / "restored2", "restore", str(bad))
+    assert proc.returncode == 2 and "does not match its checksum" in proc.stdout, proc.stdout
 
 
 TASKS = Path(__file__).with_name("tasks")

@@ -50,6 +50,33 @@ def test_host_facts_archives_the_logs_and_reports_versions(tmp_path: Path) -> No
         assert tar.getnames() == ["keystone.log"]
 
 
+def test_host_facts_archives_the_configuration_with_secrets_redacted(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    (work / "nova" / "etc").mkdir(parents=True)
+    (work / "nova" / "etc" / "nova.conf").write_text(
+        "[DEFAULT]\ntransport_url = rabbit://openstack:S3cretRabbit@10.0.0.1:5672/core\n"
+        "[keystone_authtoken]\npassword = S3cretNova\nusername = nova\n"
+        "[database]\nconnection = mysql+pymysql://nova:S3cretDb@10.0.0.1/nova\n"
+        "# password = a comment stays\nmemcache_secret_key=S3cretMc\n")
+    (work / "mariadb").mkdir()
+    (work / "mariadb" / "my.cnf").write_text("[mysqld]\nport = 3306\n")
+    (work / "mariadb" / "root.cnf").write_text("[client]\npassword = S3cretRoot\n")
+    archive = work / "collect-logs.tar.gz"
+    out = subprocess.run([sys.executable, str(HOST_FACTS), str(work), str(archive)],
+                         capture_output=True, text=True, check=True).stdout
+    assert json.loads(out)["configs"] == 2
+    with tarfile.open(archive) as tar:
+        assert sorted(tar.getnames()) == ["config-mariadb-my.cnf", "config-nova-nova.conf"]
+        f = tar.extractfile("config-nova-nova.conf")
+        assert f is not None
+        text = f.read().decode()
+    assert "S3cret" not in text
+    assert "rabbit://openstack:<redacted>@10.0.0.1:5672/core" in text
+    assert "password = <redacted>" in text and "username = nova" in text
+    assert "mysql+pymysql://nova:<redacted>@10.0.0.1/nova" in text
+    assert "# password = a comment stays" in text
+
+
 STOP_ALL = Path(__file__).parents[2] / "playbooks" / "native" / "files" / "stop_all.py"
 
 

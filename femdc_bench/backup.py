@@ -1,0 +1,193 @@
+"""One archive of a run: its InfluxDB points, files, host logs and configuration.
+
+    femdc-bench backup RUN [--out F]      (also the last step of `run`)
+    femdc-bench restore ARCHIVE [--influxdb URL]
+
+Layout of `<run>.backup.tar.gz` (every member under `<run>/`):
+
+    SHA256SUMS                  `sha256sum -c SHA256SUMS` checks every other member
+    backup.json                 run id, time, points per measurement, files
+    influx/points-NNNN.lp       the run's points as line protocol, <= 20,000 lines each
+    experiment.yaml, manifest.json, state.json, inventory.json, events.jsonl,
+    report.json, wan/, samples/, metrics/, tasks/, logs/ (phases and every host's logs
+    and rendered configuration)
+
+Left out: secrets.json, clouds.yaml (the admin password), ssh/ (the run's key),
+provider/ (host keys), influxdb/ (the raw data: the line protocol replaces it), tmp/.
+Every generated secret that still appears in a text member (a log line, a rendered
+config) is replaced by `<redacted>`. Restoring into any InfluxDB 1.x by hand:
+
+    for f in RUN/influx/*.lp; do curl -sf -XPOST "$URL/write?db=femdc&precision=ns" \
+      --data-binary @$f; done
+
+(2.x: `influx write -b femdc -p ns -f FILE` per file.)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+import tarfile
+import time
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+LINES_PER_FILE = 20_000
+EXCLUDED = {"secrets.json", "clouds.yaml", "ssh", "provider", "influxdb", "tmp", "backup",
+            "influx-spool.jsonl.lock"}
+REDACTED = b"<redacted>"
+
+
+class BackupError(Exception):
+    pass
+
+
+@dataclass
+class BackupResult:
+    path: Path
+    points: dict[str, int] = field(default_factory=dict)
+    files: int = 0
+    redactions: int = 0
+
+
+def _secrets(run_dir: Path) -> list[bytes]:
+    p = run_dir / "secrets.json"
+    if not p.exists():
+        return []
+    vals = [str(v).encode() for v in json.loads(p.read_text()).values()
+            if isinstance(v, str | int) and len(str(v)) >= 8]
+    return sorted(set(vals), key=len, reverse=True)
+
+
+def _files(run_dir: Path) -> Iterable[Path]:
+    for p in sorted(run_dir.rglob("*")):
+        rel = p.relative_to(run_dir)
+        if rel.parts[0] in EXCLUDED or not p.is_file() or p.is_symlink():
+            continue
+        yield p
+
+
+def write_archive(run_dir: Path, run_id: str, lines: Iterable[tuple[str, str]],
+                  out: Path) -> BackupResult:
+    """The archive of `run_dir` plus `lines` (measurement, line protocol)."""
+    secrets = _secrets(run_dir)
+    res = BackupResult(path=out)
+    sums: list[str] = []
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".part")
+    with tarfile.open(tmp, "w:gz", compresslevel=6) as tar:
+
+        def add(name: str, data: bytes, mtime: float | None = None) -> None:
+            info = tarfile.TarInfo(f"{run_id}/{name}")
+            info.size, info.mtime, info.mode = len(data), int(mtime or time.time()), 0o644
+            tar.addfile(info, io.BytesIO(data))
+            sums.append(f"{hashlib.sha256(data).hexdigest()}  {name}")
+
+        chunk: list[str] = []
+        n_files = 0
+
+        def flush() -> None:
+            nonlocal n_files
+            if chunk:
+                n_files += 1
+                add(f"influx/points-{n_files:04d}.lp", ("\n".join(chunk) + "\n").encode())
+                chunk.clear()
+
+        for m, line in lines:
+            res.points[m] = res.points.get(m, 0) + 1
+            chunk.append(line)
+            if len(chunk) >= LINES_PER_FILE:
+                flush()
+        flush()
+        for p in _files(run_dir):
+            data = p.read_bytes()
+            for s in secrets:
+                if s in data:
+                    res.redactions += data.count(s)
+                    data = data.replace(s, REDACTED)
+            add(p.relative_to(run_dir).as_posix(), data, p.stat().st_mtime)
+            res.files += 1
+        meta = {"run": run_id, "created": time.time(), "points": res.points,
+                "files": res.files, "influx_files": n_files, "redactions": res.redactions}
+        add("backup.json", json.dumps(meta, indent=2).encode())
+        data = ("\n".join(sums) + "\n").encode()
+        info = tarfile.TarInfo(f"{run_id}/SHA256SUMS")
+        info.size, info.mtime, info.mode = len(data), int(time.time()), 0o644
+        tar.addfile(info, io.BytesIO(data))
+    tmp.replace(out)
+    out.chmod(0o600)
+    return res
+
+
+@dataclass
+class Opened:
+    run_id: str
+    meta: dict[str, Any]
+    members: dict[str, bytes]  # name below <run>/ -> content
+
+
+def open_archive(path: Path) -> Opened:
+    """Read and verify an archive: every member's sha256 against SHA256SUMS, nothing
+    outside `<run>/`, no links or devices."""
+    members: dict[str, bytes] = {}
+    root = None
+    try:
+        with tarfile.open(path, "r:gz") as tar:
+            for info in tar:
+                parts = info.name.split("/")
+                if not info.isfile() or ".." in parts or info.name.startswith("/") \
+                        or len(parts) < 2:
+                    raise BackupError(f"{path}: unexpected member {info.name!r}")
+                if root is None:
+                    root = parts[0]
+                if parts[0] != root:
+                    raise BackupError(f"{path}: members of two runs ({root}, {parts[0]})")
+                f = tar.extractfile(info)
+                assert f is not None
+                members["/".join(parts[1:])] = f.read()
+    except (OSError, EOFError, tarfile.TarError, zlib.error) as e:
+        raise BackupError(f"{path}: not a femdc-bench backup ({e})") from e
+    if root is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}", root):
+        raise BackupError(f"{path}: {root!r} is not a run id")
+    if root is None or "SHA256SUMS" not in members or "backup.json" not in members:
+        raise BackupError(f"{path}: no SHA256SUMS or backup.json: not a femdc-bench backup")
+    listed = {}
+    for line in members["SHA256SUMS"].decode().splitlines():
+        digest, _, name = line.partition("  ")
+        listed[name] = digest
+    for name, data in members.items():
+        if name == "SHA256SUMS":
+            continue
+        if listed.get(name) != hashlib.sha256(data).hexdigest():
+            raise BackupError(f"{path}: {name} does not match its checksum")
+    if set(listed) - set(members):
+        raise BackupError(f"{path}: missing {sorted(set(listed) - set(members))[0]}")
+    return Opened(run_id=root, meta=json.loads(members["backup.json"]), members=members)
+
+
+def influx_lines(opened: Opened) -> list[str]:
+    out: list[str] = []
+    for name in sorted(n for n in opened.members if n.startswith("influx/")):
+        out += [ln for ln in opened.members[name].decode().splitlines() if ln]
+    return out
+
+
+def extract_files(opened: Opened, dest: Path) -> int:
+    """The run's files (not the line protocol) into `dest`, which must not exist."""
+    if dest.exists():
+        raise BackupError(f"{dest} exists: restore into another results directory "
+                          "(--results) or remove it")
+    n = 0
+    for name, data in opened.members.items():
+        if name.startswith("influx/") or name in ("SHA256SUMS",):
+            continue
+        p = dest / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(data)
+        n += 1
+    return n
