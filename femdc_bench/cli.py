@@ -41,7 +41,7 @@ def _errors() -> Iterator[None]:
     """Turn the project's errors into one line and an exit code."""
     from femdc_bench.ansible import AnsibleError
     from femdc_bench.backup import BackupError
-    from femdc_bench.metrics.influx import InfluxError
+    from femdc_bench.metrics.client import InfluxError
 
     try:
         yield
@@ -520,6 +520,21 @@ def restore(archive: Path, influx_url: str | None, database: str) -> None:
             r, counts = phases.restore(archive, _results(), influx_url, database, progress)
         console.print(f"{r.id} → {r.dir}: " + ", ".join(
             f"{m} {n}" for m, n in sorted(counts.items())), highlight=False)
+
+
+@main.command()
+@click.argument("dest", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--influxdb", "influx_url", metavar="URL", default="http://localhost:8086",
+              show_default=True, help="The InfluxDB 1.x the datasource points at.")
+@click.option("--database", default="femdc", show_default=True)
+def grafana(dest: Path, influx_url: str, database: str) -> None:
+    """Write Grafana provisioning files to DEST: a datasource, a dashboard provider and
+    the dashboards (API latency, per-service metrics, database and bus, Galera)."""
+    from femdc_bench import grafana as g
+
+    with _errors():
+        for p in g.write_provisioning(dest, influx_url, database):
+            console.print(str(p), highlight=False)
 
 
 @main.command()

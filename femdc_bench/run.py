@@ -164,7 +164,8 @@ def metrics_target(run: Run, exp: Experiment) -> tuple[Any, bool]:
 
     Returns (target, started_now) so that a caller that started it can stop it again.
     """
-    from femdc_bench.metrics.influx import InfluxTarget, LocalInfluxd
+    from femdc_bench.metrics.client import InfluxTarget
+    from femdc_bench.metrics.server import LocalInfluxd
 
     if exp.metrics.influxdb != "local":
         return InfluxTarget.from_spec(exp.metrics, exp.metrics.influxdb), False
@@ -173,7 +174,7 @@ def metrics_target(run: Run, exp: Experiment) -> tuple[Any, bool]:
     url = influxd.url if running else influxd.start()
     assert url is not None
     if not running:
-        from femdc_bench.metrics.influx import ping
+        from femdc_bench.metrics.client import ping
 
         run.update_manifest(influxdb={"url": url, "version": ping(url), "local": True})
     run.state.metrics_url = url
@@ -269,7 +270,8 @@ def bench(run: Run, point: str = "p0", progress: Progress = _noop,
     with run.phase(f"bench@{point}"):
         progress("starting InfluxDB")
         target, _ = metrics_target(run, exp)
-        from femdc_bench.metrics.influx import API, EVENT, connect
+        from femdc_bench.metrics.client import connect
+        from femdc_bench.metrics.names import API, EVENT
 
         with connect(target) as client:  # fail before the load if InfluxDB is not there
             for measurement in (API, EVENT):
@@ -347,7 +349,9 @@ def read_metrics(run: Run, point: str) -> list[dict[str, Any]]:
 
 def store_metrics(run: Run, exp: Experiment, target: Any, point: str) -> int:
     """The point's sampler records into InfluxDB (replacing the point's earlier ones)."""
-    from femdc_bench.metrics.influx import SAMPLED, InfluxWriter, connect
+    from femdc_bench.metrics.client import connect
+    from femdc_bench.metrics.names import SAMPLED
+    from femdc_bench.metrics.writer import InfluxWriter
 
     recs = read_metrics(run, point)
     counts: dict[str, int] = {}
@@ -382,7 +386,8 @@ def read_samples(run: Run, point: str) -> list[Sample]:
 
 
 def store_samples(run: Run, exp: Experiment, target: Any, point: str) -> int:
-    from femdc_bench.metrics.influx import InfluxWriter, connect
+    from femdc_bench.metrics.client import connect
+    from femdc_bench.metrics.writer import InfluxWriter
 
     samples = read_samples(run, point)
     client = connect(target)
@@ -528,7 +533,9 @@ class WanCheckError(RuntimeError):
 
 
 def _store_wan(run: Run, exp: Experiment, target: Any, point: str, chk: WanCheck) -> None:
-    from femdc_bench.metrics.influx import WAN, InfluxWriter, connect
+    from femdc_bench.metrics.client import connect
+    from femdc_bench.metrics.names import WAN
+    from femdc_bench.metrics.writer import InfluxWriter
 
     now = time.time_ns()
     with connect(target) as client, InfluxWriter(
@@ -613,7 +620,9 @@ class FaultInjector:
             raise RuntimeError(f"fault injection failed: {self.error}") from self.error
 
     def store(self, target: Any) -> None:
-        from femdc_bench.metrics.influx import EVENT, InfluxWriter, connect
+        from femdc_bench.metrics.client import connect
+        from femdc_bench.metrics.names import EVENT
+        from femdc_bench.metrics.writer import InfluxWriter
 
         with connect(target) as client, InfluxWriter(
                 client, common_tags=_point_tags(self.exp, self.point),
@@ -629,7 +638,9 @@ class FaultInjector:
 def store_events(run: Run, exp: Experiment, target: Any) -> int:
     """The run's events.jsonl (phases, WAN changes) as `event` points; idempotent (the
     same event is the same point). Fault events are stored by FaultInjector.store."""
-    from femdc_bench.metrics.influx import EVENT, InfluxWriter, connect
+    from femdc_bench.metrics.client import connect
+    from femdc_bench.metrics.names import EVENT
+    from femdc_bench.metrics.writer import InfluxWriter
 
     evs = run.events()
     with connect(target) as client, InfluxWriter(
@@ -645,7 +656,7 @@ def store_events(run: Run, exp: Experiment, target: Any) -> int:
 
 
 def read_events(client: Any, run_id: str) -> list[dict[str, Any]]:
-    from femdc_bench.metrics.influx import EVENT
+    from femdc_bench.metrics.names import EVENT
 
     rows = list(client.rows(EVENT, {"run": run_id}))
     return sorted(({"time": r.get("time"), "kind": r.get("kind"), "phase": r.get("phase"),
@@ -694,7 +705,10 @@ def read_back(run: Run, exp: Experiment, *, events: bool = False
     """The run's samples by point, its `wan` rows and (`events`: after storing the run's
     events.jsonl) its events in time order, from its InfluxDB (a local one of a
     destroyed run is started for this and stopped again)."""
-    from femdc_bench.metrics.influx import WAN, InfluxReader, LocalInfluxd, connect
+    from femdc_bench.metrics.client import connect
+    from femdc_bench.metrics.names import WAN
+    from femdc_bench.metrics.reader import InfluxReader
+    from femdc_bench.metrics.server import LocalInfluxd
 
     target, started = metrics_target(run, exp)
     try:
@@ -820,7 +834,7 @@ def destroy(run: Run, progress: Progress = _noop) -> DestroyReport:
 
 
 def stop_local_influx(run: Run) -> str | None:
-    from femdc_bench.metrics.influx import LocalInfluxd
+    from femdc_bench.metrics.server import LocalInfluxd
 
     d = run.influx_dir()
     if not d.exists():
@@ -840,8 +854,10 @@ def backup(run: Run, out: Path | None = None, progress: Progress = _noop) -> Any
     protocol (after the spool and the events are written), its files, host logs and
     configuration, secrets redacted, with a checksum manifest."""
     from femdc_bench import backup as bk
-    from femdc_bench.metrics.influx import InfluxWriter, LocalInfluxd, connect
+    from femdc_bench.metrics.client import connect
     from femdc_bench.metrics.lineproto import run_lines
+    from femdc_bench.metrics.server import LocalInfluxd
+    from femdc_bench.metrics.writer import InfluxWriter
 
     exp = run.experiment()
     dest = out or run.dir / "backup" / f"{run.id}.backup.tar.gz"
@@ -872,8 +888,9 @@ def restore(archive: Path, results: Path, influx_url: str | None = None,
     import json as _json
 
     from femdc_bench import backup as bk
-    from femdc_bench.metrics.influx import InfluxTarget, LocalInfluxd, connect
+    from femdc_bench.metrics.client import InfluxTarget, connect
     from femdc_bench.metrics.lineproto import run_lines
+    from femdc_bench.metrics.server import LocalInfluxd
     from femdc_bench.model import MetricsSpec
 
     opened = bk.open_archive(archive)

@@ -11,15 +11,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from femdc_bench.metrics.influx import (
-    MEASUREMENTS,
+from femdc_bench.metrics.client import (
     InfluxClient,
     InfluxError,
     V1Client,
     influxql_ident,
     influxql_string,
-    to_line,
 )
+from femdc_bench.metrics.names import MEASUREMENTS
+from femdc_bench.metrics.writer import to_line
 
 _CAST = {"integer": int, "float": float, "string": str, "boolean": bool}
 

@@ -47,7 +47,7 @@ from typing import Any
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_MB = os.sysconf("SC_PAGE_SIZE") / 1e6
 SELF = "femdc-sampler"
-#: The measurements written (metrics/influx.py SAMPLED: this file imports nothing of ours).
+#: The measurements written (metrics/names.py SAMPLED: this file imports nothing of ours).
 MEASUREMENTS = ("proc", "tcp", "host", "db", "mq")
 TCP_ESTABLISHED = "01"
 

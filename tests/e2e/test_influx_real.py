@@ -16,15 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from femdc_bench.metrics.influx import (
-    INFLUXD,
-    InfluxReader,
-    InfluxTarget,
-    InfluxWriter,
-    LocalInfluxd,
-    V1Client,
-    connect,
-)
+from femdc_bench.metrics.client import InfluxTarget, V1Client, connect
+from femdc_bench.metrics.reader import InfluxReader
+from femdc_bench.metrics.server import INFLUXD, LocalInfluxd
+from femdc_bench.metrics.writer import InfluxWriter
 from femdc_bench.model import Sample
 
 pytestmark = pytest.mark.e2e
@@ -197,7 +192,7 @@ def test_stop_from_another_process(server: LocalInfluxd) -> None:
     with open(f"/proc/{pid}/cmdline", "rb") as f:
         assert str(server.config_path).encode() in f.read()
     code = (
-        "import sys; from femdc_bench.metrics.influx import LocalInfluxd; "
+        "import sys; from femdc_bench.metrics.server import LocalInfluxd; "
         "print(LocalInfluxd(sys.argv[1]).stop())"
     )
     out = subprocess.run(

@@ -25,6 +25,7 @@ import requests
 import yaml
 
 from femdc_bench.workload import image_source
+from tests.e2e.dashboards import check_dashboards
 from tests.e2e.test_local_run import BIN, femdc, leftovers, write_experiment
 
 pytestmark = pytest.mark.e2e
@@ -120,6 +121,9 @@ def check_service_metrics(url: str, run_id: str) -> None:
     events = api_rows(url, run_id, "event")
     phases = {(r["phase"], r["text"]) for r in events if r["kind"] == "phase"}
     assert {("deploy", "start"), ("deploy", "done"), ("bench", "done")} <= phases
+    # every panel of the API, services and DB/MQ dashboards has data from this run
+    print(f"\ndashboard series: "
+          f"{check_dashboards(url, run_id, ('femdc-api', 'femdc-services', 'femdc-db-mq'))}")
 
 
 def test_central_control_boots_servers_from_every_site(tmp_path: Path, results: Path) -> None:
@@ -372,6 +376,7 @@ def test_keystone_per_site_over_galera(tmp_path: Path, results: Path) -> None:
         db = api_rows(url, run_id, "db")
         assert {r["host"] for r in db} == {f"{s}-ctl" for s in sites}
         assert all(r["wsrep_cluster_size"] == 3 for r in db), db[:3]
+        print(f"\ndashboard series: {check_dashboards(url, run_id, ('femdc-galera',))}")
         cl = json.loads((run_dir / "clouds.json").read_text())["clouds"]
         assert {c["site"]: c["region"] for c in cl} == {s: s for s in sites}
         assert len({c["auth_url"] for c in cl}) == 3

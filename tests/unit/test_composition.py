@@ -130,8 +130,8 @@ def test_agent_zip_runs_standalone(tmp_path: Path) -> None:
     assert "femdc_bench/model.py" in names
     assert "femdc_bench/workload/agent.py" in names
     assert "femdc_bench/metrics/sampler.py" in names
-    assert not any(n.startswith(("femdc_bench/run", "femdc_bench/cli",
-                                 "femdc_bench/metrics/influx")) for n in names)
+    assert not any(n.startswith(("femdc_bench/run", "femdc_bench/cli", "femdc_bench/metrics/client",
+                                 "femdc_bench/metrics/writer")) for n in names)
     proc = subprocess.run(
         [sys.executable, "-I", "-c",
          "import sys; sys.path.insert(0, sys.argv[1]); import femdc_bench.workload.agent, "

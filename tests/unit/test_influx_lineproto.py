@@ -15,16 +15,13 @@ from typing import Any
 
 import pytest
 
-from femdc_bench.metrics import influx
-from femdc_bench.metrics.influx import (
-    API,
+from femdc_bench.metrics import client as influx
+from femdc_bench.metrics import names
+from femdc_bench.metrics.client import (
     InfluxClient,
-    InfluxReader,
     InfluxTarget,
     InfluxUnavailable,
-    InfluxWriter,
     InfluxWriteRejected,
-    LocalInfluxd,
     LocalInfluxdError,
     V1Client,
     V2Client,
@@ -33,8 +30,11 @@ from femdc_bench.metrics.influx import (
     influxql_ident,
     influxql_string,
     safe_url,
-    to_line,
 )
+from femdc_bench.metrics.names import API
+from femdc_bench.metrics.reader import InfluxReader
+from femdc_bench.metrics.server import LocalInfluxd
+from femdc_bench.metrics.writer import InfluxWriter, to_line
 from femdc_bench.model import MetricsSpec, Sample
 
 
@@ -215,7 +215,7 @@ def test_unknown_measurement_refused() -> None:
 
 
 def test_measurement_names_in_one_place() -> None:
-    assert {"api", "proc", "tcp", "host", "db", "mq", "wan", "event"} == influx.MEASUREMENTS
+    assert {"api", "proc", "tcp", "host", "db", "mq", "wan", "event"} == names.MEASUREMENTS
 
 
 # --------------------------------------------------------------------------- tiebreak

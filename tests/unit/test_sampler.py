@@ -12,7 +12,8 @@ import sys
 import time
 from pathlib import Path
 
-from femdc_bench.metrics import influx, sampler
+from femdc_bench.metrics import names as influx
+from femdc_bench.metrics import sampler
 
 CHILD = """
 import socket, sys, time, os
