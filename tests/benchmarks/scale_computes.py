@@ -58,6 +58,31 @@ def experiment(n: int, concurrency: list[int]) -> dict[str, Any]:
     }
 
 
+def service_figures(run_dir: Path) -> dict[str, Any]:
+    """From the samplers' records of the last bench (results/<run>/metrics/p0/): RabbitMQ
+    connections and channels (max), nova-conductor and nova-scheduler CPU % of one core
+    (mean over samples with a value, and max), the compute pool's processes and RSS."""
+    recs = [json.loads(line) for f in sorted((run_dir / "metrics" / "p0").glob("*.jsonl"))
+            for line in f.read_text().splitlines() if line.strip()]
+
+    def fields(m: str, service: str | None = None) -> list[dict[str, Any]]:
+        return [r["fields"] for r in recs if r["m"] == m
+                and (service is None or r["tags"].get("service") == service)]
+
+    out: dict[str, Any] = {"samples": len({r["t"] for r in recs})}
+    mq = fields("mq")
+    out["mq_connections_max"] = max((f.get("connections", 0) for f in mq), default=None)
+    out["mq_channels_max"] = max((f.get("channels", 0) for f in mq), default=None)
+    for svc in ("nova-conductor", "nova-scheduler", "rabbitmq", "nova-compute"):
+        cpu = [f["cpu_pct"] for f in fields("proc", svc) if f.get("cpu_pct") is not None]
+        out[f"{svc}_cpu_mean"] = round(sum(cpu) / len(cpu), 1) if cpu else None
+        out[f"{svc}_cpu_max"] = round(max(cpu), 1) if cpu else None
+    pool = fields("proc", "nova-compute")
+    out["compute_procs"] = max((f["procs"] for f in pool), default=None)
+    out["compute_rss_mb"] = max((f["rss_mb"] for f in pool), default=None)
+    return out
+
+
 def openstack(run_dir: Path, *args: str) -> Any:
     env = {**os.environ, "OS_CLIENT_CONFIG_FILE": str(run_dir / "clouds.yaml")}
     out = subprocess.run([str(BIN / "openstack"), "--os-cloud", "core", *args, "-f", "json"],
@@ -113,7 +138,8 @@ def main() -> None:
                     "errors": it[0]["errors"] if it else None,
                     "boot_and_delete_per_s": it[0].get("iterations_per_s") if it else None,
                     "boot_p50_ms": round(act[0]["p50_ms"]) if act else None,
-                    "boot_p95_ms": round(act[0]["p95_ms"]) if act else None})
+                    "boot_p95_ms": round(act[0]["p95_ms"]) if act else None,
+                    "services": service_figures(run_dir)})
                 print(json.dumps(boots[-1]), flush=True)
             rows.append({
                 "computes": n, "deploy_s": round(deploy_s), "up_after_60s": up,
@@ -133,6 +159,18 @@ def main() -> None:
                           for b in r.get("boot", []))
         print(f"{r['computes']:8} | {r.get('deploy_s', '-'):8} | {r.get('up_after_60s', '-'):13} "
               f"| {r.get('pss_mb_per_compute', '-'):18} | {boots}")
+    print("\nper-service figures (samplers, every 5 s during each bench):")
+    print("computes | conc | RabbitMQ conns/channels max | nova-conductor CPU % mean/max | "
+          "nova-scheduler CPU % mean/max | rabbitmq CPU % mean/max | pool procs, RSS MB")
+    for r in rows:
+        for b in r.get("boot", []):
+            f = b.get("services", {})
+            print(f"{r['computes']:8} | {b['concurrency']:4} | "
+                  f"{f.get('mq_connections_max')}/{f.get('mq_channels_max')} | "
+                  f"{f.get('nova-conductor_cpu_mean')}/{f.get('nova-conductor_cpu_max')} | "
+                  f"{f.get('nova-scheduler_cpu_mean')}/{f.get('nova-scheduler_cpu_max')} | "
+                  f"{f.get('rabbitmq_cpu_mean')}/{f.get('rabbitmq_cpu_max')} | "
+                  f"{f.get('compute_procs')}, {f.get('compute_rss_mb')}")
 
 
 if __name__ == "__main__":
