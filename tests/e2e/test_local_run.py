@@ -140,7 +140,7 @@ def test_centralized_run_kept_used_and_destroyed(tmp_path: Path, results: Path) 
     state = json.loads((run_dir / "state.json").read_text())
     assert {k: v["status"] for k, v in state["phases"].items()} == {
         "up": "done", "deploy": "done", "emulate@p0": "done", "check@p0": "done",
-        "bench@p0": "done", "report": "done"}
+        "bench@p0": "done", "report": "done", "backup": "done"}
     # The WAN was applied and measured: 25 ms one way is 50 ms of RTT between the sites.
     check = json.loads((run_dir / "wan" / "p0" / "check.json").read_text())
     assert check["ok"] and len(check["pairs"]) == 2
