@@ -68,8 +68,9 @@ def run_sampler(work: Path, period: float, seconds: float) -> dict[str, float]:
     p.send_signal(signal.SIGTERM)
     p.wait(30)
     stamps = {json.loads(line)["t"] for line in out.read_text().splitlines()}
-    procs = max((json.loads(line)["fields"]["procs"] for line in out.read_text().splitlines()
-                 if '"service":"pool"' in line), default=0)
+    recs = [json.loads(line) for line in out.read_text().splitlines()]
+    procs = max((r["fields"]["procs"] for r in recs
+                 if r["m"] == "proc" and r["tags"]["service"] == "pool"), default=0)
     clk = os.sysconf("SC_CLK_TCK")
     return {"period_s": period, "cpu_pct": (c1 - c0) / clk / (t1 - t0) * 100,
             "rss_peak_mb": mem, "samples": len(stamps), "pool_procs": procs,
