@@ -263,7 +263,7 @@ def backup_and_restore(tmp_path: Path, results: Path, run_id: str, run_dir: Path
                 data = data.replace(b"p0", b"p9")
             dst.addfile(m, io.BytesIO(data))
     proc = femdc(tmp_path / "restored2", "restore", str(bad))
-    assert proc.returncode == 2 and "does not match its checksum" in proc.stdout, proc.stdout
+    assert proc.returncode == 2 and "does not match its checksum" in proc.stderr, proc.stderr
 
 
 TASKS = Path(__file__).with_name("tasks")
