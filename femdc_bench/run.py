@@ -18,7 +18,7 @@ from femdc_bench.ansible import PLAYBOOKS, AnsibleError, run_playbook
 from femdc_bench.deploy import native
 from femdc_bench.model import Clouds, Experiment, Inventory, Sample, SweepPoint
 from femdc_bench.providers.local import LocalProvider
-from femdc_bench.rundir import Run, RunError
+from femdc_bench.rundir import Run, RunError, read_jsonl
 from femdc_bench.wan import apply as wan_apply
 from femdc_bench.wan import check as wan_check
 from femdc_bench.wan.check import WanCheck
@@ -333,18 +333,8 @@ def _stop_samplers(run: Run, inv: Inventory, samples_dir: Path, metrics_dir: Pat
 
 def read_metrics(run: Run, point: str) -> list[dict[str, Any]]:
     """The sampler records fetched from the hosts (a torn last line is skipped)."""
-    import json
-
-    out = []
-    for f in sorted(run.metrics_dir(point).glob("*.jsonl")):
-        for line in f.read_text(encoding="utf-8", errors="replace").splitlines():
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(rec, dict) and {"m", "tags", "fields", "t"} <= rec.keys():
-                out.append(rec)
-    return out
+    return [rec for f in sorted(run.metrics_dir(point).glob("*.jsonl"))
+            for rec in read_jsonl(f) if {"m", "tags", "fields", "t"} <= rec.keys()]
 
 
 def store_metrics(run: Run, exp: Experiment, target: Any, point: str) -> int:

@@ -204,15 +204,7 @@ class Run:
             f.write(json.dumps(rec, separators=(",", ":"), default=str) + "\n")
 
     def events(self) -> list[dict[str, Any]]:
-        p = self.dir / "events.jsonl"
-        out = []
-        if p.exists():
-            for line in p.read_text(encoding="utf-8", errors="replace").splitlines():
-                try:
-                    out.append(json.loads(line))
-                except ValueError:  # a torn last line after a crash
-                    continue
-        return sorted(out, key=lambda e: e.get("t", 0))
+        return sorted(read_jsonl(self.dir / "events.jsonl"), key=lambda e: e.get("t", 0))
 
     def done(self, name: str) -> bool:
         ph = self.state.phases.get(name)
@@ -271,6 +263,21 @@ class Run:
 
     def influx_dir(self) -> Path:
         return self.dir / "influxdb"
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """The JSON objects of a JSON-lines file of ours (events, sampler records); a line
+    that does not parse (the torn last line of a crash) is skipped; no file, no records."""
+    out = []
+    if path.exists():
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(rec, dict):
+                out.append(rec)
+    return out
 
 
 def list_runs(results: Path = RESULTS) -> list[Run]:
