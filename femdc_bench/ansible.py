@@ -31,6 +31,12 @@ if not PLAYBOOKS.is_dir():  # installed without its tree: playbooks/ lives besid
                       "(pip install -e .) from its source tree, as install.sh does")
 
 
+# How every SSH connection of a run is opened (ansible's and clocks.py's): the hosts of
+# a run are made for it (fresh host keys each time), so no known_hosts.
+SSH_OPTIONS = ("-o", "UserKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=no",
+               "-o", "LogLevel=ERROR")
+
+
 class AnsibleError(RuntimeError):
     def __init__(self, playbook: str, log: Path, summary: str) -> None:
         self.log = log
@@ -76,8 +82,7 @@ def _env(run_dir: Path) -> dict[str, str]:
         "ANSIBLE_PIPELINING": "True",
         "ANSIBLE_FORKS": "50",
         "ANSIBLE_SSH_ARGS": "-o ControlMaster=auto -o ControlPersist=120s "
-                            "-o UserKnownHostsFile=/dev/null -o StrictHostKeyChecking=no "
-                            "-o LogLevel=ERROR",
+                            + " ".join(SSH_OPTIONS),
         "ANSIBLE_SSH_CONTROL_PATH_DIR": str(cp_dir),
         "ANSIBLE_LOCAL_TEMP": str(run_dir / "tmp" / "ansible"),
         "ANSIBLE_RETRY_FILES_ENABLED": "False",

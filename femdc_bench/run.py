@@ -68,7 +68,22 @@ def up(run: Run, progress: Progress = _noop) -> Inventory:
             femdc_bench=__version__, provider=exp.provider.type,
             controller={"kernel": platform.release(), "python": platform.python_version(),
                         "hostname": platform.node()})
+        record_clocks(run, inv, "up")
     return inv
+
+
+def record_clocks(run: Run, inv: Inventory, when: str) -> dict[str, Any]:
+    """Each host's clock offset from the controller's into the manifest (`clocks`,
+    keyed by when it was measured: `up`, `bench@<point>`). Not measured is a warning:
+    the offsets explain a plot, they do not decide a run."""
+    from femdc_bench import clocks
+
+    offsets = clocks.measure(inv)
+    run.update_manifest(clocks={when: offsets})
+    worst = max((abs(float(o["offset_ms"])) for o in offsets.values() if "offset_ms" in o),
+                default=0.0)
+    log.info("clock offsets at %s: largest %.3f ms over %d hosts", when, worst, len(offsets))
+    return offsets
 
 
 # ---------------------------------------------------------------------------- deploy
@@ -315,6 +330,7 @@ def bench(run: Run, point: str = "p0", progress: Progress = _noop,
         store_events(run, exp, target)
         if faults:
             faults.store(target)
+        record_clocks(run, inv, f"bench@{point}")
         progress(f"{n} samples stored, {m} service and host samples")
     return n
 

@@ -165,6 +165,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     run = Run.open("last", results)
     try:
         inv = run.inventory()
+        check_clock_offsets(run.read_json("manifest.json"), [h.alias for h in inv.hosts])
         tag = short_id(run.id)
         cmds = userspace.commands(plan(run.experiment().wan, inv), tag)
         e = Env(results=results, run=run, inv=inv, tag=tag, cmds=cmds,
@@ -175,6 +176,18 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
         (results / "measurements.json").write_text(json.dumps(e.measured, indent=1))
     finally:
         femdc(results, "destroy", run.id)
+
+
+def check_clock_offsets(manifest: dict[str, Any], aliases: list[str]) -> None:
+    """`up` measured every host's clock over SSH: here every host shares the
+    controller's clock, so each offset is zero within its uncertainty (+ 1 ms)."""
+    offsets = manifest["clocks"]["up"]
+    assert sorted(offsets) == sorted(aliases)
+    for alias, o in offsets.items():
+        assert "error" not in o, (alias, o)
+        assert o["exchanges"] == 8
+        assert 0 < o["uncertainty_ms"] < 50, (alias, o)
+        assert abs(o["offset_ms"]) <= o["uncertainty_ms"] + 1.0, (alias, o)
 
 
 # --------------------------------------------------------------------------- traffic
