@@ -83,6 +83,10 @@ def service_figures(run_dir: Path) -> dict[str, Any]:
     return out
 
 
+def rate(v: float | None) -> str:
+    return "-" if v is None else f"{v:.2f}"
+
+
 def openstack(run_dir: Path, *args: str) -> Any:
     env = {**os.environ, "OS_CLIENT_CONFIG_FILE": str(run_dir / "clouds.yaml")}
     out = subprocess.run([str(BIN / "openstack"), "--os-cloud", "core", *args, "-f", "json"],
@@ -154,7 +158,7 @@ def main() -> None:
     print("\ncomputes | deploy s | up after 60 s | PSS MB per compute | "
           "concurrency: boot+delete/s, boot p50/p95 ms, errors")
     for r in rows:
-        boots = "; ".join(f"c{b['concurrency']}: {b['boot_and_delete_per_s']}/s, "
+        boots = "; ".join(f"c{b['concurrency']}: {rate(b['boot_and_delete_per_s'])}/s, "
                           f"{b['boot_p50_ms']}/{b['boot_p95_ms']} ms, {b['errors']} err"
                           for b in r.get("boot", []))
         print(f"{r['computes']:8} | {r.get('deploy_s', '-'):8} | {r.get('up_after_60s', '-'):13} "
