@@ -8,6 +8,7 @@ shows progress in the console, leaves a full log behind, and stops cleanly on Ct
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -73,8 +74,33 @@ def write_inventory(inv: Inventory, path: Path) -> Path:
     return path
 
 
+def control_dir(run_dir: Path) -> Path:
+    """Where ansible's SSH master connections of one run live (0700, short: a socket
+    path must stay under 108 bytes). One per run: a later run that gets the same
+    addresses never reaches a master connection left from an earlier one."""
+    tag = hashlib.sha1(str(run_dir.resolve()).encode()).hexdigest()[:10]
+    return Path(tempfile.gettempdir()) / f"femdc-cp-{os.getuid()}" / tag
+
+
+def close_connections(run_dir: Path) -> int:
+    """End this run's SSH master connections (at destroy); how many there were."""
+    cp_dir = control_dir(run_dir)
+    if not cp_dir.is_dir():
+        return 0
+    n = 0
+    for sock in cp_dir.iterdir():
+        if sock.is_socket():
+            subprocess.run(["ssh", "-o", f"ControlPath={sock}", "-O", "exit", "femdc"],
+                           capture_output=True, timeout=10)
+            n += 1
+        sock.unlink(missing_ok=True)
+    cp_dir.rmdir()
+    return n
+
+
 def _env(run_dir: Path) -> dict[str, str]:
-    cp_dir = Path(tempfile.gettempdir()) / f"femdc-cp-{os.getuid()}"
+    cp_dir = control_dir(run_dir)
+    cp_dir.parent.mkdir(mode=0o700, exist_ok=True)
     cp_dir.mkdir(mode=0o700, exist_ok=True)
     env = dict(os.environ)
     env.update({
@@ -84,6 +110,10 @@ def _env(run_dir: Path) -> dict[str, str]:
         "ANSIBLE_SSH_ARGS": "-o ControlMaster=auto -o ControlPersist=120s "
                             + " ".join(SSH_OPTIONS),
         "ANSIBLE_SSH_CONTROL_PATH_DIR": str(cp_dir),
+        # A connection refused or reset (ssh exit 255) is retried 3 times, 1-4 s apart,
+        # before the host counts as unreachable: a nightly job should not fail on one
+        # dropped handshake.
+        "ANSIBLE_SSH_RETRIES": "3",
         "ANSIBLE_LOCAL_TEMP": str(run_dir / "tmp" / "ansible"),
         "ANSIBLE_RETRY_FILES_ENABLED": "False",
         "ANSIBLE_NOCOLOR": "True",
@@ -104,6 +134,9 @@ _FAIL = re.compile(r"^(fatal|failed): \[([^\]]+)\]")
 # a failure's stderr or msg in ansible's YAML output (folded lines indented 8 spaces)
 _FIELD = re.compile(r"^    (stderr|msg): \S")
 WHY_MAX_CHARS = 300
+# msgs that say nothing: a loop's summary line (the failed item's own msg, printed
+# before it, is the explanation) and a command's exit status
+_GENERIC_MSGS = ("non-zero return code", "All items completed", "One or more items failed", "")
 
 
 def _explain(failure: str, lines: list[str], why: dict[str, str]) -> None:
@@ -113,7 +146,7 @@ def _explain(failure: str, lines: list[str], why: dict[str, str]) -> None:
     except Exception:  # noqa: BLE001 - not what we expected: no explanation
         return
     text = [ln.strip() for ln in str(value).splitlines() if ln.strip()]
-    if not text or (key == "msg" and text[-1] in ("non-zero return code", "")):
+    if not text or (key == "msg" and text[-1] in _GENERIC_MSGS):
         return
     if key == "msg" and failure in why:
         return  # stderr says more than msg

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from femdc_bench import __version__, ship
-from femdc_bench.ansible import PLAYBOOKS, AnsibleError, run_playbook
+from femdc_bench.ansible import PLAYBOOKS, AnsibleError, close_connections, run_playbook
 from femdc_bench.deploy import native
 from femdc_bench.model import Clouds, Experiment, Inventory, Sample, SweepPoint
 from femdc_bench.providers.local import LocalProvider
@@ -831,6 +831,8 @@ def destroy(run: Run, progress: Progress = _noop) -> DestroyReport:
                     report.warnings.append(str(e))
         progress("removing hosts")
         report.removed += provider.destroy()
+        if n := close_connections(run.dir):
+            report.removed.append(f"{n} SSH master connection(s)")
         removed_influx = stop_local_influx(run)
         if removed_influx:
             report.removed.append(removed_influx)

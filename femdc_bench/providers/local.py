@@ -82,6 +82,18 @@ def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return proc
 
 
+def _del_link(name: str) -> bool:
+    """Delete a link if it is there; True if this call removed it. Deleting a namespace
+    takes its end of a veth pair with it and the kernel drops the peer asynchronously,
+    so the link may vanish between the check and the delete: that is not an error."""
+    if not _link_exists(name):
+        return False
+    proc = _ip("link", "del", name, check=False)
+    if proc.returncode != 0 and _link_exists(name):
+        raise ProviderError(f"ip link del {name}: {proc.stderr.strip()}")
+    return proc.returncode == 0
+
+
 def _used_networks() -> list[ipaddress.IPv4Network]:
     out = json.loads(_ip("-j", "-4", "addr").stdout or "[]")
     nets = []
@@ -285,11 +297,9 @@ class LocalProvider:
                     removed.append(f"{n} process(es) in {h.netns}")
                 _ip("netns", "del", h.netns)
                 removed.append(f"namespace {h.netns}")
-            if _link_exists(h.veth):
-                _ip("link", "del", h.veth)
+            if _del_link(h.veth):
                 removed.append(f"veth {h.veth}")
-        if _link_exists(st.bridge):
-            _ip("link", "del", st.bridge)
+        if _del_link(st.bridge):
             removed.append(f"bridge {st.bridge}")
         hostdir = HOST_ROOT / self.run_id
         if hostdir.exists():

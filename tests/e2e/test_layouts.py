@@ -26,7 +26,7 @@ import yaml
 
 from femdc_bench.workload import image_source
 from tests.e2e.dashboards import check_dashboards
-from tests.e2e.test_local_run import BIN, femdc, leftovers, write_experiment
+from tests.e2e.test_local_run import BIN, femdc, leftovers, why, write_experiment
 
 pytestmark = pytest.mark.e2e
 
@@ -134,7 +134,7 @@ def test_central_control_boots_servers_from_every_site(tmp_path: Path, results: 
     run_s = time.monotonic() - t0
     run_dir = results / run_id
     try:
-        assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+        assert proc.returncode == 0, why(proc, 4000)
         assert "SLA met" in proc.stdout
         state = json.loads((run_dir / "state.json").read_text())
 
@@ -298,7 +298,7 @@ def test_region_per_site_with_a_shared_keystone(tmp_path: Path, results: Path) -
     proc = femdc(results, "run", str(exp), "--keep", "--run-id", run_id, timeout=2400)
     run_dir = results / run_id
     try:
-        assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+        assert proc.returncode == 0, why(proc, 4000)
         # One Keystone, two regions in its catalog; each site's cloud is its own region.
         regions = openstack(run_dir, "core", "region", "list")
         assert sorted(r["Region"] for r in regions) == ["core", "edge1"]
@@ -344,7 +344,7 @@ def test_keystone_per_site_over_galera(tmp_path: Path, results: Path) -> None:
     proc = femdc(results, "run", str(exp), "--keep", "--run-id", run_id, timeout=2400)
     run_dir = results / run_id
     try:
-        assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+        assert proc.returncode == 0, why(proc, 4000)
         assert "SLA met" in proc.stdout
         check = json.loads((run_dir / "wan" / "p0" / "check.json").read_text())
         assert check["ok"] and all(abs(p["measured_ms"] - 50) <= 2.5 for p in check["pairs"])
@@ -387,7 +387,7 @@ def test_keystone_per_site_over_galera(tmp_path: Path, results: Path) -> None:
         doc["workload"]["sla"]["p95_ms_max"] = 0.001
         (run_dir / "experiment.yaml").write_text(json.dumps(doc))
         proc = femdc(results, "report", run_id)
-        assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
+        assert proc.returncode == 1, why(proc, 2000)
         assert "p95" in proc.stdout + proc.stderr
     finally:
         _destroy_and_check(results, run_id)

@@ -32,9 +32,27 @@ def femdc(results: Path, *args: str, timeout: float = 1200, check: bool = False
     proc = subprocess.run([*CLI, *args], capture_output=True, text=True, env=env,
                           timeout=timeout)
     if check and proc.returncode != 0:
-        pytest.fail(f"femdc-bench {' '.join(args)} exited {proc.returncode}:\n"
-                    f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+        pytest.fail(f"femdc-bench {' '.join(args)} exited {proc.returncode}:\n{why(proc)}")
     return proc
+
+
+_FULL_LOG = re.compile(r"\(full log: (\S+)\)")
+_FAILURE = re.compile(r"^(fatal|failed): \[")
+
+
+def why(proc: subprocess.CompletedProcess[str], tail: int = 3000) -> str:
+    """A failed command's output, plus what ansible printed for each failure in the log
+    the error names: on CI that log is gone with the machine, the test output stays."""
+    text = f"{proc.stdout[-tail:]}\n{proc.stderr[-tail:]}"
+    for path in dict.fromkeys(_FULL_LOG.findall(proc.stdout + proc.stderr)):
+        try:
+            lines = Path(path).read_text(errors="replace").splitlines()
+        except OSError:
+            continue
+        picked = [i for i, ln in enumerate(lines) if _FAILURE.match(ln)][:6]
+        for i in picked:
+            text += f"\n--- {path}:{i + 1}\n" + "\n".join(lines[max(0, i - 2):i + 14])
+    return text
 
 
 def write_experiment(path: Path, doc: dict[str, Any]) -> Path:

@@ -53,3 +53,39 @@ def test_the_generic_msg_alone_adds_nothing(tmp_path: Path) -> None:
            "    rc: 1\n\nPLAY RECAP ***\n")
     text = _fail_with(tmp_path, out)
     assert "h1: Run" in text and "(non-zero" not in text
+
+
+# What ansible-core 2.17 prints when a looped task cannot reach its host (captured with
+# a closed port): each item's own msg, then the loop's summary, which says nothing.
+UNREACHABLE_LOOP = """\
+TASK [host : host | work directory of this run] ********************************
+failed: [core-ctl] (item=a) =>
+    ansible_loop_var: item
+    item: a
+    msg: 'Failed to connect to the host via ssh: ssh: connect to host 10.231.0.2 port 22:
+        Connection refused'
+    unreachable: true
+fatal: [core-ctl]: UNREACHABLE! =>
+    changed: false
+    msg: All items completed
+    results:
+    -   ansible_loop_var: item
+        item: a
+
+PLAY RECAP *********************************************************************
+"""
+
+
+def test_a_loop_says_why_its_item_failed(tmp_path: Path) -> None:
+    text = _fail_with(tmp_path, UNREACHABLE_LOOP)
+    assert ("core-ctl: host : host | work directory of this run (Failed to connect to the "
+            "host via ssh: ssh: connect to host 10.231.0.2 port 22: Connection refused)") in text
+    assert "All items completed" not in text
+
+
+def test_ssh_masters_are_per_run(tmp_path: Path) -> None:
+    a, b = ansible.control_dir(tmp_path / "r1"), ansible.control_dir(tmp_path / "r2")
+    assert a != b and a.parent == b.parent
+    # ssh's socket is <dir>/<40 hex> (ansible's %C): it must fit in sun_path (108 bytes)
+    assert len(str(a)) + 1 + 40 < 108
+    assert ansible.close_connections(tmp_path / "never-ran") == 0
