@@ -165,8 +165,12 @@ def run(experiment: Path | None, keep: bool, run_id: str | None, resume: str | N
 
 
 def _run_points(r: Run, points: list[str], *, redo: bool = False,
-                show_matrix: bool = True, only_from: list[str] | None = None) -> list[str]:
+                show_matrix: bool = True, only_from: list[str] | None = None,
+                recheck: bool = False) -> list[str]:
     """emulate, check, bench for each sweep point; a failed point does not stop the others.
+
+    The check is skipped when the point's last one passed less than
+    run.WAN_CHECK_REUSE_S ago and nothing changed the rules since (unless `recheck`).
 
     Returns one line per failed point. A failed check always prints its matrix."""
     from femdc_bench import run as phases
@@ -187,12 +191,19 @@ def _run_points(r: Run, points: list[str], *, redo: bool = False,
                     phases.measure_base(r, progress)
             with _progress(f"WAN applied ({pid})") as progress:
                 phases.emulate(r, pid, progress, force=False)
-            with _progress(f"WAN measured ({pid})") as progress:
-                try:
-                    phases.check_wan(r, pid, progress)
-                except phases.WanCheckError:
-                    out.print(_wan_matrix(r, pid))
-                    raise
+            age = None if recheck else phases.reusable_check(r, pid)
+            if age is not None:
+                console.print(f"[green]✓[/] WAN check of {pid} reused: passed {age:.0f} s ago "
+                              "and the rules are untouched since (--recheck measures again)")
+                r.event("wan", f"check@{pid}",
+                        f"WAN check of {pid} reused (passed {age:.0f} s before)")
+            else:
+                with _progress(f"WAN measured ({pid})") as progress:
+                    try:
+                        phases.check_wan(r, pid, progress)
+                    except phases.WanCheckError:
+                        out.print(_wan_matrix(r, pid))
+                        raise
             if show_matrix:
                 out.print(_wan_matrix(r, pid))
             with _progress(f"workload done ({pid})") as progress:
@@ -298,8 +309,12 @@ def deploy(run_ref: str) -> None:
 @click.option("--from", "from_sites", metavar="SITES",
               help="Only these sites run the load: comma-separated names or ranges "
                    "(edge[1-3]); default: every site with a load host.")
+@click.option("--recheck", is_flag=True,
+              help="Measure the WAN even when the point's last check still holds "
+                   "(passed within 10 minutes, rules untouched since).")
 def bench(run_ref: str, points: tuple[str, ...], task_file: Path | None,
-          task_args: str | None, task_args_file: Path | None, from_sites: str | None) -> None:
+          task_args: str | None, task_args_file: Path | None, from_sites: str | None,
+          recheck: bool) -> None:
     """Apply the WAN, check it, run the workload and store every iteration, per point.
 
     A point that was run before is run again and its samples replaced. Then the report:
@@ -322,7 +337,8 @@ def bench(run_ref: str, points: tuple[str, ...], task_file: Path | None,
                 raise RunError(f"no sweep point {p!r} in {r.id} (points: {', '.join(known)})")
         only = _from_sites(exp, from_sites) if from_sites else None
         try:
-            failed = _run_points(r, list(points) or known, redo=True, only_from=only)
+            failed = _run_points(r, list(points) or known, redo=True, only_from=only,
+                                 recheck=recheck)
         except KeyboardInterrupt:
             phases.interrupt(r, keep=True)
             raise

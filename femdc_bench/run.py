@@ -459,7 +459,7 @@ def emulate(run: Run, point: str = "p0", progress: Progress = _noop,
             emulator = _emulator(run, exp, inv, sp)
             progress(f"applying {p.rule_count} rules with {emulator} ({sp.label()})")
             run.state.wan_point = None  # until it is done
-            run.save()
+            wan_touched(run)
             wan_apply.apply(p, emulator=emulator, tag=run_tag(run), inv=inv, run_dir=run.dir,
                             log=run.log("emulate"), on_task=lambda t: progress(f"emulate: {t}"))
             run.state.wan_point = point
@@ -477,7 +477,29 @@ def remove_wan(run: Run, progress: Progress = _noop) -> None:
     wan_apply.remove(inv, tag=run_tag(run), run_dir=run.dir, log=run.log("emulate"))
     run.event("wan", "emulate", "WAN emulation removed")
     run.state.wan_point = run.state.wan_plan_sha = None
+    wan_touched(run)
+
+
+def wan_touched(run: Run) -> None:
+    """The rules on the hosts change (or may have): a passing check no longer holds."""
+    run.state.wan_generation += 1
+    run.state.wan_checked = None
     run.save()
+
+
+WAN_CHECK_REUSE_S = 600.0  # how long a passing check stands for rules nobody touched
+
+
+def reusable_check(run: Run, point: str, max_age_s: float = WAN_CHECK_REUSE_S
+                   ) -> float | None:
+    """Seconds since the passing check of `point` when it still holds: the rules on the
+    hosts are the ones it measured (nothing applied, removed or cut since) and it is
+    younger than `max_age_s`. None: measure again."""
+    c = run.state.wan_checked
+    if not c or c.get("point") != point or c.get("generation") != run.state.wan_generation:
+        return None
+    age = time.time() - float(c.get("at", 0))
+    return age if 0 <= age <= max_age_s else None
 
 
 def check_wan(run: Run, point: str = "p0", progress: Progress = _noop) -> WanCheck:
@@ -513,7 +535,12 @@ def check_wan(run: Run, point: str = "p0", progress: Progress = _noop) -> WanChe
         target, _ = metrics_target(run, exp)
         _store_wan(run, exp, target, point, chk)
         if not chk.ok:
+            run.state.wan_checked = None
+            run.save()
             raise WanCheckError(f"WAN at {point} is off target: " + "; ".join(chk.failures()))
+        run.state.wan_checked = {"point": point, "generation": run.state.wan_generation,
+                                 "at": time.time()}
+        run.save()
     return chk
 
 
@@ -575,7 +602,7 @@ class FaultInjector:
         minutes: timing from here would cut a site before its load begins)."""
         self._start_file = start_file
         self.run.state.wan_plan_sha = None  # the cuts touch the rules: re-apply next time
-        self.run.save()
+        wan_touched(self.run)
         self._thread.start()
 
     def _wait_until(self, t: float) -> bool:

@@ -61,6 +61,10 @@ class RunState:
     metrics_url: str | None = None
     wan_point: str | None = None  # the sweep point whose WAN is applied on the hosts
     wan_plan_sha: str | None = None  # sha256 of that point's plan as applied
+    # +1 whenever something changes the rules on the hosts (apply, remove, a fault)
+    wan_generation: int = 0
+    # the last passing check: {"point", "generation", "at"} (reused while nothing changed)
+    wan_checked: dict[str, Any] | None = None
     current_point: str | None = None  # the point whose load runs (or ran last)
 
     def to_json(self) -> str:

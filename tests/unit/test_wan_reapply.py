@@ -100,3 +100,62 @@ def test_phases_and_wan_changes_are_events_in_time_order(run: tuple[Run, list[st
     ]
     assert [e["t"] for e in evs] == sorted(e["t"] for e in evs)
     assert isinstance(evs[2]["seconds"], float)
+
+
+class _Passed:
+    ok = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"pairs": []}
+
+    def failures(self) -> list[str]:
+        return []
+
+
+def _passing_check(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    measured: list[str] = []
+    monkeypatch.setattr(phases.wan_apply, "measure",
+                        lambda *a, **k: measured.append("measure") or {})
+    monkeypatch.setattr(phases.wan_check, "compare", lambda *a, **k: _Passed())
+    monkeypatch.setattr(phases, "metrics_target", lambda *a: (None, None))
+    monkeypatch.setattr(phases, "_store_wan", lambda *a: None)
+    return measured
+
+
+def test_a_passing_check_holds_until_the_rules_change(run: tuple[Run, list[str]],
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    r, _ = run
+    _passing_check(monkeypatch)
+    phases.emulate(r, "p0", force=False)
+    assert phases.reusable_check(r, "p0") is None  # applied, never measured
+    phases.check_wan(r, "p0")
+    age = phases.reusable_check(Run.open(str(r.dir)), "p0")  # from state.json
+    assert age is not None and 0 <= age < 5
+    assert phases.reusable_check(r, "p1") is None  # another point's
+    phases.emulate(r, "p0", force=False)  # same plan, nothing re-applied: still holds
+    assert phases.reusable_check(r, "p0") is not None
+    assert phases.reusable_check(r, "p0", max_age_s=-1) is None  # too old
+
+    phases.remove_wan(r)
+    assert phases.reusable_check(r, "p0") is None
+    phases.emulate(r, "p0", force=False)
+    phases.check_wan(r, "p0")
+    phases.emulate(r, "p0")  # re-applied (`emulate --apply`): measured again
+    assert phases.reusable_check(r, "p0") is None
+
+    phases.check_wan(r, "p0")
+    phases.wan_touched(r)  # what FaultInjector.start does before cutting a link
+    assert phases.reusable_check(r, "p0") is None
+
+
+def test_a_failed_check_is_not_reused(run: tuple[Run, list[str]],
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    r, _ = run
+    _passing_check(monkeypatch)
+    phases.emulate(r, "p0", force=False)
+    phases.check_wan(r, "p0")
+    monkeypatch.setattr(_Passed, "ok", False)
+    monkeypatch.setattr(phases, "WAN_CHECK_ATTEMPTS", 1)
+    with pytest.raises(phases.WanCheckError):
+        phases.check_wan(r, "p0")
+    assert phases.reusable_check(r, "p0") is None
