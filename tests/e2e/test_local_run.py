@@ -303,6 +303,10 @@ def rally_tasks_on_a_kept_run(results: Path, run_id: str, run_dir: Path) -> None
     proc = femdc(results, "bench", run_id, "--task", str(TASKS / "keystone.yaml"),
                  "--task-args", '{"times": 8}', check=True)
     assert "SLA met" in proc.stdout
+    # `run` checked p0's WAN minutes ago and nothing touched the rules since: reused
+    assert "WAN check of p0 reused" in proc.stdout, proc.stdout[-2000:]
+    events = [json.loads(ln) for ln in (run_dir / "events.jsonl").read_text().splitlines()]
+    assert any(e["phase"] == "check" and "reused" in e["text"] for e in events)
     rep = json.loads((run_dir / "report.json").read_text())
     wls = {(r["site"], r["workload"]): r for r in rep["rows"] if not r.get("action")}
     names = ("create_and_list_users", "add_and_remove_user_role",
@@ -344,8 +348,9 @@ def rally_tasks_on_a_kept_run(results: Path, run_id: str, run_dir: Path) -> None
 
     # v1 JSON from one site, an SLA it cannot meet: exit 1 naming it
     proc = femdc(results, "bench", run_id, "--task", str(TASKS / "keystone-v1.json"),
-                 "--from", "edge1")
+                 "--from", "edge1", "--recheck")
     assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "reused" not in proc.stdout and "RTT between sites" in proc.stdout
     out = proc.stdout + proc.stderr
     assert "SLA not met" in out and "max_seconds_per_iteration" in out, out
     rows = json.loads((run_dir / "report.json").read_text())["rows"]  # from InfluxDB
