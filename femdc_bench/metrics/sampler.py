@@ -12,7 +12,10 @@ host's clock (ns):
   workers and forked nova-computes are grouped under it), or per systemd unit
   UNIT_PREFIX<name>.service (its cgroup's processes). Fields: procs, cpu_pct (sum over the
   processes, % of one core since the last sample), cpu_pct_max (its busiest process),
-  rss_mb (sum), rss_mb_max, threads, tcp_established;
+  rss_mb (sum), rss_mb_max, threads, tcp_established; for a uwsgi API (keystone,
+  nova-api, placement, glance-api, neutron-server) also requests (served so far, the
+  sum over its workers, from its stats socket WORKDIR/run/<name>.stats) and
+  requests_per_s;
   the sampler itself is service `femdc-sampler` (its own overhead).
 - `tcp`, per (service, peer_site): established TCP connections of the service by the
   site of the remote address (`local` for this host, `other` for an address of no host).
@@ -37,6 +40,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -112,6 +116,25 @@ def service_roots(workdir: str, unit_prefix: str) -> dict[str, set[int]]:
                         open(os.path.join(cg, unit, "cgroup.procs")) as f:
                     out[svc] = {int(x) for x in f.read().split()}
     return out
+
+
+def uwsgi_requests(stats_socket: str, timeout_s: float = 1.0) -> int | None:
+    """Requests served so far by a uwsgi server (the sum over its workers), from its
+    stats server (`stats = RUN/<service>.stats`: it writes its JSON and closes). None
+    when the service has no stats socket or it does not answer."""
+    if not os.path.exists(stats_socket):
+        return None
+    chunks = []
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(timeout_s)
+            s.connect(stats_socket)
+            while chunk := s.recv(65536):
+                chunks.append(chunk)
+        doc = json.loads(b"".join(chunks))
+        return sum(int(w.get("requests", 0)) for w in doc.get("workers", ()))
+    except (OSError, ValueError, TypeError, AttributeError):
+        return None
 
 
 def _hex_addr(h: str) -> str:
@@ -273,12 +296,15 @@ class Sampler:
                     peer = "local" if remote in own else sites.get(remote, "other")
                     by_site[peer] = by_site.get(peer, 0) + 1
             tags = {**base, "service": svc}
+            served = uwsgi_requests(os.path.join(self.conf["workdir"], "run", svc + ".stats"))
             self.emit("proc", tags, {
                 "procs": len(members),
                 "cpu_pct": round(sum(cpus), 2) if cpus else None,
                 "cpu_pct_max": round(max(cpus), 2) if cpus else None,
                 "rss_mb": round(sum(rss), 1), "rss_mb_max": round(max(rss), 1),
-                "threads": threads, "tcp_established": est}, ts)
+                "threads": threads, "tcp_established": est,
+                "requests": served,
+                "requests_per_s": self.rate(f"requests/{svc}", served, dt)}, ts)
             for peer, n in sorted(by_site.items()):
                 self.emit("tcp", {**tags, "peer_site": peer}, {"established": n}, ts)
         self.last_ticks = ticks

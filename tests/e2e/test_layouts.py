@@ -107,6 +107,11 @@ def check_service_metrics(url: str, run_id: str) -> None:
         assert len(computes) >= 5  # 1 s period over the bench
         assert all(r["procs"] == 3 for r in computes)  # the pool and its 2 computes
         assert max(r["rss_mb"] for r in computes) > 100
+    # requests served, from each uwsgi API's stats socket: counters that grew under load
+    for api in ("keystone", "nova-api", "placement", "glance", "neutron"):
+        served = [r["requests"] for r in proc[("core-ctl", api)] if r.get("requests") is not None]
+        assert served and served[-1] > served[0] >= 0, (api, served)
+    assert max(r.get("requests_per_s") or 0 for r in proc[("core-ctl", "nova-api")]) > 0
     busy = [r["cpu_pct"] for r in proc[("core-ctl", "nova-conductor")] if r["cpu_pct"]]
     assert busy and max(busy) > 1, busy  # it served the boots
     peers = {(r["service"], r["peer_site"]) for r in api_rows(url, run_id, "tcp")

@@ -139,3 +139,53 @@ def test_sigterm_takes_a_last_sample_and_removes_the_pidfile(tmp_path: Path) -> 
     assert not pidfile.exists()
     stamps = {json.loads(line)["t"] for line in out.read_text().splitlines()}
     assert len(stamps) == 2  # the first and the last sample
+
+
+def _stats_server(path: Path, answers: list[bytes]) -> socket.socket:
+    """uwsgi's stats server as it behaves: each connection gets the JSON, then EOF."""
+    import threading
+
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(str(path))
+    srv.listen()
+
+    def serve() -> None:
+        for body in answers:
+            conn, _ = srv.accept()
+            conn.sendall(body)
+            conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return srv
+
+
+def test_requests_served_from_the_uwsgi_stats_socket(tmp_path: Path) -> None:
+    (tmp_path / "run").mkdir()
+    child = subprocess.Popen(["sleep", "60"])
+    doc = {"version": "2.0.28", "workers": [{"id": 1, "requests": 5}, {"id": 2, "requests": 7}]}
+    later = {"workers": [{"id": 1, "requests": 15}, {"id": 2, "requests": 17}]}
+    srv = _stats_server(tmp_path / "run" / "keystone.stats",
+                        [json.dumps(doc).encode(), json.dumps(later).encode(), b"not json"])
+    try:
+        (tmp_path / "run" / "keystone.pid").write_text(str(child.pid))
+        (tmp_path / "run" / "memcached.pid").write_text(str(child.pid))  # no stats socket
+        out = io.StringIO()
+        s = sampler.Sampler({"workdir": str(tmp_path), "host": "h1", "site": "s1"}, out)
+        s.sample()
+        time.sleep(0.5)
+        s.sample()
+        recs = [json.loads(line)["fields"] | json.loads(line)["tags"]
+                for line in out.getvalue().splitlines() if '"m":"proc"' in line]
+        ks = [r for r in recs if r["service"] == "keystone"]
+        assert [r["requests"] for r in ks] == [12, 32]
+        assert "requests_per_s" not in ks[0] and 20 / 1.0 < ks[1]["requests_per_s"] < 20 / 0.5
+        assert all("requests" not in r for r in recs if r["service"] == "memcached")
+        # a garbled answer, then no server at all: no figure, no crash
+        assert sampler.uwsgi_requests(str(tmp_path / "run" / "keystone.stats")) is None
+        srv.close()
+        assert sampler.uwsgi_requests(str(tmp_path / "run" / "keystone.stats")) is None
+        assert sampler.uwsgi_requests(str(tmp_path / "run" / "none.stats")) is None
+    finally:
+        srv.close()
+        child.kill()
+        child.wait()
