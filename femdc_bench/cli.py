@@ -562,6 +562,26 @@ def destroy(run_ref: str) -> None:
 
 
 @main.command()
+@click.argument("run_ref", metavar="RUN")
+@click.option("--point", "points", multiple=True, metavar="P",
+              help="Only this sweep point (repeatable); default: every benched point.")
+def store(run_ref: str, points: tuple[str, ...]) -> None:
+    """Write the run's points into InfluxDB again: what waits in the spool (InfluxDB was
+    away), then each point's samples, sampler records and the events, from the run's
+    files. Exit 1 while InfluxDB is still unreachable (the spool keeps the points)."""
+    from femdc_bench import run as phases
+
+    with _errors():
+        r = _open(run_ref)
+        with _progress("stored") as progress:
+            counts = phases.store(r, list(points), progress)
+        for what, n in counts.items():
+            out.print(f"  {what}: {n} points")
+        if waiting := phases.spool_waiting(r):
+            _fail(f"{waiting} points still wait in {phases.spool_file(r)}")
+
+
+@main.command()
 @click.argument("run_ref", metavar="RUN", required=False)
 def status(run_ref: str | None) -> None:
     """List runs, or show one run's phases."""
@@ -579,6 +599,11 @@ def status(run_ref: str | None) -> None:
         table.add_row(name, ph.status, f"{ph.seconds:.1f}" if ph.seconds else "",
                       ph.error or "")
     out.print(table)
+    from femdc_bench.run import spool_file, spool_waiting
+
+    waiting = spool_waiting(r)
+    out.print(f"InfluxDB spool: {waiting} points wait in {spool_file(r)}"
+              + (f" (`femdc-bench store {r.id}` writes them)" if waiting else ""))
 
 
 @main.command()

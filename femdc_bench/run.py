@@ -365,7 +365,7 @@ def store_metrics(run: Run, exp: Experiment, target: Any, point: str) -> int:
         for measurement in SAMPLED:
             client.delete(measurement, {"run": run.id, "point": point})
         with InfluxWriter(client, common_tags=_point_tags(exp, point),
-                          spool_path=run.dir / "influx-spool.jsonl") as w:
+                          spool_path=spool_file(run)) as w:
             for r in recs:
                 if r["m"] not in SAMPLED:
                     continue
@@ -399,12 +399,67 @@ def store_samples(run: Run, exp: Experiment, target: Any, point: str) -> int:
     client = connect(target)
     try:
         with InfluxWriter(client, common_tags=_point_tags(exp, point),
-                          spool_path=run.dir / "influx-spool.jsonl") as w:
+                          spool_path=spool_file(run)) as w:
             w.write_samples(samples, run=run.id, experiment=exp.name, point=point)
     finally:
         client.close()
     run.update_manifest(samples={point: len(samples)})
     return len(samples)
+
+
+def spool_file(run: Run) -> Path:
+    """Points the run could not write (InfluxDB away), waiting to be sent."""
+    return run.dir / "influx-spool.jsonl"
+
+
+def spool_waiting(run: Run) -> int:
+    from femdc_bench.metrics.writer import spool_count
+
+    return spool_count(spool_file(run))
+
+
+def store(run: Run, points: Sequence[str] | None = None, progress: Progress = _noop
+          ) -> dict[str, int]:
+    """Write the run's points into InfluxDB again, from what the run keeps on disk:
+    first the spool (what waited while InfluxDB was away), then for each benched point
+    (or `points`) its samples (`api`) and sampler records, each replacing the point's
+    earlier ones, and the events. After an outage, or into another InfluxDB
+    (`metrics.influxdb`). Raises InfluxUnavailable while it is still away: the spool
+    keeps what was not sent."""
+    from femdc_bench.metrics.client import connect
+    from femdc_bench.metrics.names import API
+    from femdc_bench.metrics.server import LocalInfluxd
+    from femdc_bench.metrics.writer import InfluxWriter
+
+    exp = run.experiment()
+    known = [p.id for p in exp.points]
+    for p in points or ():
+        if p not in known:
+            raise RunError(f"no sweep point {p!r} in {run.id} (points: {', '.join(known)})")
+    chosen = list(points) if points else [
+        p for p in known if (run.dir / "samples" / p).is_dir()
+        and any((run.dir / "samples" / p).glob("*.jsonl"))]
+    counts: dict[str, int] = {}
+    with run.phase("store"):
+        target, started = metrics_target(run, exp)
+        try:
+            with connect(target) as client:
+                if spool_waiting(run):
+                    progress(f"sending the {spool_waiting(run)} spooled points")
+                    with InfluxWriter(client, spool_path=spool_file(run)) as w:
+                        counts["spooled"] = w.replay_spool()
+                for pid in chosen:
+                    client.delete(API, {"run": run.id, "point": pid})
+            for pid in chosen:
+                progress(f"storing {pid}")
+                counts[f"api@{pid}"] = store_samples(run, exp, target, pid)
+                counts[f"metrics@{pid}"] = store_metrics(run, exp, target, pid)
+            counts["events"] = store_events(run, exp, target)
+        finally:
+            if started:
+                LocalInfluxd(run.influx_dir()).stop()
+    run.event("store", "store", f"stored again: {', '.join(f'{k} {v}' for k, v in counts.items())}")
+    return counts
 
 
 # ---------------------------------------------------------------------------- wan
@@ -573,7 +628,7 @@ def _store_wan(run: Run, exp: Experiment, target: Any, point: str, chk: WanCheck
     now = time.time_ns()
     with connect(target) as client, InfluxWriter(
             client, common_tags=_point_tags(exp, point),
-            spool_path=run.dir / "influx-spool.jsonl") as w:
+            spool_path=spool_file(run)) as w:
         client.delete(WAN, {"run": run.id, "point": point})
         for p in chk.pairs:
             fields: dict[str, Any] = {"target_ms": p.expected_ms, "loss_pct": p.loss_pct,
@@ -659,7 +714,7 @@ class FaultInjector:
 
         with connect(target) as client, InfluxWriter(
                 client, common_tags=_point_tags(self.exp, self.point),
-                spool_path=self.run.dir / "influx-spool.jsonl") as w:
+                spool_path=spool_file(self.run)) as w:
             for ts, kind, site, phase in self.events:
                 w.write(EVENT, {"run": self.run.id, "experiment": self.exp.name,
                                 "point": self.point, "kind": kind, "site": site,
@@ -677,7 +732,7 @@ def store_events(run: Run, exp: Experiment, target: Any) -> int:
 
     evs = run.events()
     with connect(target) as client, InfluxWriter(
-            client, spool_path=run.dir / "influx-spool.jsonl") as w:
+            client, spool_path=spool_file(run)) as w:
         for e in evs:
             tags = {"run": run.id, "experiment": exp.name, "kind": e["kind"],
                     "phase": e["phase"], "point": e.get("point"), "site": e.get("site")}
@@ -899,7 +954,7 @@ def backup(run: Run, out: Path | None = None, progress: Progress = _noop) -> Any
     with run.phase("backup"):
         target, started = metrics_target(run, exp)
         try:
-            spool = run.dir / "influx-spool.jsonl"
+            spool = spool_file(run)
             with connect(target) as client:
                 if spool.exists() and spool.stat().st_size:
                     with InfluxWriter(client, spool_path=spool) as w:

@@ -56,6 +56,15 @@ class WriterStats:
     ts_bumped: int = 0  # timestamps moved by the tiebreak
 
 
+def spool_count(path: Path) -> int:
+    """Records waiting in a spool file (0 when there is none)."""
+    try:
+        with open(path, "rb") as f:
+            return sum(1 for line in f if line.strip())
+    except FileNotFoundError:
+        return 0
+
+
 class InfluxWriter:
     """The one writer: buffered, spooled to disk while the server is away.
 
@@ -192,10 +201,7 @@ class InfluxWriter:
 
     def spooled_count(self) -> int:
         """Records waiting in the spool file."""
-        if self.spool_path is None or not self.spool_path.exists():
-            return 0
-        with open(self.spool_path, "rb") as f:
-            return sum(1 for line in f if line.strip())
+        return spool_count(self.spool_path) if self.spool_path is not None else 0
 
     # -- sending
     def _send(self, lines: list[str]) -> tuple[int, list[str], InfluxWriteRejected | None]:

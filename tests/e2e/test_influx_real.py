@@ -208,3 +208,81 @@ def test_stop_from_another_process(server: LocalInfluxd) -> None:
     assert not server.is_running()
     state = server.read_state()
     assert state is not None and state.pid is None
+
+
+def test_store_after_an_outage_loses_nothing(server: LocalInfluxd, tmp_path: Path) -> None:
+    """InfluxDB away during a run: what was written meanwhile waits in the run's spool,
+    `status` says how much, `store` fails in one line while it is away and, once it is
+    back, writes the spool and every point's files again: the counts are exact."""
+    import json as _json
+
+    import yaml
+
+    from femdc_bench import run as phases
+    from femdc_bench.metrics.names import EVENT
+    from femdc_bench.rundir import Run
+    from femdc_bench.workload.sink import JsonlSink
+
+    doc = {"name": "t", "provider": {"type": "local"},
+           "sites": [{"name": "s1", "hosts": [{"name": "h", "roles": ["database", "keystone",
+                                                                       "load"]}]}],
+           "deployment": {"method": "native", "keystone": {"centralized": "s1"}},
+           "workload": {"scenarios": [{"name": "keystone.list_users",
+                                       "runner": {"type": "times", "times": 2}}]},
+           "metrics": {"influxdb": {"url": server.url}}}
+    f = tmp_path / "exp.yaml"
+    f.write_text(yaml.safe_dump(doc))
+    results = tmp_path / "results"
+    r = Run.create(f, results, run_id="r-store")
+    samples = make_samples(300)
+    with JsonlSink(str(r.samples_dir("p0") / "s1-h.jsonl")) as sink:
+        for s in samples:
+            sink.emit(s)
+    base = 1_763_900_000_000_000_000
+    with open(r.metrics_dir("p0") / "s1-h.jsonl", "w") as out:
+        for i in range(50):
+            out.write(_json.dumps({"m": "proc", "tags": {"host": "s1-h", "site": "s1",
+                                                         "service": "keystone"},
+                                   "fields": {"cpu_pct": 1.0 + i}, "t": base + i * 10**9}) + "\n")
+
+    def counts(url: str) -> tuple[int, int]:
+        with connect(InfluxTarget(url=url, database="femdc")) as c:
+            return (InfluxReader(c).count("r-store"),
+                    len(list(c.rows("proc", {"run": "r-store"}))))
+
+    got = phases.store(r)
+    assert (got["api@p0"], got["metrics@p0"]) == (len(samples), 50)
+    assert counts(server.url or "") == (len(samples), 50)
+
+    # InfluxDB goes away while a writer holds a client: its points go to the run's spool
+    url = server.url or ""
+    client = connect(InfluxTarget(url=url, database="femdc"))
+    assert server.stop() is True
+    with InfluxWriter(client, spool_path=phases.spool_file(r)) as w:
+        for i in range(5):
+            w.write(EVENT, {"run": "r-store", "kind": "fault", "phase": "bench"},
+                    {"text": f"during the outage {i}"}, base + i)
+    client.close()
+    assert phases.spool_waiting(r) == 5
+    env = {**os.environ, "FEMDC_RESULTS": str(results), "COLUMNS": "200"}
+    cli = [sys.executable, "-m", "femdc_bench.cli"]
+    st = subprocess.run([*cli, "status", "r-store"], capture_output=True, text=True, env=env)
+    assert "5 points wait" in st.stdout and "femdc-bench store r-store" in st.stdout, st.stdout
+    down = subprocess.run([*cli, "store", "r-store"], capture_output=True, text=True, env=env)
+    err = (down.stdout + down.stderr).strip().splitlines()
+    assert down.returncode == 1 and err and err[-1].startswith("error: InfluxDB:"), err
+    assert phases.spool_waiting(r) == 5  # nothing lost by the failed attempt
+
+    # back (on the same data): `store` sends the spool, then rewrites the files' points
+    url2 = LocalInfluxd(server.directory).start()
+    if url2 != url:  # another port: the experiment names the new URL
+        doc["metrics"]["influxdb"]["url"] = url2
+        (r.dir / "experiment.yaml").write_text(yaml.safe_dump(doc))
+    up = subprocess.run([*cli, "store", "r-store"], capture_output=True, text=True, env=env)
+    assert up.returncode == 0, up.stdout + up.stderr
+    assert "spooled: 5 points" in up.stdout and f"api@p0: {len(samples)} points" in up.stdout
+    assert phases.spool_waiting(r) == 0
+    assert counts(url2) == (len(samples), 50)  # no duplicate, none missing
+    with connect(InfluxTarget(url=url2, database="femdc")) as c:
+        texts = {row.get("text") for row in c.rows(EVENT, {"run": "r-store"})}
+    assert {f"during the outage {i}" for i in range(5)} <= texts
