@@ -175,6 +175,7 @@ def _run_points(r: Run, points: list[str], *, redo: bool = False,
     Returns one line per failed point. A failed check always prints its matrix."""
     from femdc_bench import run as phases
     from femdc_bench.ansible import AnsibleError
+    from femdc_bench.metrics.client import InfluxError
 
     exp = r.experiment()
     failed = []
@@ -208,6 +209,12 @@ def _run_points(r: Run, points: list[str], *, redo: bool = False,
                 out.print(_wan_matrix(r, pid))
             with _progress(f"workload done ({pid})") as progress:
                 phases.bench(r, pid, progress, only_from)
+        except InfluxError as e:
+            # The load ran, its samples are files of the run: nothing is lost.
+            console.print(f"[red]point {pid} not stored:[/] InfluxDB: {e}; its samples are "
+                          f"kept: `femdc-bench store {r.id}` writes them once it is back",
+                          highlight=False)
+            failed.append(f"{pid}: not stored (InfluxDB: {str(e).splitlines()[0]})")
         except (phases.WanCheckError, AnsibleError, RuntimeError) as e:
             console.print(f"[red]point {pid} failed:[/] {e}", highlight=False)
             failed.append(f"{pid}: {str(e).splitlines()[0]}")
