@@ -285,12 +285,15 @@ def bench(run: Run, point: str = "p0", progress: Progress = _noop,
     with run.phase(f"bench@{point}"):
         progress("starting InfluxDB")
         target, _ = metrics_target(run, exp)
-        from femdc_bench.metrics.client import connect
+        from femdc_bench.metrics.client import InfluxError, connect
         from femdc_bench.metrics.names import API, EVENT
 
-        with connect(target) as client:  # fail before the load if InfluxDB is not there
-            for measurement in (API, EVENT):
-                client.delete(measurement, {"run": run.id, "point": point})
+        try:  # fail before the load if InfluxDB is not there (or refuses us)
+            with connect(target) as client:
+                for measurement in (API, EVENT):
+                    client.delete(measurement, {"run": run.id, "point": point})
+        except InfluxError as e:
+            raise RunError(f"InfluxDB {target.url} before the load at {point}: {e}") from e
         specs = agent_specs(exp, inv, clouds, admin, f"femdc-{run_tag(run)}-", only_from)
         if not specs:
             raise RunError(f"no load host runs anything at {point}"
