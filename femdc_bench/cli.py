@@ -98,7 +98,7 @@ def main(results: Path | None) -> None:
     RUN arguments take a run id, a run directory or 'last'.
     """
     if results:
-        _RESULTS.append(results)
+        _RESULTS[:] = [results]  # this invocation's (in-process callers invoke main often)
 
 
 @main.command()
@@ -123,7 +123,9 @@ def run(experiment: Path | None, keep: bool, run_id: str | None, resume: str | N
                 for name in ("up", "deploy"):
                     r.state.phases.pop(name, None)
         else:
-            r = Run.create(experiment or DEFAULT_EXPERIMENT, _results(), run_id)
+            exp_file = experiment or DEFAULT_EXPERIMENT
+            phases.check_metrics_target(load_experiment(exp_file))
+            r = Run.create(exp_file, _results(), run_id)
             phases.attach_log(r)
         console.print(f"run [bold]{r.id}[/] → {r.dir}")
         failed_points: list[str] = []

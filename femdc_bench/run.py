@@ -16,6 +16,7 @@ from typing import Any
 from femdc_bench import __version__, ship
 from femdc_bench.ansible import PLAYBOOKS, AnsibleError, close_connections, run_playbook
 from femdc_bench.deploy import native
+from femdc_bench.experiment import ExperimentError
 from femdc_bench.model import Clouds, Experiment, Inventory, Sample, SweepPoint
 from femdc_bench.providers.local import LocalProvider
 from femdc_bench.rundir import Run, RunError, read_jsonl
@@ -172,6 +173,24 @@ def _host_versions(run: Run) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------- metrics
+
+
+def check_metrics_target(exp: Experiment) -> None:
+    """A remote InfluxDB (`metrics.influxdb`) must answer, accept the credentials and
+    have (or let us create) the database before anything of the run exists: one line
+    naming the experiment's key, not a failure after minutes of deployment."""
+    if exp.metrics.influxdb == "local":
+        return
+    from femdc_bench.metrics.client import InfluxError, InfluxTarget, connect
+
+    try:
+        target = InfluxTarget.from_spec(exp.metrics, exp.metrics.influxdb)
+        with connect(target, timeout_s=10):
+            pass
+    except (InfluxError, KeyError, ValueError) as e:
+        raise ExperimentError(str(exp.path), "metrics.influxdb",
+                              f"expected an InfluxDB that answers and accepts this run "
+                              f"({exp.metrics.influxdb}): {e}") from None
 
 
 def metrics_target(run: Run, exp: Experiment) -> tuple[Any, bool]:
