@@ -350,7 +350,10 @@ def rally_tasks_on_a_kept_run(results: Path, run_id: str, run_dir: Path) -> None
     proc = femdc(results, "bench", run_id, "--task", str(TASKS / "keystone-v1.json"),
                  "--from", "edge1", "--recheck")
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert "reused" not in proc.stdout and "RTT between sites" in proc.stdout
+    # measured, not reused: a check phase ran and no second "reused" event was added
+    events = [json.loads(ln) for ln in (run_dir / "events.jsonl").read_text().splitlines()]
+    assert sum(e["phase"] == "check" and "reused" in e["text"] for e in events) == 1
+    assert any(e["phase"] == "check" and e["text"] == "done" for e in events[-12:])
     out = proc.stdout + proc.stderr
     assert "SLA not met" in out and "max_seconds_per_iteration" in out, out
     rows = json.loads((run_dir / "report.json").read_text())["rows"]  # from InfluxDB
