@@ -27,6 +27,7 @@ from femdc_bench.model import Inventory
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PLAYBOOKS = PROJECT_ROOT / "playbooks"
+COMMON_LIBRARY = PLAYBOOKS / "common" / "library"
 if not PLAYBOOKS.is_dir():  # installed without its tree: playbooks/ lives beside the package
     raise ImportError(f"femdc-bench expects {PLAYBOOKS}: install it editable "
                       "(pip install -e .) from its source tree, as install.sh does")
@@ -121,6 +122,9 @@ def _env(run_dir: Path) -> dict[str, str]:
         "ANSIBLE_DEPRECATION_WARNINGS": "False",
         "ANSIBLE_CALLBACK_RESULT_FORMAT": "yaml",
         "ANSIBLE_PYTHON_INTERPRETER": "/usr/bin/python3",
+        # Modules every playbook may use (femdc_locked_venv); each playbook directory's
+        # own library/ is found by ansible beside it.
+        "ANSIBLE_LIBRARY": str(COMMON_LIBRARY),
         "PYTHONUNBUFFERED": "1",
         # Per-task durations beside the phase's log (playbooks/callback_plugins).
         "ANSIBLE_CALLBACK_PLUGINS": str(PLAYBOOKS / "callback_plugins"),

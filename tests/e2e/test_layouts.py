@@ -25,6 +25,7 @@ import requests
 import yaml
 
 from femdc_bench.workload import image_source
+from tests.e2e import secrets_sweep
 from tests.e2e.dashboards import check_dashboards
 from tests.e2e.test_local_run import BIN, femdc, leftovers, why, write_experiment
 
@@ -135,13 +136,15 @@ def test_central_control_boots_servers_from_every_site(tmp_path: Path, results: 
     exp = write_experiment(tmp_path / "control.yaml", central_control())
     run_id = "e2e-control"
     t0 = time.monotonic()
-    proc = femdc(results, "run", str(exp), "--keep", "--run-id", run_id, timeout=2400)
+    with secrets_sweep.ProcWatch() as ps:
+        proc = femdc(results, "run", str(exp), "--keep", "--run-id", run_id, timeout=2400)
     run_s = time.monotonic() - t0
     run_dir = results / run_id
     try:
         assert proc.returncode == 0, why(proc, 4000)
         assert "SLA met" in proc.stdout
         state = json.loads((run_dir / "state.json").read_text())
+        check_secrets(run_dir, run_id, state["metrics_url"], ps, proc.stdout + proc.stderr)
 
         # Every iteration and every atomic action is in InfluxDB, per site.
         rows = api_rows(state["metrics_url"], run_id)
@@ -195,6 +198,24 @@ def test_central_control_boots_servers_from_every_site(tmp_path: Path, results: 
         rally_samples_unchanged(results, run_id, run_dir)
     finally:
         _destroy_and_check(results, run_id)
+
+
+def check_secrets(run_dir: Path, run_id: str, url: str, ps: secrets_sweep.ProcWatch,
+                  printed: str) -> None:
+    """No generated secret in any process's argv during the run (deploy, bench, the
+    services), in the run's files, its backup, its hosts' logs, InfluxDB or the CLI's
+    output (issue 10, item 6)."""
+    secrets = secrets_sweep.run_secrets(run_dir)
+    assert len(ps.seen) > 100 and ps.scans > 100, (len(ps.seen), ps.scans)
+    assert list((run_dir / "backup").glob("*.backup.tar.gz")), "run made no backup"
+    leaks = (ps.leaks(secrets) + secrets_sweep.file_leaks(run_dir, secrets)
+             + secrets_sweep.host_log_leaks(run_id, secrets)
+             + secrets_sweep.influx_leaks(url, run_id, secrets)
+             + [f"CLI output: secret #{i}" for i, s in enumerate(secrets) if s in printed])
+    print(f"\nsecrets: {len(secrets)} looked for in {len(ps.seen)} command lines "
+          f"({ps.scans} scans of the process table), the run's files, backup, host logs, "
+          f"InfluxDB and the CLI's output: {len(leaks)} found")
+    assert leaks == [], leaks
 
 
 SAMPLES = Path(__file__).with_name("tasks") / "rally-openstack"

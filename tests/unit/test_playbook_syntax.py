@@ -3,12 +3,15 @@ once failed every bench of a run at its first task)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
+
+from femdc_bench.ansible import COMMON_LIBRARY
 
 PLAYBOOKS = Path(__file__).parents[2] / "playbooks"
 ANSIBLE_PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
@@ -27,7 +30,8 @@ def test_the_playbooks_are_found() -> None:
 
 @pytest.mark.parametrize("playbook", playbooks())
 def test_syntax(playbook: str) -> None:
+    env = {**os.environ, "ANSIBLE_LIBRARY": str(COMMON_LIBRARY)}  # as ansible._env sets it
     p = subprocess.run([str(ANSIBLE_PLAYBOOK), "--syntax-check", "-i", "localhost,",
                         str(PLAYBOOKS / playbook)], capture_output=True, text=True,
-                       timeout=120)
+                       timeout=120, env=env)
     assert p.returncode == 0, p.stderr[-2000:]
