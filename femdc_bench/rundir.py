@@ -81,6 +81,28 @@ def new_run_id(name: str) -> str:
     return f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
+def _claim_run_dir(results: Path, run_id: str | None, name: str) -> Path:
+    """Create the run's directory, atomically: an id asked for must be new; a generated
+    one (`<name>-<time>`) takes a suffix (-2, -3, ...) when another run of the same
+    experiment started in the same second (two runs at once on one machine)."""
+    results.mkdir(parents=True, exist_ok=True)
+    if run_id:
+        try:
+            (results / run_id).mkdir()
+        except FileExistsError:
+            raise RunError(f"run directory {results / run_id} already exists") from None
+        return results / run_id
+    base = new_run_id(name)
+    for n in range(1, 1000):
+        path = results / (base if n == 1 else f"{base}-{n}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise RunError(f"no free run directory for {base} in {results}")
+
+
 class Run:
     def __init__(self, path: Path) -> None:
         self.dir = path
@@ -91,11 +113,9 @@ class Run:
     @classmethod
     def create(cls, exp_file: Path, results: Path = RESULTS, run_id: str | None = None) -> Run:
         exp = experiment_mod.load(exp_file)  # validate before creating anything
-        run_id = run_id or new_run_id(exp.name)
-        path = results / run_id
-        if path.exists():
-            raise RunError(f"run directory {path} already exists")
-        (path / "logs").mkdir(parents=True)
+        path = _claim_run_dir(results, run_id, exp.name)
+        run_id = path.name
+        (path / "logs").mkdir()
         _copy_experiment(Path(exp_file), path)
         state = RunState(run_id=run_id, experiment=exp.name,
                          experiment_file=str(Path(exp_file).resolve()), created=time.time())

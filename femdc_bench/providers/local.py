@@ -12,6 +12,7 @@ inside our namespaces are ours: they are ended before the namespace is deleted).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import ipaddress
 import json
@@ -22,6 +23,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -32,6 +34,7 @@ log = logging.getLogger(__name__)
 HOST_ROOT = Path("/var/lib/femdc-bench/runs")
 SUBNET_POOL = ipaddress.IPv4Network("10.231.0.0/16")
 SSHD = "/usr/sbin/sshd"
+LOCK_FILE = Path("/var/lib/femdc-bench/local-provider.lock")
 
 
 class ProviderError(RuntimeError):
@@ -113,6 +116,18 @@ def choose_subnet(n_hosts: int, used: list[ipaddress.IPv4Network]) -> ipaddress.
                         "set provider.subnet")
 
 
+@contextlib.contextmanager
+def _machine_lock() -> Iterator[None]:
+    """An exclusive lock shared by every run of this machine (`LOCK_FILE`)."""
+    LOCK_FILE.parent.mkdir(parents=True, exist_ok=True)
+    with open(LOCK_FILE, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def _netns_exists(name: str) -> bool:
     return name in _ip("netns", "list").stdout.split()
 
@@ -158,9 +173,12 @@ class LocalProvider:
     def up(self, exp: Experiment) -> Inventory:
         if os.geteuid() != 0:
             raise ProviderError("provider 'local' needs root (network namespaces, sshd)")
-        state = self._plan(exp)
+        # Two runs starting at once would both see the same subnet free: choosing one
+        # and claiming it (the bridge's address) happen under a machine-wide lock.
+        with _machine_lock():
+            state = self._plan(exp)
+            self._ensure_bridge(state)
         self._ensure_key()
-        self._ensure_bridge(state)
         for idx, h in enumerate(state.hosts):
             self._ensure_host(state, idx, h)
             state.save(self.state_file)  # record as we go: destroy knows what exists
