@@ -215,7 +215,7 @@ def check_secrets(run_dir: Path, run_id: str, url: str, ps: secrets_sweep.ProcWa
     print(f"\nsecrets: {len(secrets)} looked for in {len(ps.seen)} command lines "
           f"({ps.scans} scans of the process table), the run's files, backup, host logs, "
           f"InfluxDB and the CLI's output: {len(leaks)} found")
-    assert leaks == [], leaks
+    assert leaks == [], "\n".join(leaks)
 
 
 SAMPLES = Path(__file__).with_name("tasks") / "rally-openstack"
