@@ -119,6 +119,8 @@ def run(experiment: Path | None, keep: bool, run_id: str | None, resume: str | N
     with _errors():
         if resume:
             r = _open(resume)
+            for line in phases.recover(r):  # a CLI killed mid-phase: its leftovers first
+                console.print(f"[yellow]recovered:[/] {line}", highlight=False)
             if r.state.status == "destroyed":  # hosts are gone: bring them back first
                 for name in ("up", "deploy"):
                     r.state.phases.pop(name, None)
@@ -469,7 +471,13 @@ def report(run_ref: str, as_json: bool) -> None:
 
 
 def _print_report(r: Run, rep: Any) -> None:
-    from femdc_bench.report.render import events_table, stats_table, sweep_table, wan_table
+    from femdc_bench.report.render import (
+        events_table,
+        faults_table,
+        stats_table,
+        sweep_table,
+        wan_table,
+    )
 
     sla = r.experiment().workload.sla
     for pid, label in rep.labels.items():
@@ -484,6 +492,9 @@ def _print_report(r: Run, rep: Any) -> None:
         out.print(sweep_table(rep.rows, rep.labels))
     if rep.events:
         out.print(events_table(rep.events, f"{r.id}: events, from InfluxDB"), highlight=False)
+    if rep.faults:
+        out.print(faults_table(rep.faults, f"{r.id}: before, during and after each fault"),
+                  highlight=False)
     if not rep.violations:
         out.print("[green]SLA met[/]")
     for v in rep.violations:

@@ -18,6 +18,7 @@ from typing import Any
 import jsonschema
 
 from femdc_bench.model import (
+    KILLABLE_SERVICES,
     SERVICE_OF_TYPE,
     DeploymentSpec,
     Experiment,
@@ -327,10 +328,16 @@ SCHEMA: dict[str, Any] = _obj(
                 "to": SITE_REFS | {"x-expected": "'local', a site name, a pattern or a list"},
                 "faults": {
                     "type": "array",
-                    "items": _obj({"partition": {"type": "string",
-                                                 "x-expected": "the site to cut off"},
-                                   "at": DURATION, "duration": DURATION},
-                                  ("partition", "at", "duration")),
+                    "items": _obj({"partition": _s("string", "the site to cut off"),
+                                   "kill": {"enum": list(KILLABLE_SERVICES),
+                                            "x-expected": "one of "
+                                            + ", ".join(KILLABLE_SERVICES)},
+                                   "degrade": _s("string", "the site whose links degrade"),
+                                   "site": _s("string", "the site whose service is killed"),
+                                   "at": DURATION, "duration": DURATION,
+                                   "restart_after": DURATION,
+                                   "delay": DURATION, "rate": RATE, "loss": PERCENT},
+                                  ("at",)),
                 },
                 "sla": _obj(
                     {
@@ -606,15 +613,8 @@ def _build(doc: dict[str, Any], file: str, task_anywhere: bool = False) -> Exper
     if sla.failure_rate_max_pct is not None and sla.failure_rate_max_pct > 100:
         raise ExperimentError(file, "workload.sla.failure_rate_max",
                               "expected a percentage between 0% and 100%")
-    faults = []
-    for i, f in enumerate(wl.get("faults", [])):
-        if f["partition"] not in names:
-            raise ExperimentError(file, f"workload.faults[{i}].partition",
-                                  f"expected one of the sites ({', '.join(names)}), "
-                                  f"got {f['partition']!r}")
-        faults.append(FaultSpec(kind="partition", site=f["partition"],
-                                at_s=duration_ms(f["at"]) / 1000,
-                                duration_s=duration_ms(f["duration"]) / 1000))
+    faults = [_fault(file, f"workload.faults[{i}]", f, sites, deployment)
+              for i, f in enumerate(wl.get("faults", []))]
 
     # --- metrics
     md = doc.get("metrics", {})
@@ -703,6 +703,63 @@ def _wan(file: str, w: dict[str, Any], names: list[str], aliases: list[str]) -> 
         exclude=tuple(w.get("exclude", [])),
         compensate_base=bool(w.get("compensate_base", False)),
     )
+
+
+# The keys of each kind of fault besides `at` (required first, then optional).
+_FAULT_KEYS = {"partition": (("duration",), ()), "kill": (("site",), ("restart_after",)),
+               "degrade": (("duration",), ("delay", "rate", "loss"))}
+
+
+def _fault(file: str, path: str, f: dict[str, Any], sites: list[SiteSpec],
+           deployment: DeploymentSpec) -> FaultSpec:
+    """One workload fault: exactly one of partition, kill, degrade, with its own keys."""
+    kinds = [k for k in _FAULT_KEYS if k in f]
+    if len(kinds) != 1:
+        raise ExperimentError(file, path, "expected exactly one of partition, kill, degrade"
+                              + (f", got {' and '.join(kinds)}" if kinds else ""))
+    kind = kinds[0]
+    required, optional = _FAULT_KEYS[kind]
+    for key in f:
+        if key not in (kind, "at", *required, *optional):
+            raise ExperimentError(file, f"{path}.{key}", f"not a key of a {kind} fault; "
+                                  f"expected {', '.join((kind, 'at', *required, *optional))}")
+    for key in required:
+        if key not in f:
+            raise ExperimentError(file, path, f"a {kind} fault needs '{key}'")
+    names = [s.name for s in sites]
+    site_key = "site" if kind == "kill" else kind
+    site = f[site_key]
+    if site not in names:
+        raise ExperimentError(file, f"{path}.{site_key}",
+                              f"expected one of the sites ({', '.join(names)}), got {site!r}")
+    at_s = duration_ms(f["at"]) / 1000
+    link, link_keys = None, ()
+    if kind == "kill":
+        service = f["kill"]
+        roles = KILLABLE_SERVICES[service]
+        hosts = [h for s in sites if s.name == site for h in s.hosts
+                 if set(roles) & set(h.roles)]
+        if not hosts or (roles == ("control",) and deployment.control is None):
+            raise ExperimentError(file, f"{path}.kill", f"site {site!r} runs no {service} "
+                                  f"(it runs on hosts with role {' or '.join(roles)})")
+        after = f.get("restart_after")
+        duration_s = duration_ms(after) / 1000 if after is not None else None
+    else:
+        service = None
+        duration_s = duration_ms(f["duration"]) / 1000
+        if kind == "degrade":
+            if not {"delay", "rate", "loss"} & set(f):
+                raise ExperimentError(file, path, "a degrade fault needs delay, rate or loss")
+            link = LinkSpec(delay_ms=duration_ms(f.get("delay", "0ms")),
+                            rate_kbit=rate_kbit(f["rate"]) if "rate" in f else None,
+                            loss_pct=percent(f.get("loss", "0%")))
+            link_keys = tuple(k for k, key in (("delay_ms", "delay"), ("rate_kbit", "rate"),
+                                               ("loss_pct", "loss")) if key in f)
+    if duration_s is not None and duration_s <= 0:
+        raise ExperimentError(file, f"{path}.{'restart_after' if kind == 'kill' else 'duration'}",
+                              "expected a duration above 0")
+    return FaultSpec(kind=kind, site=site, at_s=at_s, duration_s=duration_s, service=service,
+                     link=link, link_keys=link_keys)
 
 
 def _deployment(file: str, d: dict[str, Any], names: list[str]) -> DeploymentSpec:

@@ -237,15 +237,39 @@ class SlaSpec:
                 or bool(self.max_avg_duration_per_atomic) or self.outliers is not None)
 
 
+# Services a `kill` fault can crash, and the roles of the hosts that run them.
+KILLABLE_SERVICES: dict[str, tuple[str, ...]] = {
+    "keystone": ("keystone",), "memcached": ("keystone", "control"), "mariadb": ("database",),
+    "rabbitmq": ("control",), "placement": ("control",), "glance": ("control",),
+    "nova-api": ("control",), "nova-conductor": ("control",), "nova-scheduler": ("control",),
+    "neutron": ("control",), "ovn-northd": ("control",), "nova-compute": ("compute",),
+}
+
+
 @dataclass(frozen=True)
 class FaultSpec:
-    """A fault injected during the workload: `partition` cuts `site` off (100 % loss to
-    and from it) from `at_s` after the load starts, for `duration_s`."""
+    """A fault injected during the workload, from `at_s` after the load starts, for
+    `duration_s` (None: until the load ends; then it is undone):
+
+    - `partition`: `site` is cut off (100 % loss to and from it);
+    - `kill`: `service` on `site`'s hosts is killed as by a crash (SIGKILL to its process
+      tree), restarted as it was started after `duration_s` (`restart_after`);
+    - `degrade`: the links between `site` and every other site get the `link` values
+      named in `link_keys` (of delay_ms, rate_kbit, loss_pct) instead of the point's; the
+      others stay as the point has them."""
 
     kind: str
     site: str
     at_s: float
-    duration_s: float
+    duration_s: float | None
+    service: str | None = None
+    link: LinkSpec | None = None
+    link_keys: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        what = self.service if self.kind == "kill" else self.kind
+        return f"{what}@{self.site}"
 
 
 @dataclass(frozen=True)

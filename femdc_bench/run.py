@@ -3,7 +3,9 @@ workload, metrics and report, and passes plain data (model.py) between them."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import platform
 import re
 import threading
@@ -17,13 +19,20 @@ from femdc_bench import __version__, ship
 from femdc_bench.ansible import PLAYBOOKS, AnsibleError, close_connections, run_playbook
 from femdc_bench.deploy import native
 from femdc_bench.experiment import ExperimentError
-from femdc_bench.model import Clouds, Experiment, Inventory, Sample, SweepPoint
+from femdc_bench.model import (
+    KILLABLE_SERVICES,
+    Clouds,
+    Experiment,
+    Inventory,
+    Sample,
+    SweepPoint,
+)
 from femdc_bench.providers.local import LocalProvider
 from femdc_bench.rundir import Run, RunError, read_jsonl
 from femdc_bench.wan import apply as wan_apply
 from femdc_bench.wan import check as wan_check
 from femdc_bench.wan.check import WanCheck
-from femdc_bench.wan.plan import WanPlan, site_matrix
+from femdc_bench.wan.plan import WanPlan, degraded, site_matrix
 from femdc_bench.wan.plan import plan as plan_wan
 
 log = logging.getLogger("femdc_bench")
@@ -664,28 +673,48 @@ def _store_wan(run: Run, exp: Experiment, target: Any, point: str, chk: WanCheck
 
 
 class FaultInjector:
-    """Workload faults (partitions) on a timer beside the load, with `event` points."""
+    """Workload faults on a timer beside the load, each an `event` point when it starts
+    and ends: `partition` (a site cut off), `kill` (a service of a site crashed, then
+    restarted as it was started), `degrade` (a site's links get worse).
+
+    Each fault has its own thread, so that one fault's steps (an ansible run of seconds)
+    do not delay another's; the steps that change WAN rules (partition, degrade) take
+    turns. A fault's start is stamped when its step begins (nothing before it is
+    affected), its end once its undo step is done (what follows is recovery). Whatever
+    is still active when the load ends is undone then."""
 
     def __init__(self, run: Run, exp: Experiment, inv: Inventory, point: str) -> None:
         self.run, self.exp, self.inv, self.point = run, exp, inv, point
-        self.events: list[tuple[int, str, str, str]] = []  # (ts, kind, site, phase)
+        self.faults = list(exp.workload.faults)
+        # (ts, kind, site, phase, label)
+        self.events: list[tuple[int, str, str, str, str]] = []
+        self._active: list[int] = []  # indices of faults started and not yet ended
+        self._lock = threading.Lock()  # events and _active
+        self._wan_lock = threading.Lock()  # one change of the WAN rules at a time
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._main, name="faults", daemon=True)
-        self.error: BaseException | None = None
+        self._started = threading.Event()
+        self._threads = [threading.Thread(target=self._main, args=(i,), daemon=True,
+                                          name=f"fault-{f.label}")
+                         for i, f in enumerate(self.faults)]
+        self._waiter = threading.Thread(target=self._wait_start, name="faults", daemon=True)
+        self.errors: list[BaseException] = []
 
     def start(self, start_file: Path) -> None:
         """Faults are timed from the load's common start, which the bench playbook writes
         to `start_file` once every agent is set up (setup and ansible take seconds to
         minutes: timing from here would cut a site before its load begins)."""
         self._start_file = start_file
-        self.run.state.wan_plan_sha = None  # the cuts touch the rules: re-apply next time
-        wan_touched(self.run)
-        self._thread.start()
+        if any(f.kind in ("partition", "degrade") for f in self.faults):
+            self.run.state.wan_plan_sha = None  # the rules change: re-apply next time
+            wan_touched(self.run)
+        self._waiter.start()
+        for t in self._threads:
+            t.start()
 
     def _wait_until(self, t: float) -> bool:
         return not self._stop.wait(max(0.0, self._t0 + t - time.monotonic()))
 
-    def _wait_start(self) -> bool:
+    def _wait_start(self) -> None:
         import json
 
         while not self._stop.is_set():
@@ -695,39 +724,79 @@ class FaultInjector:
                 self._stop.wait(0.1)
                 continue
             self._t0 = time.monotonic() + (start_ns - time.time_ns()) / 1e9
-            return True
-        return False
+            self._started.set()
+            return
 
-    def _main(self) -> None:
-        tag = run_tag(self.run)
-        kw = {"tag": tag, "run_dir": self.run.dir, "log": self.run.log("faults")}
+    def timeline(self) -> list[tuple[float, int, str]]:
+        """(seconds after the load's start, fault index, "start" | "end"), in order; at
+        the same instant an end comes before a start."""
+        steps = [(f.at_s, i, "start") for i, f in enumerate(self.faults)]
+        steps += [(f.at_s + f.duration_s, i, "end") for i, f in enumerate(self.faults)
+                  if f.duration_s is not None]
+        return sorted(steps, key=lambda s: (s[0], s[2] == "start", s[1]))
+
+    def _main(self, i: int) -> None:
+        f = self.faults[i]
         try:
-            if not self._wait_start():
-                return
-            for f in sorted(self.exp.workload.faults, key=lambda f: f.at_s):
-                if not self._wait_until(f.at_s):
+            while not self._started.wait(0.1):
+                if self._stop.is_set():
                     return
-                wan_apply.cut(self.inv, f.site, on=True, **kw)
-                # stamped once the rules are in place: the event marks the real cut
-                self.events.append((time.time_ns(), f.kind, f.site, "start"))
-                log.info("fault: %s %s started", f.kind, f.site)
-                self._wait_until(f.at_s + f.duration_s)
-                wan_apply.cut(self.inv, f.site, on=False, **kw)
-                self.events.append((time.time_ns(), f.kind, f.site, "end"))
-                log.info("fault: %s %s ended", f.kind, f.site)
+            if not self._wait_until(f.at_s):
+                return
+            self._step(i, "start")
+            if f.duration_s is not None and self._wait_until(f.at_s + f.duration_s):
+                self._step(i, "end")
         except BaseException as e:  # noqa: BLE001 - reported by stop()
-            self.error = e
+            self.errors.append(e)
+
+    def _step(self, i: int, what: str) -> None:
+        f = self.faults[i]
+        on = what == "start"
+        with self._lock:
+            if on:
+                self._active.append(i)
+            else:
+                self._active.remove(i)
+            if on:
+                self.events.append((time.time_ns(), f.kind, f.site, what, f.label))
+        kw = {"run_dir": self.run.dir, "log": self.run.log(f"faults-{f.label}")}
+        if f.kind == "partition":
+            with self._wan_lock:
+                wan_apply.cut(self.inv, f.site, on=on, tag=run_tag(self.run), **kw)
+        elif f.kind == "kill":
+            hosts = [h.alias for h in self.inv.hosts if h.site == f.site
+                     and set(h.roles) & set(KILLABLE_SERVICES[f.service or ""])]
+            run_playbook(PLAYBOOKS / "native" / "fault.yml", self.inv, limit=",".join(hosts),
+                         extra_vars={"femdc_run": self.run.id, "femdc_fault_service": f.service,
+                                     "femdc_fault_state": "killed" if on else "restored"},
+                         **kw)
+        else:  # degrade: the point's plan with every active degradation on top
+            sp = self.exp.point(self.point)
+            with self._wan_lock:
+                with self._lock:
+                    active = [self.faults[j] for j in self._active
+                              if self.faults[j].kind == "degrade"]
+                wan = degraded(sp.wan, active, [s.name for s in self.exp.sites])
+                wan_apply.apply(plan_wan(wan, self.inv), emulator=_emulator(
+                    self.run, self.exp, self.inv, sp), tag=run_tag(self.run), inv=self.inv,
+                    **kw)
+        if not on:
+            with self._lock:
+                self.events.append((time.time_ns(), f.kind, f.site, what, f.label))
+        log.info("fault: %s %s", f.label, "started" if on else "ended")
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join()
-        if self.events and self.events[-1][3] == "start":  # the load ended first: restore
-            site = self.events[-1][2]
-            wan_apply.cut(self.inv, site, on=False, tag=run_tag(self.run),
-                          run_dir=self.run.dir, log=self.run.log("faults"))
-            self.events.append((time.time_ns(), "partition", site, "end"))
-        if self.error:
-            raise RuntimeError(f"fault injection failed: {self.error}") from self.error
+        for t in (self._waiter, *self._threads):
+            t.join()
+        for i in reversed(list(self._active)):  # the load ended first: undo
+            try:
+                self._step(i, "end")
+            except BaseException as e:  # noqa: BLE001
+                self.errors.append(e)
+        self.events.sort()
+        if self.errors:
+            raise RuntimeError(f"fault injection failed: {self.errors[0]}") from self.errors[0]
 
     def store(self, target: Any) -> None:
         from femdc_bench.metrics.client import connect
@@ -737,11 +806,11 @@ class FaultInjector:
         with connect(target) as client, InfluxWriter(
                 client, common_tags=_point_tags(self.exp, self.point),
                 spool_path=spool_file(self.run)) as w:
-            for ts, kind, site, phase in self.events:
+            for ts, kind, site, phase, label in self.events:
                 w.write(EVENT, {"run": self.run.id, "experiment": self.exp.name,
                                 "point": self.point, "kind": kind, "site": site,
-                                "phase": phase}, {"active": int(phase == "start"),
-                                                  "text": f"{kind} of {site}: {phase}"}, ts)
+                                "phase": phase, "fault": label},
+                        {"active": int(phase == "start"), "text": f"{label}: {phase}"}, ts)
         self.run.write_json(f"wan/{self.point}/events.json", self.events)
 
 
@@ -770,7 +839,7 @@ def read_events(client: Any, run_id: str) -> list[dict[str, Any]]:
 
     rows = list(client.rows(EVENT, {"run": run_id}))
     return sorted(({"time": r.get("time"), "kind": r.get("kind"), "phase": r.get("phase"),
-                    "point": r.get("point"), "site": r.get("site"),
+                    "point": r.get("point"), "site": r.get("site"), "fault": r.get("fault"),
                     "text": r.get("text") or f"{r.get('kind')} {r.get('site')} {r.get('phase')}"}
                    for r in rows), key=lambda e: int(e["time"] or 0))
 
@@ -808,6 +877,7 @@ class Report:
     labels: dict[str, str] = field(default_factory=dict)  # point -> its parameters
     wan: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # point -> RTT pairs
     events: list[dict[str, Any]] = field(default_factory=list)  # in time order
+    faults: list[dict[str, Any]] = field(default_factory=list)  # report.faults.attribute
 
 
 def read_back(run: Run, exp: Experiment, *, events: bool = False
@@ -858,6 +928,7 @@ def export_rally(run: Run, out: Path) -> dict[str, int]:
 
 def report(run: Run) -> Report:
     """Read the run's points back from InfluxDB; stats per (site, target, operation)."""
+    from femdc_bench.report import faults as faults_report
     from femdc_bench.report.render import stats_json
     from femdc_bench.report.stats import (
         check_sla_spec,
@@ -889,12 +960,14 @@ def report(run: Run) -> Report:
         doc["points"] = {p.id: {"params": p.params, "label": labels[p.id]} for p in exp.points}
         doc["wan"] = wan
         doc["events"] = events
+        doc["faults"] = fault_rows = faults_report.attribute(
+            by_point, faults_report.windows(events))
         run.write_json("report.json", doc)
         run.state.sla_ok = not violations
         run.state.sla_violations = violations
     run.save()
     return Report(rows=rows, doc=doc, violations=violations, labels=labels, wan=wan,
-                  events=events)
+                  events=events, faults=fault_rows)
 
 
 # ---------------------------------------------------------------------------- destroy
@@ -906,9 +979,116 @@ class DestroyReport:
     warnings: list[str] = field(default_factory=list)
 
 
+def _cli_alive(pid: int | None) -> bool:
+    """Whether `pid` is still a femdc-bench CLI (not a dead one's reused PID)."""
+    if pid is None:
+        return False
+    try:
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return b"femdc" in cmd and b"\0" in cmd
+
+
+def _orphans(run: Run) -> list[int]:
+    """Controller processes a dead CLI of this run left behind: its ansible-playbook
+    runs (their inventory is the run's) and their ssh clients (the run's control path).
+    Not the run's InfluxDB, nor the sshds of its hosts."""
+    from femdc_bench.ansible import control_dir
+
+    needles = (f"{run.dir}/ansible/".encode(), str(control_dir(run.dir)).encode())
+    mine, pid = set(), os.getpid()
+    while pid > 1:  # this process and its ancestors (pytest, a shell)
+        mine.add(pid)
+        try:
+            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            break
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and int(entry) not in mine:
+            try:
+                cmd = Path(f"/proc/{entry}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if any(n in cmd for n in needles):
+                out.append(int(entry))
+    return out
+
+
+def recover(run: Run, progress: Progress = _noop) -> list[str]:
+    """A run whose CLI died (kill -9, a crash, the OOM killer) left a phase `running` and
+    maybe work going on: ansible-playbook and ssh on the controller, load agents and
+    samplers on the hosts, faults in place. End all of it before the run goes on
+    (`run --resume`) or away (`destroy`); the phase becomes `interrupted` (a later run
+    does it again: each phase is idempotent, a bench replaces its point's samples).
+    Returns what was done, one line each."""
+    import signal
+
+    stale = [n for n, ph in run.state.phases.items()
+             if ph.status == "running" and not _cli_alive(ph.pid)]
+    if not stale:
+        return []
+    done = [f"phase {', '.join(stale)} of a CLI that is gone: interrupted"]
+    orphans = _orphans(run)
+    if orphans:
+        done.append(f"ended {len(orphans)} process(es) it left on this machine "
+                    "(ansible-playbook, ssh)")
+    for pid in orphans:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    while orphans and time.monotonic() < deadline:
+        orphans = [p for p in orphans if Path(f"/proc/{p}").exists()
+                   and "Z" not in Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1][:3]]
+        time.sleep(0.1)
+    for pid in orphans:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    for name in stale:
+        ph = run.state.phases[name]
+        ph.status, ph.error = "interrupted", "its CLI died"
+        run.event("phase", name, "interrupted (its CLI died)")
+    run.state.status = "interrupted"
+    run.save()
+    benches = [n.split("@", 1)[1] for n in stale if n.startswith("bench@")]
+    if benches and (run.dir / "inventory.json").exists():
+        exp, inv = run.experiment(), run.inventory()
+        for point in benches:
+            progress(f"stopping the load of {point} left on the hosts")
+            _stop_samplers(run, inv, run.samples_dir(point), run.metrics_dir(point))
+            done.append(f"stopped the load agents and samplers of {point}")
+        if exp.workload.faults:
+            progress("undoing the faults it may have left")
+            done += _undo_faults(run, exp, inv)
+    return done
+
+
+def _undo_faults(run: Run, exp: Experiment, inv: Inventory) -> list[str]:
+    """Every fault of the workload undone, whether it was in place or not (each undo is
+    harmless when there is nothing to undo); the WAN is re-applied by the next emulate."""
+    out = []
+    kw = {"run_dir": run.dir, "log": run.log("faults")}
+    for f in exp.workload.faults:
+        if f.kind == "partition":
+            wan_apply.cut(inv, f.site, on=False, tag=run_tag(run), **kw)
+        elif f.kind == "kill":
+            hosts = [h.alias for h in inv.hosts if h.site == f.site
+                     and set(h.roles) & set(KILLABLE_SERVICES[f.service or ""])]
+            run_playbook(PLAYBOOKS / "native" / "fault.yml", inv, limit=",".join(hosts),
+                         extra_vars={"femdc_run": run.id, "femdc_fault_service": f.service,
+                                     "femdc_fault_state": "restored"}, **kw)
+        out.append(f"{f.label}: undone")
+    run.state.wan_plan_sha = None  # a degrade may have left other rules: re-apply
+    wan_touched(run)
+    run.save()
+    return out
+
+
 def destroy(run: Run, progress: Progress = _noop) -> DestroyReport:
     """Stop services, remove hosts, stop the local InfluxDB. Keeps results/<run>/."""
     report = DestroyReport()
+    report.warnings += recover(run, progress)  # a CLI killed mid-phase: its leftovers first
     exp = run.experiment()
     provider = provider_for(run, exp)
     with run.phase("destroy"):

@@ -46,6 +46,7 @@ class PhaseState:
     started: float | None = None
     seconds: float | None = None
     error: str | None = None
+    pid: int | None = None  # the CLI running it: a `running` phase whose CLI died is stale
 
 
 @dataclass
@@ -187,7 +188,7 @@ class Run:
 
     @contextmanager
     def phase(self, name: str):  # type: ignore[no-untyped-def]
-        ph = PhaseState(status="running", started=time.time())
+        ph = PhaseState(status="running", started=time.time(), pid=os.getpid())
         self.state.phases[name] = ph
         if name in ("up", "deploy", "bench"):
             self.state.status = "running"

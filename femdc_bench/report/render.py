@@ -176,3 +176,23 @@ def events_table(events: Sequence[dict[str, Any]], title: str) -> Table:
                       str(e.get("point") or ""), str(e.get("site") or ""),
                       str(e.get("text") or ""))
     return table
+
+
+def faults_table(rows: Sequence[dict[str, Any]], title: str) -> Table:
+    """report.faults.attribute: per fault, load site and target, iterations / errors / p50 before,
+    during and after the fault, and when the site's iterations succeeded again."""
+    t = Table(title=title)
+    for col in ("point", "fault", "for", "site", "target"):
+        t.add_column(col)
+    for phase in ("before", "during", "after"):
+        t.add_column(f"{phase}: n/err/p50 ms", justify="right")
+    t.add_column("recovered s", justify="right")
+    for r in rows:
+        cells = []
+        for phase in ("before", "during", "after"):
+            p = r[phase]
+            cells.append(f"{p['count']}/{p['errors']}/{_ms(p['p50_ms'])}" if p["count"] else "-")
+        dur = "until the end" if r["duration_s"] is None else f"{r['duration_s']:.1f} s"
+        rec = "-" if r["recovered_s"] is None else f"{r['recovered_s']:.1f}"
+        t.add_row(r["point"], r["fault"], dur, r["site"], r["target_site"], *cells, rec)
+    return t

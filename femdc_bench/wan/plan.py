@@ -9,9 +9,10 @@ receiver (keyed by source address) because that is where holding packets is chea
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
-from femdc_bench.model import Inventory, LinkSpec, WanSpec
+from femdc_bench.model import FaultSpec, Inventory, LinkSpec, WanOverride, WanSpec
 
 
 @dataclass(frozen=True)
@@ -153,3 +154,21 @@ def partition(base: WanPlan, inv: Inventory, site: str) -> WanPlan:
         out.append(HostRules(host=h.host, site=h.site, address=h.address, device=h.device,
                              rules=ordered))
     return WanPlan(hosts=tuple(out))
+
+
+def degraded(wan: WanSpec, faults: Sequence[FaultSpec], sites: Sequence[str]) -> WanSpec:
+    """`wan` with the `degrade` faults on top: every link between a fault's site and any
+    other site takes the fault's given values (delay, rate, loss; the others stay as
+    `wan` has them for that direction). Later faults win where they overlap."""
+    extra = []
+    for f in faults:
+        assert f.kind == "degrade" and f.link is not None
+        given = {k: getattr(f.link, k) for k in f.link_keys}
+        for other in sites:
+            if other == f.site:
+                continue
+            for src, dst in ((f.site, other), (other, f.site)):
+                base = link_between(wan, src, dst) or LinkSpec()
+                extra.append(WanOverride(src=(src,), dst=(dst,), symmetric=False,
+                                         link=replace(base, **given)))
+    return replace(wan, overrides=(*wan.overrides, *extra))

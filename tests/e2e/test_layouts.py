@@ -364,6 +364,73 @@ def keystone_galera() -> dict[str, Any]:
     }
 
 
+def service_faults(results: Path, run_id: str, run_dir: Path, url: str) -> None:
+    """Faults beside the load on the kept Galera run (issue 10, item 4), at once: site3's
+    Keystone killed and restarted, site2's Galera node killed and rejoining, site1's links
+    degraded from 25 to 75 ms one way. The report attributes errors and latency to before /
+    during / after each fault, per load site and target: site3's own load fails only
+    while its Keystone is down, site1's never (its Galera node stays in the cluster), and
+    site2's requests to site1 slow down by about the added round trip."""
+    doc = keystone_galera()
+    doc["workload"] = {
+        "scenarios": [
+            {"name": "keystone.authenticate_and_validate_token",
+             "runner": {"type": "duration", "duration": "50s", "concurrency": 1},
+             "from": ["site1", "site3"], "to": "local"},
+            {"name": "keystone.get_version",
+             "runner": {"type": "duration", "duration": "50s", "concurrency": 1},
+             "from": "site2", "to": "site1"},
+        ],
+        "faults": [
+            {"degrade": "site1", "at": "5s", "duration": "15s", "delay": "75ms"},
+            {"kill": "keystone", "site": "site3", "at": "8s", "restart_after": "12s"},
+            {"kill": "mariadb", "site": "site2", "at": "10s", "restart_after": "12s"},
+        ],
+    }
+    doc["metrics"] = {"influxdb": "local", "period": "2s"}
+    (run_dir / "experiment.yaml").write_text(json.dumps(doc))
+    proc = femdc(results, "bench", run_id, "--recheck")
+    assert proc.returncode == 0, why(proc, 4000)
+    assert "before, during and after each fault" in proc.stdout
+    rows = {(r["fault"], r["site"], r["target_site"]): r
+            for r in json.loads((run_dir / "report.json").read_text())["faults"]}
+    assert {f for f, _, _ in rows} == {"degrade@site1", "keystone@site3", "mariadb@site2"}
+    start = json.loads((run_dir / "samples" / "p0" / "start.json").read_text())["start_ns"]
+    events = json.loads((run_dir / "wan" / "p0" / "events.json").read_text())
+    print("\nfault events (s after the load's start): " + ", ".join(
+        f"{e[4]} {e[3]} {(e[0] - start) / 1e9:.1f}" for e in events))
+    for key, r in sorted(rows.items()):
+        print(f"{key}: " + ", ".join(
+            f"{p} {r[p]['count']}/{r[p]['errors']}/{r[p]['p50_ms']}"
+            for p in ("before", "during", "after")) + f", recovered {r['recovered_s']} s")
+    assert sorted(e[3] for e in events) == ["end"] * 3 + ["start"] * 3
+    # site3's Keystone down: site3's own load fails during the fault, not before, and
+    # succeeds again soon after the restart.
+    k3 = rows[("keystone@site3", "site3", "site3")]
+    assert k3["before"]["errors"] == 0 and k3["before"]["count"] > 0, k3
+    assert k3["during"]["errors"] > 0, k3
+    assert k3["recovered_s"] is not None and k3["recovered_s"] < 15, k3
+    assert k3["after"]["count"] > k3["after"]["errors"], k3
+    # site1's Keystone, on its own Galera node, never noticed any of the three.
+    for fault in ("keystone@site3", "mariadb@site2", "degrade@site1"):
+        r = rows[(fault, "site1", "site1")]
+        assert r["before"]["errors"] == r["during"]["errors"] == r["after"]["errors"] == 0, r
+    # site1's links at 75 ms: site2's GET /v3 to site1 (one round trip on a kept-alive
+    # connection) takes ~100 ms longer during the degradation than before.
+    d = rows[("degrade@site1", "site2", "site1")]
+    assert d["during"]["p50_ms"] > d["before"]["p50_ms"] + 60, d
+    assert d["after"]["p50_ms"] < d["before"]["p50_ms"] + 20, d
+    # The Galera node of site2 left the cluster and rejoined it: the survivors saw 2
+    # nodes meanwhile, and every node sees 3 at the end.
+    db = [r for r in api_rows(url, run_id, "db")
+          if r.get("wsrep_cluster_size") is not None and r.get("point") == "p0"]
+    assert any(r["wsrep_cluster_size"] == 2 for r in db if r["host"] == "site1-ctl"), db
+    last = {}
+    for r in sorted(db, key=lambda r: r["time"]):
+        last[r["host"]] = r["wsrep_cluster_size"]
+    assert last == {"site1-ctl": 3, "site2-ctl": 3, "site3-ctl": 3}, last
+
+
 def test_keystone_per_site_over_galera(tmp_path: Path, results: Path) -> None:
     exp = write_experiment(tmp_path / "galera.yaml", keystone_galera())
     run_id = "e2e-galera"
@@ -406,6 +473,8 @@ def test_keystone_per_site_over_galera(tmp_path: Path, results: Path) -> None:
         cl = json.loads((run_dir / "clouds.json").read_text())["clouds"]
         assert {c["site"]: c["region"] for c in cl} == {s: s for s in sites}
         assert len({c["auth_url"] for c in cl}) == 3
+
+        service_faults(results, run_id, run_dir, url)
 
         # An SLA the run cannot meet: `report` (which `run` ends with) exits 1 and says
         # which criterion failed.

@@ -9,6 +9,7 @@
 # /usr/bin/python3, stdlib only.
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -89,12 +90,146 @@ def ensure(p: dict[str, Any]) -> dict[str, Any]:
             raise RuntimeError(f"could not start {p['name']}: rc {start.returncode}: "
                                f"{start.stderr.strip()}")
         out.update(changed=True, action="restarted" if running else "started")
+    _save_start(p)
     tmp = f"{p['digest_file']}.tmp"
     with open(tmp, "w", encoding="utf-8") as f:
         f.write(new + "\n")
     os.chmod(tmp, 0o644)
     os.replace(tmp, p["digest_file"])
     return out
+
+
+# --------------------------------------------------------------------------- faults
+# A service fault (femdc-bench's `kill` workload fault) kills a service like a crash
+# would (SIGKILL to its whole process tree: a uwsgi master and its workers, the compute
+# pool and its forks) and later restores it exactly as it was started: start-stop-daemon
+# with the command line and environment saved at its last start (`<digest_file>.start.json`,
+# 0600), or `systemctl start` of its run-named unit (Restart=no: it stays down meanwhile).
+
+
+def _start_file(p: dict[str, Any]) -> str:
+    return f"{p['digest_file']}.start.json"
+
+
+def _save_start(p: dict[str, Any]) -> None:
+    keys = ("name", "argv", "env", "pidfile", "comm", "log", "chdir")
+    doc = {k: p.get(k) for k in keys}
+    tmp = _start_file(p) + ".tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump(doc, f)
+    os.replace(tmp, _start_file(p))
+
+
+def _pid_of(pidfile: str, comm: str) -> int | None:
+    """The pidfile's process if it runs under the expected name, else None."""
+    try:
+        with open(pidfile, encoding="utf-8") as f:
+            pid = int(f.read().split()[0])
+        with open(f"/proc/{pid}/comm", encoding="utf-8") as f:
+            name = f.read().strip()
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid if name == comm[:15] and state != "Z" else None
+
+
+def _tree(root: int) -> list[int]:
+    """`root` and every descendant, parents before children."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="utf-8") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop(0)
+        out.append(pid)
+        todo += children.get(pid, [])
+    return out
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def _systemctl(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["systemctl", *args], capture_output=True, text=True, check=False)
+
+
+def fault(p: dict[str, Any]) -> dict[str, Any]:
+    """state=killed: SIGKILL the service's process tree; state=restored: start it again
+    as it was last started (without `drop_args`, e.g. Galera's --wsrep-new-cluster: a
+    node that rejoins must not bootstrap a second cluster). Idempotent."""
+    import signal
+    import time
+
+    if p["supervisor"] == "systemd":
+        unit = p["unit"]
+        active = _systemctl("is-active", "--quiet", unit).returncode == 0
+        if p["state"] == "killed":
+            if not active:
+                return {"changed": False, "action": "none"}
+            r = _systemctl("kill", "--signal=SIGKILL", unit)
+            if r.returncode != 0:
+                raise RuntimeError(f"systemctl kill {unit}: {r.stderr.strip()}")
+            for _ in range(100):
+                if _systemctl("is-active", "--quiet", unit).returncode != 0:
+                    return {"changed": True, "action": "killed"}
+                time.sleep(0.1)
+            raise RuntimeError(f"{unit} still active 10 s after SIGKILL")
+        if active:
+            return {"changed": False, "action": "none"}
+        _systemctl("reset-failed", unit)
+        r = _systemctl("start", unit)
+        if r.returncode != 0:
+            raise RuntimeError(f"systemctl start {unit}: {r.stderr.strip()}")
+        return {"changed": True, "action": "restored"}
+
+    try:
+        with open(_start_file(p), encoding="utf-8") as f:
+            saved = json.load(f)
+    except (OSError, ValueError) as e:
+        raise RuntimeError(f"{p['name']}: no saved start definition ({e})") from None
+    pid = _pid_of(saved["pidfile"], saved["comm"])
+    if p["state"] == "killed":
+        if pid is None:
+            return {"changed": False, "action": "none"}
+        pids = _tree(pid)
+        for q in pids:  # the parent first: it cannot start new workers after
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(q, signal.SIGKILL)
+        for _ in range(100):
+            if all(_gone(q) for q in pids):
+                return {"changed": True, "action": "killed", "pids": pids}
+            time.sleep(0.1)
+        raise RuntimeError(f"{p['name']}: processes {pids} still there 10 s after SIGKILL")
+    if pid is not None:
+        return {"changed": False, "action": "none", "pid": pid}
+    # The pidfile names a dead process (or a zombie that init has not reaped yet, which
+    # start-stop-daemon would take for the service still running): forget it.
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(saved["pidfile"])
+    drop = set(p.get("drop_args") or [])
+    argv = [a for a in saved["argv"] if a not in drop]
+    env = {**os.environ, **{k: str(v) for k, v in (saved.get("env") or {}).items()}}
+    start = _ssd("--start", "--background", "--make-pidfile", "--pidfile", saved["pidfile"],
+                 "--output", saved["log"], "--chdir", saved["chdir"], "--name", saved["comm"],
+                 "--startas", argv[0], "--", *argv[1:], env=env)
+    if start.returncode != 0:
+        raise RuntimeError(f"could not restore {p['name']}: rc {start.returncode}: "
+                           f"{start.stderr.strip()}")
+    return {"changed": True, "action": "restored"}
 
 
 def main() -> None:
@@ -104,19 +239,28 @@ def main() -> None:
         argument_spec={
             "name": {"type": "str", "required": True},
             "supervisor": {"type": "str", "required": True, "choices": ["daemon", "systemd"]},
-            "argv": {"type": "list", "elements": "str", "required": True},
+            "state": {"type": "str", "default": "started",
+                      "choices": ["started", "killed", "restored"]},
+            "unit": {"type": "str"},
+            "drop_args": {"type": "list", "elements": "str", "default": []},
+            "argv": {"type": "list", "elements": "str"},
             "env": {"type": "dict", "default": {}},
             "config_files": {"type": "list", "elements": "str", "default": []},
-            "pidfile": {"type": "str", "required": True},
-            "comm": {"type": "str", "required": True},
-            "log": {"type": "str", "required": True},
-            "chdir": {"type": "str", "required": True},
+            "pidfile": {"type": "str"},
+            "comm": {"type": "str"},
+            "log": {"type": "str"},
+            "chdir": {"type": "str"},
             "digest_file": {"type": "str", "required": True},
             "stop_retry": {"type": "str", "default": "TERM/30/KILL/5"},
         },
     )
+    p = module.params
+    if p["state"] == "started":
+        missing = [k for k in ("argv", "pidfile", "comm", "log", "chdir") if not p.get(k)]
+        if missing:
+            module.fail_json(msg=f"state=started needs {', '.join(missing)}")
     try:
-        module.exit_json(**ensure(module.params))
+        module.exit_json(**(ensure(p) if p["state"] == "started" else fault(p)))
     except RuntimeError as e:
         module.fail_json(msg=str(e))
 
