@@ -18,9 +18,12 @@ from typing import Any
 import jsonschema
 
 from femdc_bench.model import (
+    DEVSTACK_MANAGED_VARS,
+    DEVSTACK_REPO,
     KILLABLE_SERVICES,
     SERVICE_OF_TYPE,
     DeploymentSpec,
+    DevstackSpec,
     Experiment,
     FaultSpec,
     HostSpec,
@@ -244,7 +247,8 @@ SCHEMA: dict[str, Any] = _obj(
         },
         "deployment": _obj(
             {
-                "method": {"enum": ["native"], "x-expected": "'native'"},
+                "method": {"enum": ["native", "devstack"],
+                           "x-expected": "'native' or 'devstack'"},
                 "keystone": {
                     "anyOf": [
                         {"const": "per_site"},
@@ -268,6 +272,21 @@ SCHEMA: dict[str, Any] = _obj(
                 },
                 "keystone_workers": {"type": "integer", "minimum": 1, "maximum": 64},
                 "api_workers": _s("integer", "an integer from 1 to 16", minimum=1, maximum=16),
+                "release": _s("string", "an OpenStack release like '2025.1'",
+                              pattern=r"^20[0-9]{2}\.[12]\Z"),
+                "devstack": _obj({
+                    "ref": _s("string", "a git branch, tag or commit like 'stable/2025.1'",
+                              pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]*\Z", maxLength=200),
+                    "repo": _s("string", "a git URL (https://, ssh://, git://, file://, "
+                               "user@host:path) or an absolute path",
+                               pattern=r"^((https?|ssh|git|file)://[^\s]+|/[^\s]*"
+                               r"|[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\s]+)\Z", maxLength=500),
+                    "stack_user": _s("string", "a user name like 'stack'",
+                                     pattern=r"^[a-z_][a-z0-9_-]*\Z", maxLength=32),
+                    "extra_localrc": {"type": "object",
+                                      "additionalProperties": {"type": "string"},
+                                      "x-expected": "a mapping of VARIABLE: value"},
+                }),
             },
             ("method", "keystone"),
         ),
@@ -772,6 +791,38 @@ def _deployment(file: str, d: dict[str, Any], names: list[str]) -> DeploymentSpe
         return value
 
     ks, ctl, db = d["keystone"], d.get("control"), d.get("database", "per_site")
+    method = d["method"]
+    if method == "native" and "release" in d:
+        raise ExperimentError(file, "deployment.release", "not used by method native (its "
+                              "versions come from playbooks/native/files/openstack.lock)")
+    if "devstack" in d and method != "devstack":
+        raise ExperimentError(file, "deployment.devstack",
+                              f"only with deployment.method devstack, got {method!r}")
+    devstack = None
+    if method == "devstack":
+        if "release" not in d:
+            raise ExperimentError(file, "deployment.release", "missing required key: method "
+                                  "devstack deploys one OpenStack release, e.g. '2025.1'")
+        if "keystone_workers" in d:
+            raise ExperimentError(file, "deployment.keystone_workers", "not used by method "
+                                  "devstack: DevStack runs every API, Keystone's too, with "
+                                  "API_WORKERS processes (deployment.api_workers)")
+        ds = d.get("devstack", {})
+        extra = ds.get("extra_localrc", {})
+        for var, value in extra.items():
+            where = f"deployment.devstack.extra_localrc.{var}"
+            if not re.fullmatch(r"[A-Z][A-Z0-9_]*", var):
+                raise ExperimentError(file, where, "expected a variable name of upper-case "
+                                      "letters, digits and '_' (like GIT_BASE)")
+            if var in DEVSTACK_MANAGED_VARS:
+                raise ExperimentError(file, where, "set by femdc-bench from the layout, the "
+                                      "hosts and the run's secrets; not settable here")
+            if any(c in value for c in "\n\r\0"):
+                raise ExperimentError(file, where, "expected a value on one line")
+        devstack = DevstackSpec(ref=ds.get("ref", f"stable/{d['release']}"),
+                                repo=ds.get("repo", DEVSTACK_REPO),
+                                stack_user=ds.get("stack_user", "stack"),
+                                extra_localrc=dict(extra))
     return DeploymentSpec(
         method=d["method"],
         keystone="centralized" if isinstance(ks, dict) else "per_site",
@@ -785,6 +836,8 @@ def _deployment(file: str, d: dict[str, Any], names: list[str]) -> DeploymentSpe
         control_site=site("deployment.control.centralized", ctl["centralized"])
         if isinstance(ctl, dict) else None,
         api_workers=d.get("api_workers", 1),
+        release=d.get("release"),
+        devstack=devstack,
     )
 
 
@@ -870,6 +923,8 @@ def _check_layout(file: str, doc: dict[str, Any], sites: list[SiteSpec],
     names = [s.name for s in sites]
     index = {n: i for i, s in enumerate(doc["sites"]) for n in expand_range(s["name"])}
     ks_sites, ctl_sites = set(dep.keystone_sites(names)), set(dep.control_sites(names))
+    if dep.method == "devstack":
+        _check_devstack_deployment(file, dep)
     if dep.control == "centralized" and (dep.keystone != "centralized"
                                          or dep.keystone_site != dep.control_site):
         raise ExperimentError(
@@ -956,6 +1011,48 @@ def _check_layout(file: str, doc: dict[str, Any], sites: list[SiteSpec],
             raise ExperimentError(
                 file, "deployment.database", "galera needs at least 2 hosts with role "
                 f"'database' (a 1-node cluster is not a cluster), found {n_db}")
+    if dep.method == "devstack":
+        _check_devstack_hosts(file, sites, index)
+
+
+DEVSTACK_LAYOUTS = ("DevStack supports central control (keystone and control {centralized: "
+                    "<site>}) and region per site (keystone {centralized: <site>}, control "
+                    "per_site), database per_site")
+
+
+def _check_devstack_deployment(file: str, dep: DeploymentSpec) -> None:
+    """What deployment.method devstack can deploy: the regions share one Keystone
+    (KEYSTONE_SERVICE_HOST), each runs its own control plane and MySQL."""
+    if dep.keystone != "centralized":
+        raise ExperimentError(file, "deployment.keystone", "per_site is not supported by "
+                              f"deployment.method devstack; {DEVSTACK_LAYOUTS}")
+    if dep.control is None:
+        raise ExperimentError(file, "deployment.control", "missing: a Keystone-only layout "
+                              f"is not supported by deployment.method devstack; "
+                              f"{DEVSTACK_LAYOUTS}")
+    if dep.database == "galera" or (dep.database == "central" and not (
+            dep.control == "centralized" and dep.database_site == dep.control_site)):
+        raise ExperimentError(file, "deployment.database", f"{_db_text(dep)} is not supported "
+                              "by deployment.method devstack (MySQL runs on each region's "
+                              f"controller host); {DEVSTACK_LAYOUTS}")
+
+
+def _check_devstack_hosts(file: str, sites: list[SiteSpec], index: dict[str, int]) -> None:
+    """DevStack runs a region's Keystone, MySQL, RabbitMQ and APIs on one controller
+    host (its SERVICE_HOST)."""
+    for s in sites:
+        controllers = s.hosts_with("control")
+        if not controllers:
+            continue
+        ctl = controllers[0]
+        for role in ("keystone", "database"):
+            other = next((h for h in s.hosts_with(role) if h is not ctl), None)
+            if other is not None:
+                raise ExperimentError(
+                    file, f"sites[{index[s.name]}].hosts", f"deployment.method devstack runs "
+                    f"a region's Keystone, MySQL and control plane on one host: role {role!r} "
+                    f"must be on {ctl.name!r} (the site's 'control' host), not on "
+                    f"{other.name!r}")
 
 
 def _ks_text(d: DeploymentSpec) -> str:

@@ -84,6 +84,27 @@ SERVICE_OF_TYPE = {"identity": "keystone", "placement": "placement", "image": "g
                    "compute": "nova", "network": "neutron"}
 
 
+DEVSTACK_REPO = "https://opendev.org/openstack/devstack"
+# local.conf variables femdc-bench sets from the layout and the run's secrets:
+# `deployment.devstack.extra_localrc` may not set them (deploy/devstack.py renders them).
+DEVSTACK_MANAGED_VARS = (
+    "HOST_IP", "SERVICE_HOST", "MYSQL_HOST", "DATABASE_TYPE", "RABBIT_HOST", "GLANCE_HOSTPORT",
+    "Q_HOST", "KEYSTONE_SERVICE_HOST", "REGION_NAME", "KEYSTONE_REGION_NAME",
+    "ENABLED_SERVICES", "VIRT_DRIVER", "NUMBER_FAKE_NOVA_COMPUTE", "ADMIN_PASSWORD",
+    "DATABASE_PASSWORD", "RABBIT_PASSWORD", "SERVICE_PASSWORD", "LOGFILE", "LOGDIR",
+    "API_WORKERS", "ENABLE_CHASSIS_AS_GW", "NOVA_VNC_ENABLED", "DEST", "STACK_USER")
+
+
+@dataclass(frozen=True)
+class DevstackSpec:
+    """`deployment.devstack`: which DevStack runs on the hosts (method devstack)."""
+
+    ref: str  # git branch, tag or commit of `repo`; default stable/<release>
+    repo: str = DEVSTACK_REPO
+    stack_user: str = "stack"  # the user stack.sh runs as (home /opt/stack)
+    extra_localrc: dict[str, str] = field(default_factory=dict)  # VAR -> value, literal
+
+
 @dataclass(frozen=True)
 class DeploymentSpec:
     """Where each part of OpenStack runs.
@@ -103,6 +124,8 @@ class DeploymentSpec:
     control: str | None = None  # None (Keystone only) | "centralized" | "per_site"
     control_site: str | None = None  # the site when centralized
     api_workers: int = 1  # uwsgi processes of placement, glance, nova-api, neutron
+    release: str | None = None  # OpenStack release, e.g. "2025.1" (devstack; native: its lock)
+    devstack: DevstackSpec | None = None  # method devstack: its repository, ref, extra localrc
 
     @property
     def services(self) -> tuple[str, ...]:

@@ -126,13 +126,17 @@ def host_vars(exp: Experiment, inv: Inventory) -> Inventory:
     return dataclasses.replace(inv, hosts=tuple(hosts))
 
 
-def clouds_for(exp: Experiment, inv: Inventory) -> list[Cloud]:
+def clouds_for(exp: Experiment, inv: Inventory,
+               auth_url: Callable[[Inventory, str], str] = keystone_url) -> list[Cloud]:
+    """One cloud per site: its region and the Keystone that serves it, whose URL
+    `auth_url(inv, keystone_site)` gives (each deployment method serves Keystone at its
+    own URL; the layout is the same)."""
     d = exp.deployment
     clouds = []
     for site in exp.site_names:
         ks_site = d.keystone_site_for(site)
         region = d.region_for(site)
-        clouds.append(Cloud(site=site, auth_url=keystone_url(inv, ks_site), region=region,
+        clouds.append(Cloud(site=site, auth_url=auth_url(inv, ks_site), region=region,
                             keystone_site=ks_site, region_site=region, services=d.services))
     return clouds
 
