@@ -754,6 +754,10 @@ def _fault(file: str, path: str, f: dict[str, Any], sites: list[SiteSpec],
     at_s = duration_ms(f["at"]) / 1000
     link, link_keys = None, ()
     if kind == "kill":
+        if deployment.method != "native":
+            raise ExperimentError(file, f"{path}.kill", "service faults need deployment.method "
+                                  f"native (they restart the services it starts), not "
+                                  f"{deployment.method}")
         service = f["kill"]
         roles = KILLABLE_SERVICES[service]
         hosts = [h for s in sites if s.name == site for h in s.hosts

@@ -103,10 +103,12 @@ def deploy(run: Run, progress: Progress = _noop) -> Clouds:
     exp = run.experiment()
     inv = run.inventory()
     with run.phase("deploy"):
-        progress("deploying OpenStack (native)")
+        method = exp.deployment.method
+        progress(f"deploying OpenStack ({method})")
         t0 = time.monotonic()
-        clouds = native.deploy(exp, inv, run_id=run.id, run_dir=run.dir, log=run.log("deploy"),
-                               on_task=lambda t: progress(f"deploy: {t}"))
+        clouds = _method(method).deploy(exp, inv, run_id=run.id, run_dir=run.dir,
+                                        log=run.log("deploy"),
+                                        on_task=lambda t: progress(f"deploy: {t}"))
         deploy_s = round(time.monotonic() - t0, 1)
         run.save_clouds(clouds)
         progress("collecting versions, memory and logs")
@@ -117,11 +119,22 @@ def deploy(run: Run, progress: Progress = _noop) -> Clouds:
         record = {"first_deploy_s": previous.get("first_deploy_s", deploy_s),
                   "last_deploy_s": deploy_s, "deploys": previous.get("deploys", 0) + 1,
                   "services": list(exp.deployment.services), **memory}
-        run.update_manifest(openstack=clouds.versions, lock_sha256=native.lock_sha256(),
-                            hosts=_host_versions(run), deployment=record)
+        run.update_manifest(openstack=clouds.versions, hosts=_host_versions(run),
+                            deployment=record, method=method,
+                            **({"lock_sha256": native.lock_sha256()} if method == "native"
+                               else {"release": exp.deployment.release}))
         progress(f"deployed in {deploy_s:.0f} s; the deployment's processes hold "
                  f"{memory['memory_mb']:.0f} MB (PSS) on {len(memory['by_host'])} hosts")
     return clouds
+
+
+def _method(name: str) -> Any:
+    """The module of a deployment method (deploy/<name>.py): deploy() and destroy()."""
+    if name == "devstack":
+        from femdc_bench.deploy import devstack
+
+        return devstack
+    return native
 
 
 def deployment_memory(run: Run) -> dict[str, Any]:
@@ -1108,7 +1121,7 @@ def destroy(run: Run, progress: Progress = _noop) -> DestroyReport:
             if run.state.phases.get("deploy"):
                 progress("stopping services on hosts")
                 try:
-                    native.destroy(inv, run_id=run.id, run_dir=run.dir, log=run.log("destroy"))
+                    _destroy_deployment(run, exp, inv)
                     report.removed.append("OpenStack services and their data on every host")
                 except AnsibleError as e:
                     # Hosts are namespaces we own: removing them below ends what is left.
@@ -1123,6 +1136,17 @@ def destroy(run: Run, progress: Progress = _noop) -> DestroyReport:
         run.state.status = "destroyed"
     run.save()
     return report
+
+
+def _destroy_deployment(run: Run, exp: Experiment, inv: Inventory) -> None:
+    kw = {"run_id": run.id, "run_dir": run.dir, "log": run.log("destroy")}
+    if exp.deployment.method == "devstack":
+        from femdc_bench.deploy import devstack
+
+        assert exp.deployment.devstack is not None
+        devstack.destroy(inv, stack_user=exp.deployment.devstack.stack_user, **kw)
+    else:
+        native.destroy(inv, **kw)
 
 
 def stop_local_influx(run: Run) -> str | None:
