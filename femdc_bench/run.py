@@ -692,15 +692,17 @@ class FaultInjector:
 
     Each fault has its own thread, so that one fault's steps (an ansible run of seconds)
     do not delay another's; the steps that change WAN rules (partition, degrade) take
-    turns. A fault's start is stamped when its step begins (nothing before it is
-    affected), its end once its undo step is done (what follows is recovery). Whatever
-    is still active when the load ends is undone then."""
+    turns. Each start and end is an event stamped when its step began, with the step's
+    duration (`step_s`): the fault is surely in place from the end of its start step to
+    the beginning of its end step, and surely undone after the end step; the report
+    leaves the moments in between out of before/during/after. Whatever is still active
+    when the load ends is undone then."""
 
     def __init__(self, run: Run, exp: Experiment, inv: Inventory, point: str) -> None:
         self.run, self.exp, self.inv, self.point = run, exp, inv, point
         self.faults = list(exp.workload.faults)
-        # (ts, kind, site, phase, label)
-        self.events: list[tuple[int, str, str, str, str]] = []
+        # (ts when its step began, kind, site, phase, label, seconds the step took)
+        self.events: list[tuple[int, str, str, str, str, float]] = []
         self._active: list[int] = []  # indices of faults started and not yet ended
         self._lock = threading.Lock()  # events and _active
         self._wan_lock = threading.Lock()  # one change of the WAN rules at a time
@@ -770,8 +772,7 @@ class FaultInjector:
                 self._active.append(i)
             else:
                 self._active.remove(i)
-            if on:
-                self.events.append((time.time_ns(), f.kind, f.site, what, f.label))
+        begin, t0 = time.time_ns(), time.monotonic()
         kw = {"run_dir": self.run.dir, "log": self.run.log(f"faults-{f.label}")}
         if f.kind == "partition":
             with self._wan_lock:
@@ -793,10 +794,10 @@ class FaultInjector:
                 wan_apply.apply(plan_wan(wan, self.inv), emulator=_emulator(
                     self.run, self.exp, self.inv, sp), tag=run_tag(self.run), inv=self.inv,
                     **kw)
-        if not on:
-            with self._lock:
-                self.events.append((time.time_ns(), f.kind, f.site, what, f.label))
-        log.info("fault: %s %s", f.label, "started" if on else "ended")
+        step_s = round(time.monotonic() - t0, 3)
+        with self._lock:
+            self.events.append((begin, f.kind, f.site, what, f.label, step_s))
+        log.info("fault: %s %s (%.1f s)", f.label, "started" if on else "ended", step_s)
 
     def stop(self) -> None:
         self._stop.set()
@@ -819,11 +820,12 @@ class FaultInjector:
         with connect(target) as client, InfluxWriter(
                 client, common_tags=_point_tags(self.exp, self.point),
                 spool_path=spool_file(self.run)) as w:
-            for ts, kind, site, phase, label in self.events:
+            for ts, kind, site, phase, label, step_s in self.events:
                 w.write(EVENT, {"run": self.run.id, "experiment": self.exp.name,
                                 "point": self.point, "kind": kind, "site": site,
                                 "phase": phase, "fault": label},
-                        {"active": int(phase == "start"), "text": f"{label}: {phase}"}, ts)
+                        {"active": int(phase == "start"), "step_s": float(step_s),
+                         "text": f"{label}: {phase} ({step_s:.1f} s to take effect)"}, ts)
         self.run.write_json(f"wan/{self.point}/events.json", self.events)
 
 
@@ -853,6 +855,7 @@ def read_events(client: Any, run_id: str) -> list[dict[str, Any]]:
     rows = list(client.rows(EVENT, {"run": run_id}))
     return sorted(({"time": r.get("time"), "kind": r.get("kind"), "phase": r.get("phase"),
                     "point": r.get("point"), "site": r.get("site"), "fault": r.get("fault"),
+                    "step_s": r.get("step_s"),
                     "text": r.get("text") or f"{r.get('kind')} {r.get('site')} {r.get('phase')}"}
                    for r in rows), key=lambda e: int(e["time"] or 0))
 

@@ -19,12 +19,27 @@ PHASES = ("before", "during", "after")
 
 @dataclass(frozen=True)
 class FaultWindow:
+    """A fault from the moment its start step began to the moment its end step was done;
+    it was surely in place from `in_ns` (its start step done) to `out_ns` (its end step
+    began). Iterations that started in between (the fault coming or going) are neither
+    before, during nor after: they are counted apart (`changing`)."""
+
     point: str
     label: str  # "keystone@site3", "partition@edge2", "degrade@site1"
     kind: str
     site: str
     start_ns: int
     end_ns: int | None  # None: no end recorded (the load or the run was interrupted)
+    in_ns: int | None = None  # None: as start_ns
+    out_ns: int | None = None  # None: as end_ns
+
+    @property
+    def in_at(self) -> int:
+        return self.start_ns if self.in_ns is None else self.in_ns
+
+    @property
+    def out_at(self) -> int | None:
+        return self.end_ns if self.out_ns is None else self.out_ns
 
 
 def windows(events: Iterable[Mapping[str, Any]]) -> list[FaultWindow]:
@@ -40,18 +55,27 @@ def windows(events: Iterable[Mapping[str, Any]]) -> list[FaultWindow]:
         elif e.get("phase") == "end" and key in open_:
             s = open_.pop(key)
             out.append(FaultWindow(key[0], key[1], str(s["kind"]), str(s.get("site")),
-                                   int(s["time"]), int(e["time"])))
-    out += [FaultWindow(k[0], k[1], str(s["kind"]), str(s.get("site")), int(s["time"]), None)
-            for k, s in open_.items()]
+                                   int(s["time"]), _done(e), in_ns=_done(s),
+                                   out_ns=int(e["time"])))
+    out += [FaultWindow(k[0], k[1], str(s["kind"]), str(s.get("site")), int(s["time"]), None,
+                        in_ns=_done(s)) for k, s in open_.items()]
     return sorted(out, key=lambda w: (w.start_ns, w.label))
+
+
+def _done(e: Mapping[str, Any]) -> int:
+    """When an event's step was done: its time (the step's beginning) + `step_s`."""
+    return int(e["time"]) + int(float(e.get("step_s") or 0) * 1e9)
 
 
 def _phase(t0_ns: int, w: FaultWindow) -> str:
     if t0_ns < w.start_ns:
         return "before"
-    if w.end_ns is None or t0_ns < w.end_ns:
+    out = w.out_at
+    if w.in_at <= t0_ns and (out is None or t0_ns < out):
         return "during"
-    return "after"
+    if w.end_ns is not None and t0_ns >= w.end_ns:
+        return "after"
+    return "changing"
 
 
 def attribute(by_point: Mapping[str, Sequence[Sample]], wins: Sequence[FaultWindow]
@@ -65,7 +89,7 @@ def attribute(by_point: Mapping[str, Sequence[Sample]], wins: Sequence[FaultWind
     for w in wins:
         samples = [s for s in by_point.get(w.point, ()) if not s.action]
         for site, target in sorted({(s.site, s.target_site) for s in samples}):
-            phases: dict[str, list[Sample]] = {p: [] for p in PHASES}
+            phases: dict[str, list[Sample]] = {p: [] for p in (*PHASES, "changing")}
             for s in samples:
                 if s.site == site and s.target_site == target:
                     phases[_phase(s.t0_ns, w)].append(s)
@@ -73,7 +97,10 @@ def attribute(by_point: Mapping[str, Sequence[Sample]], wins: Sequence[FaultWind
                                    "fault_site": w.site, "site": site, "target_site": target,
                                    "duration_s": None if w.end_ns is None
                                    else round((w.end_ns - w.start_ns) / 1e9, 3)}
-            for p, group in phases.items():
+            row["changing"] = {"count": len(phases["changing"]),
+                               "errors": sum(s.status != "ok" for s in phases["changing"])}
+            for p in PHASES:
+                group = phases[p]
                 ok = sorted(s.duration_ms for s in group if s.status == "ok")
                 errors = len(group) - len(ok)
                 row[p] = {"count": len(group), "errors": errors,

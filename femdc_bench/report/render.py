@@ -186,6 +186,7 @@ def faults_table(rows: Sequence[dict[str, Any]], title: str) -> Table:
         t.add_column(col)
     for phase in ("before", "during", "after"):
         t.add_column(f"{phase}: n/err/p50 ms", justify="right")
+    t.add_column("changing: n/err", justify="right")
     t.add_column("recovered s", justify="right")
     for r in rows:
         cells = []
@@ -194,5 +195,7 @@ def faults_table(rows: Sequence[dict[str, Any]], title: str) -> Table:
             cells.append(f"{p['count']}/{p['errors']}/{_ms(p['p50_ms'])}" if p["count"] else "-")
         dur = "until the end" if r["duration_s"] is None else f"{r['duration_s']:.1f} s"
         rec = "-" if r["recovered_s"] is None else f"{r['recovered_s']:.1f}"
-        t.add_row(r["point"], r["fault"], dur, r["site"], r["target_site"], *cells, rec)
+        ch = r.get("changing") or {"count": 0, "errors": 0}
+        t.add_row(r["point"], r["fault"], dur, r["site"], r["target_site"], *cells,
+                  f"{ch['count']}/{ch['errors']}", rec)
     return t

@@ -375,14 +375,14 @@ def service_faults(results: Path, run_id: str, run_dir: Path, url: str) -> None:
     doc["workload"] = {
         "scenarios": [
             {"name": "keystone.authenticate_and_validate_token",
-             "runner": {"type": "duration", "duration": "50s", "concurrency": 1},
+             "runner": {"type": "duration", "duration": "60s", "concurrency": 1},
              "from": ["site1", "site3"], "to": "local"},
             {"name": "keystone.get_version",
-             "runner": {"type": "duration", "duration": "50s", "concurrency": 1},
+             "runner": {"type": "duration", "duration": "60s", "concurrency": 1},
              "from": "site2", "to": "site1"},
         ],
         "faults": [
-            {"degrade": "site1", "at": "5s", "duration": "15s", "delay": "75ms"},
+            {"degrade": "site1", "at": "2s", "duration": "30s", "delay": "75ms"},
             {"kill": "keystone", "site": "site3", "at": "8s", "restart_after": "12s"},
             {"kill": "mariadb", "site": "site2", "at": "10s", "restart_after": "12s"},
         ],
@@ -398,11 +398,12 @@ def service_faults(results: Path, run_id: str, run_dir: Path, url: str) -> None:
     start = json.loads((run_dir / "samples" / "p0" / "start.json").read_text())["start_ns"]
     events = json.loads((run_dir / "wan" / "p0" / "events.json").read_text())
     print("\nfault events (s after the load's start): " + ", ".join(
-        f"{e[4]} {e[3]} {(e[0] - start) / 1e9:.1f}" for e in events))
+        f"{e[4]} {e[3]} {(e[0] - start) / 1e9:.1f} (+{e[5]:.1f})" for e in events))
     for key, r in sorted(rows.items()):
         print(f"{key}: " + ", ".join(
             f"{p} {r[p]['count']}/{r[p]['errors']}/{r[p]['p50_ms']}"
-            for p in ("before", "during", "after")) + f", recovered {r['recovered_s']} s")
+            for p in ("before", "during", "after"))
+            + f", changing {r['changing']}, recovered {r['recovered_s']} s")
     assert sorted(e[3] for e in events) == ["end"] * 3 + ["start"] * 3
     # site3's Keystone down: site3's own load fails during the fault, not before, and
     # succeeds again soon after the restart.

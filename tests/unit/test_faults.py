@@ -121,7 +121,8 @@ def test_attribution_before_during_after_per_site() -> None:
         {"time": int(50e9), "kind": "phase", "site": None, "phase": "bench", "point": "p0"},
     ]
     wins = rf.windows(events)
-    assert wins == [rf.FaultWindow("p0", "keystone@b", "kill", "b", int(100e9), int(110e9))]
+    assert wins == [rf.FaultWindow("p0", "keystone@b", "kill", "b", int(100e9), int(110e9),
+                                   in_ns=int(100e9), out_ns=int(110e9))]
     samples = ([_s("a", t, True) for t in range(90, 120)]
                + [_s("b", t, True) for t in range(90, 100)]
                + [_s("b", t, False) for t in range(100, 112)]  # two errors after the restart
@@ -147,3 +148,24 @@ def test_a_fault_without_an_end_lasts_to_the_end() -> None:
     assert wins[0].end_ns is None and wins[0].label == "partition@x"
     rows = rf.attribute({"p1": [_s("x", 0, True), _s("x", 1e-8, False)]}, wins)
     assert rows[0]["during"]["errors"] == 1 and rows[0]["duration_s"] is None
+
+
+def test_the_moments_a_fault_comes_and_goes_are_apart() -> None:
+    """A start step of 3 s (the rules applied at its end) and an end step of 2 s: what
+    started meanwhile is `changing`, neither before, during nor after."""
+    events = [
+        {"time": int(100e9), "kind": "degrade", "site": "x", "phase": "start", "point": "p0",
+         "fault": "degrade@x", "step_s": 3.0},
+        {"time": int(110e9), "kind": "degrade", "site": "x", "phase": "end", "point": "p0",
+         "fault": "degrade@x", "step_s": 2.0},
+    ]
+    (w,) = rf.windows(events)
+    assert (w.start_ns, w.in_ns, w.out_ns, w.end_ns) == (
+        int(100e9), int(103e9), int(110e9), int(112e9))
+    samples = [_s("y", t / 2, True, 50.0 if 206 <= t < 220 else 10.0) for t in range(190, 240)]
+    (row,) = rf.attribute({"p0": samples}, [w])
+    assert row["before"]["count"] == 10 and row["before"]["p50_ms"] == 10.0  # 95.0-99.5 s
+    assert row["during"]["count"] == 14 and row["during"]["p50_ms"] == 50.0  # 103-109.5 s
+    assert row["changing"] == {"count": 10, "errors": 0}  # 100-102.5 s and 110-111.5 s
+    assert row["after"]["count"] == 16 and row["after"]["p50_ms"] == 10.0
+    assert row["duration_s"] == 12.0
