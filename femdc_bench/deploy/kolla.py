@@ -288,37 +288,42 @@ def find_python(minimum: tuple[int, int],
 
 
 def ensure_venv(release: str, version: str | None, log: Path) -> str:
-    """Build kolla-ansible's venv from the release's lock (once; cached by its hash)."""
+    """Build kolla-ansible's venv from the release's lock (once; cached by its hash). It
+    is built where it stays (a venv's scripts name their interpreter by its path), under
+    a file lock so that two runs do not build it together; `femdc.lock`, written last,
+    says it is whole."""
+    import fcntl
+
     target = Path(venv_dir(release, version))
-    if (target / "femdc.lock").exists():
+    marker = target / "femdc.lock"
+    if marker.exists():
         return str(target)
     python = find_python(python_min(release))
     target.parent.mkdir(parents=True, exist_ok=True)
-    building = target.with_name(f"{target.name}.build-{os.getpid()}")
-    shutil.rmtree(building, ignore_errors=True)
-    lock = building.parent / f"{building.name}.lock"
-    lock.write_text(lock_text(release, version))
     log.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with open(log, "a") as out:
-            for cmd in ([python, "-m", "venv", str(building)],
-                        [str(building / "bin" / "pip"), "install", "--quiet",
-                         "--disable-pip-version-check", "-r", str(lock)]):
-                out.write(f"\n### {' '.join(cmd)}\n")
-                out.flush()
-                p = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, env=_clean_env(),
-                                   timeout=1800)
-                if p.returncode != 0:
-                    raise KollaError(f"building kolla-ansible's venv failed: {cmd[0]} exited "
-                                     f"{p.returncode} (log: {log})")
-        os.replace(lock, building / "femdc.lock")
+    with open(target.parent / f"{target.name}.build-lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        if marker.exists():  # built by another run meanwhile
+            return str(target)
+        shutil.rmtree(target, ignore_errors=True)  # what a killed build left
+        lock = target.parent / f"{target.name}.requirements"
+        lock.write_text(lock_text(release, version))
         try:
-            os.rename(building, target)
-        except OSError:  # built meanwhile by another run: keep theirs
-            shutil.rmtree(building, ignore_errors=True)
-    finally:
-        lock.unlink(missing_ok=True)
-        shutil.rmtree(building, ignore_errors=True)
+            with open(log, "a") as out:
+                for cmd in ([python, "-m", "venv", str(target)],
+                            [str(target / "bin" / "pip"), "install", "--quiet",
+                             "--disable-pip-version-check", "-r", str(lock)]):
+                    out.write(f"\n### {' '.join(cmd)}\n")
+                    out.flush()
+                    p = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT,
+                                       env=_clean_env(), timeout=1800)
+                    if p.returncode != 0:
+                        shutil.rmtree(target, ignore_errors=True)
+                        raise KollaError(f"building kolla-ansible's venv failed: {cmd[0]} "
+                                         f"exited {p.returncode} (log: {log})")
+            os.replace(lock, marker)
+        finally:
+            lock.unlink(missing_ok=True)
     return str(target)
 
 
@@ -375,22 +380,30 @@ def passwords(venv: str, run_dir: Path, log: Path) -> Path:
     value, so that a backup redacts them where they appear."""
     path = run_dir / "kolla-passwords.yml"
     if not path.exists():
+        import tempfile
+
         example = Path(venv) / "share" / "kolla-ansible" / "etc_examples" / "kolla" / \
             "passwords.yml"
-        tmp = path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(example.read_bytes())
-        with open(log, "a") as out:
-            cmd = [f"{venv}/bin/kolla-genpwd", "-p", str(tmp)]
-            out.write(f"\n### {' '.join(cmd)}\n")
-            out.flush()
-            p = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT,
-                               env=kolla_env(venv, run_dir), timeout=120)
-        if p.returncode != 0:
-            tmp.unlink(missing_ok=True)
-            raise KollaError(f"kolla-genpwd exited {p.returncode} (log: {log})")
-        os.replace(tmp, path)
+        # kolla-genpwd writes its file anew, 0640: in a 0700 directory of ours until it
+        # is 0600
+        private = Path(tempfile.mkdtemp(prefix="genpwd-", dir=run_dir))
+        tmp = private / "passwords.yml"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(example.read_bytes())
+            with open(log, "a") as out:
+                cmd = [f"{venv}/bin/kolla-genpwd", "-p", str(tmp)]
+                out.write(f"\n### {' '.join(cmd)}\n")
+                out.flush()
+                p = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT,
+                                   env=kolla_env(venv, run_dir), timeout=120)
+            if p.returncode != 0:
+                raise KollaError(f"kolla-genpwd exited {p.returncode} (log: {log})")
+            os.chmod(tmp, 0o600)
+            os.replace(tmp, path)
+        finally:
+            shutil.rmtree(private, ignore_errors=True)
     values = yaml.safe_load(path.read_text())
     secrets = {"admin": str(values["keystone_admin_password"])}
     secrets.update({k: v for k, v in values.items() if isinstance(v, str) and len(v) >= 8})

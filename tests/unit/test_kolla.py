@@ -413,7 +413,9 @@ def test_passwords_from_genpwd_stay_secret(tmp_path: Path) -> None:
     example.write_text("keystone_admin_password:\ndatabase_password:\n")
     (venv / "bin").mkdir()
     genpwd = venv / "bin" / "kolla-genpwd"
-    genpwd.write_text("#!/bin/sh\nprintf 'keystone_admin_password: adm1n-pa55word\\n"
+    # like kolla-genpwd: the file written anew, 0640
+    genpwd.write_text("#!/bin/sh\nrm \"$2\"; umask 027\n"
+                      "printf 'keystone_admin_password: adm1n-pa55word\\n"
                       "database_password: db-pa55word-long\\n' > \"$2\"\n")
     genpwd.chmod(0o755)
     run_dir = tmp_path / "run"
@@ -426,6 +428,7 @@ def test_passwords_from_genpwd_stay_secret(tmp_path: Path) -> None:
     assert secrets["admin"] == "adm1n-pa55word"
     assert secrets["database_password"] == "db-pa55word-long"
     assert "pa55word" not in log.read_text()
+    assert sorted(p.name for p in run_dir.iterdir()) == ["kolla-passwords.yml", "secrets.json"]
     first = pw.read_text()
     genpwd.write_text("#!/bin/sh\nexit 1\n")  # a second deploy keeps the run's passwords
     assert kolla.passwords(str(venv), run_dir, log).read_text() == first
