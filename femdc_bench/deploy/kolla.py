@@ -27,7 +27,14 @@ import jinja2
 import yaml
 
 from femdc_bench import ship
-from femdc_bench.ansible import PLAYBOOKS, SSH_OPTIONS, AnsibleError, _run, run_playbook
+from femdc_bench.ansible import (
+    PLAYBOOKS,
+    SSH_OPTIONS,
+    AnsibleError,
+    _run,
+    control_dir,
+    run_playbook,
+)
 from femdc_bench.deploy.native import write_clouds_yaml
 from femdc_bench.model import (
     KOLLA_VERSIONS,
@@ -349,6 +356,8 @@ def kolla_env(venv: str, run_dir: Path) -> dict[str, str]:
         "ANSIBLE_HOST_KEY_CHECKING": "False",
         "ANSIBLE_SSH_ARGS": "-o ControlMaster=auto -o ControlPersist=120s "
                             + " ".join(SSH_OPTIONS),
+        # the run's own master connections (`destroy` closes them)
+        "ANSIBLE_SSH_CONTROL_PATH_DIR": str(control_dir(run_dir)),
         "ANSIBLE_LOCAL_TEMP": str(run_dir / "tmp" / "kolla-ansible"),
         "ANSIBLE_NOCOLOR": "True",
         "ANSIBLE_RETRY_FILES_ENABLED": "False",
@@ -478,5 +487,23 @@ def destroy_argv(venv: str, region_dir: Path) -> list[str]:
     return [*step_argv(venv, "destroy", region_dir), "--yes-i-really-really-mean-it"]
 
 
-__all__ = ["KollaError", "clouds", "clouds_for", "deploy", "destroy_argv", "ensure_venv",
+def destroy(exp: Experiment, inv: Inventory, *, run_dir: Path, log: Path,
+            on_task: Callable[[str], None] | None = None) -> None:
+    """Remove what `deploy` made, the last region first; nothing when it never rendered
+    (or built its venv)."""
+    d, k = _spec(exp)
+    assert d.release is not None
+    venv = venv_dir(d.release, k.version)
+    if not (Path(venv) / "femdc.lock").exists():
+        return
+    env = kolla_env(venv, run_dir)
+    (run_dir / "tmp" / "kolla-ansible").mkdir(parents=True, exist_ok=True)
+    for region in reversed(regions(exp)):
+        region_dir = run_dir / "kolla" / "regions" / region
+        if (region_dir / "multinode").exists():
+            _run(destroy_argv(venv, region_dir), Path("kolla-ansible destroy"),
+                 log.parent / f"kolla-destroy-{region}.log", env, on_task)
+
+
+__all__ = ["KollaError", "clouds", "clouds_for", "deploy", "destroy", "ensure_venv",
            "find_python", "kolla_env", "render", "regions", "venv_dir"]

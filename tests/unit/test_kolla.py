@@ -440,3 +440,13 @@ def test_render_refuses_other_methods() -> None:
     exp = parse(doc)
     with pytest.raises(kolla.KollaError, match="not 'kolla'"):
         kolla.render(exp, inventory(exp))
+
+
+def test_destroy_without_a_venv_does_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                             ) -> None:
+    monkeypatch.setattr(kolla.ship, "VENV_ROOT", str(tmp_path / "venvs"))
+    exp = experiment("region-per-site")
+    kolla.destroy(exp, inventory(exp), run_dir=tmp_path, log=tmp_path / "logs" / "d.log")
+    assert not (tmp_path / "logs").exists()
+    argv = kolla.destroy_argv("/v", tmp_path / "regions" / "core")
+    assert argv[1] == "destroy" and argv[-1] == "--yes-i-really-really-mean-it"
