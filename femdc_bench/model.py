@@ -100,6 +100,7 @@ KOLLA_CONTROLLED_GLOBALS = (
     "enable_keystone", "enable_horizon", "enable_glance", "enable_nova", "enable_neutron",
     "enable_placement", "enable_mariadb", "enable_memcached", "enable_rabbitmq",
     "neutron_plugin_agent", "enable_nova_fake", "num_nova_fake_per_node",
+    "enable_nova_libvirt_container",
     "openstack_region_name", "multiple_regions_names", "kolla_internal_fqdn_r1",
     "keystone_internal_url", "openstack_auth", "node_custom_config",
     "openstack_service_workers", "keystone_api_workers")
