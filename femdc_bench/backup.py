@@ -13,7 +13,8 @@ Layout of `<run>.backup.tar.gz` (every member under `<run>/`):
     and rendered configuration)
 
 Left out: secrets.json, clouds.yaml (the admin password), ssh/ (the run's key),
-provider/ (host keys), influxdb/ (the raw data: the line protocol replaces it), tmp/.
+provider/ (host keys), influxdb/ (the raw data: the line protocol replaces it), tmp/,
+kolla-passwords.yml (method kolla).
 Every generated secret that still appears in a text member (a log line, a rendered
 config) is replaced by `<redacted>`. Restoring into any InfluxDB 1.x by hand:
 
@@ -39,7 +40,7 @@ from typing import Any
 
 LINES_PER_FILE = 20_000
 EXCLUDED = {"secrets.json", "clouds.yaml", "ssh", "provider", "influxdb", "tmp", "backup",
-            "influx-spool.jsonl.lock"}
+            "influx-spool.jsonl.lock", "kolla-passwords.yml"}
 REDACTED = b"<redacted>"
 
 

@@ -21,12 +21,15 @@ from femdc_bench.model import (
     DEVSTACK_MANAGED_VARS,
     DEVSTACK_REPO,
     KILLABLE_SERVICES,
+    KOLLA_CONTROLLED_GLOBALS,
+    KOLLA_VERSIONS,
     SERVICE_OF_TYPE,
     DeploymentSpec,
     DevstackSpec,
     Experiment,
     FaultSpec,
     HostSpec,
+    KollaSpec,
     LinkSpec,
     MetricsSpec,
     ProviderSpec,
@@ -177,6 +180,8 @@ PERCENT = _s("string", "a percentage like '0.1%'", pattern=_PERCENT)
 NAME_MAX = 32  # characters of a site or host name (or its range)
 NAME = _s("string", "a lower-case name like 'edge1' or a range like 'edge[1-8]', at most "
           f"{NAME_MAX} characters", pattern=_NAME, maxLength=NAME_MAX)
+IFNAME = _s("string", "a network interface name like 'eth0' (at most 15 characters)",
+            pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$")
 SITE_REFS = {
     "anyOf": [
         {"type": "string"},
@@ -247,8 +252,28 @@ SCHEMA: dict[str, Any] = _obj(
         },
         "deployment": _obj(
             {
-                "method": {"enum": ["native", "devstack"],
-                           "x-expected": "'native' or 'devstack'"},
+                "method": {"enum": ["native", "devstack", "kolla"],
+                           "x-expected": "one of native, devstack, kolla"},
+                "kolla": _obj(
+                    {
+                        "version": _s("string", "a kolla-ansible version like '20.6.0'",
+                                      pattern=r"^[0-9]+\.[0-9]+\.[0-9]+$"),
+                        "network_interface": IFNAME,
+                        "neutron_external_interface": IFNAME,
+                        "internal_vip": {"type": "object", "additionalProperties": _s(
+                            "string", "an IP address"),
+                            "x-expected": "a mapping <region site>: <IP address>"},
+                        "registry": _s("string", "a registry like 'quay.io' or "
+                                       "'registry.local:4000'",
+                                       pattern=r"^[A-Za-z0-9][A-Za-z0-9.-]*(:[0-9]{1,5})?$"),
+                        "base_distro": {"enum": ["debian", "ubuntu", "rocky"],
+                                        "x-expected": "one of debian, ubuntu, rocky"},
+                        "horizon": {"type": "boolean"},
+                        "globals": {"type": "object", "x-expected": "a mapping of globals.yml "
+                                    "keys to values"},
+                    },
+                    ("network_interface",),
+                ),
                 "keystone": {
                     "anyOf": [
                         {"const": "per_site"},
@@ -795,13 +820,18 @@ def _deployment(file: str, d: dict[str, Any], names: list[str]) -> DeploymentSpe
         return value
 
     ks, ctl, db = d["keystone"], d.get("control"), d.get("database", "per_site")
-    method = d["method"]
-    if method == "native" and "release" in d:
+    method, release = d["method"], d.get("release")
+    if method == "native" and release is not None:
         raise ExperimentError(file, "deployment.release", "not used by method native (its "
                               "versions come from playbooks/native/files/openstack.lock)")
     if "devstack" in d and method != "devstack":
         raise ExperimentError(file, "deployment.devstack",
                               f"only with deployment.method devstack, got {method!r}")
+    if method != "kolla" and "kolla" in d:
+        raise ExperimentError(file, "deployment.kolla", "only with method 'kolla'")
+    kolla = None
+    if method == "kolla":
+        kolla = _kolla(file, d, names)
     devstack = None
     if method == "devstack":
         if "release" not in d:
@@ -840,9 +870,55 @@ def _deployment(file: str, d: dict[str, Any], names: list[str]) -> DeploymentSpe
         control_site=site("deployment.control.centralized", ctl["centralized"])
         if isinstance(ctl, dict) else None,
         api_workers=d.get("api_workers", 1),
-        release=d.get("release"),
+        release=release,
         devstack=devstack,
+        kolla=kolla,
     )
+
+
+def _kolla(file: str, d: dict[str, Any], names: list[str]) -> KollaSpec:
+    """`deployment.release` and `deployment.kolla` of method kolla."""
+    release = d.get("release")
+    if release is None:
+        raise ExperimentError(file, "deployment.release", "missing required key (method "
+                              "'kolla' deploys a release, e.g. "
+                              f"{list(KOLLA_VERSIONS)[-1]!r})")
+    if release not in KOLLA_VERSIONS:
+        raise ExperimentError(file, "deployment.release", "expected a release kolla-ansible "
+                              f"is pinned for ({', '.join(KOLLA_VERSIONS)}), got {release!r}")
+    if "kolla" not in d:
+        raise ExperimentError(file, "deployment.kolla", "missing required key (method "
+                              "'kolla' needs at least network_interface)")
+    k = d["kolla"]
+    default = KOLLA_VERSIONS[release]
+    version = k.get("version", default)
+    if version.split(".")[0] != default.split(".")[0]:
+        raise ExperimentError(file, "deployment.kolla.version", f"kolla-ansible {version} "
+                              f"does not deploy {release}: expected {default.split('.')[0]}.x "
+                              f"(default {default})")
+    vips: dict[str, str] = {}
+    for site, address in k.get("internal_vip", {}).items():
+        where = f"deployment.kolla.internal_vip.{site}"
+        if site not in names:
+            raise ExperimentError(file, where, f"expected one of the sites ({', '.join(names)})"
+                                  f", got {site!r}")
+        try:
+            vips[site] = str(ipaddress.ip_address(address))
+        except ValueError:
+            raise ExperimentError(file, where, f"expected an IP address, got {address!r}"
+                                  ) from None
+        if list(vips.values()).count(vips[site]) > 1:
+            raise ExperimentError(file, where, f"{address} is the VIP of another region too")
+    for key in k.get("globals", {}):
+        if key in KOLLA_CONTROLLED_GLOBALS or str(key).startswith("ansible_"):
+            raise ExperimentError(file, f"deployment.kolla.globals.{key}", "set by femdc-bench "
+                                  "from the experiment (layout, regions, interfaces, "
+                                  "deployment.kolla); remove it here")
+    return KollaSpec(version=version, network_interface=k["network_interface"],
+                     neutron_external_interface=k.get("neutron_external_interface"),
+                     internal_vip=vips, registry=k.get("registry"),
+                     base_distro=k.get("base_distro", "debian"),
+                     horizon=bool(k.get("horizon", False)), globals=dict(k.get("globals", {})))
 
 
 def _from_to(file: str, base: str, sc: dict[str, Any], load_sites: list[str],
@@ -929,6 +1005,8 @@ def _check_layout(file: str, doc: dict[str, Any], sites: list[SiteSpec],
     ks_sites, ctl_sites = set(dep.keystone_sites(names)), set(dep.control_sites(names))
     if dep.method == "devstack":
         _check_devstack_deployment(file, dep)
+    if dep.method == "kolla":
+        _kolla_layout(file, dep)
     if dep.control == "centralized" and (dep.keystone != "centralized"
                                          or dep.keystone_site != dep.control_site):
         raise ExperimentError(
@@ -1017,6 +1095,8 @@ def _check_layout(file: str, doc: dict[str, Any], sites: list[SiteSpec],
                 f"'database' (a 1-node cluster is not a cluster), found {n_db}")
     if dep.method == "devstack":
         _check_devstack_hosts(file, sites, index)
+    if dep.method == "kolla":
+        _kolla_hosts(file, sites, index, dep)
 
 
 DEVSTACK_LAYOUTS = ("DevStack supports central control (keystone and control {centralized: "
@@ -1057,6 +1137,53 @@ def _check_devstack_hosts(file: str, sites: list[SiteSpec], index: dict[str, int
                     f"a region's Keystone, MySQL and control plane on one host: role {role!r} "
                     f"must be on {ctl.name!r} (the site's 'control' host), not on "
                     f"{other.name!r}")
+
+
+KOLLA_LAYOUTS = ("method 'kolla' deploys two layouts: central control (keystone and control "
+                 "{centralized: X}) or one region per site with a shared Keystone (keystone "
+                 "{centralized: X}, control per_site), both with database per_site")
+
+
+def _kolla_layout(file: str, dep: DeploymentSpec) -> None:
+    if dep.keystone != "centralized":
+        raise ExperimentError(file, "deployment.keystone",
+                              f"{KOLLA_LAYOUTS}; got keystone {_ks_text(dep)}")
+    if dep.control is None:
+        raise ExperimentError(file, "deployment.control",
+                              f"{KOLLA_LAYOUTS}; got no control (Keystone only)")
+    if dep.database != "per_site":
+        raise ExperimentError(file, "deployment.database",
+                              f"{KOLLA_LAYOUTS}; got database {_db_text(dep)}")
+
+
+def _kolla_hosts(file: str, sites: list[SiteSpec], index: dict[str, int],
+                 dep: DeploymentSpec) -> None:
+    """Kolla runs a region's database, its Keystone and the rest of its control plane on
+    the hosts of its `control` group: here, the region's one control host."""
+    assert dep.kolla is not None
+    regions = dep.control_sites([s.name for s in sites])
+    for s in sites:
+        if s.name not in regions:
+            continue
+        ctl = s.hosts_with("control")[0]
+        need = ("database", "keystone", "control") if s.name == dep.keystone_site else (
+            "database", "control")
+        for role in need:
+            others = [h.name for h in s.hosts_with(role) if h is not ctl]
+            if others:
+                raise ExperimentError(
+                    file, f"sites[{index[s.name]}].hosts", "method 'kolla' runs a region's "
+                    f"{', '.join(need[:-1])} and control plane on one host (kolla's control "
+                    f"group): give {ctl.name!r} the roles {', '.join(need)}; {others[0]!r} "
+                    f"has role {role!r}")
+    for site in dep.kolla.internal_vip:
+        if site not in regions:
+            raise ExperimentError(
+                file, f"deployment.kolla.internal_vip.{site}", f"site {site!r} is not a "
+                f"region (regions: {', '.join(regions)})")
+    if len(regions) > 200:
+        raise ExperimentError(file, "sites", f"method 'kolla' deploys at most 200 regions "
+                              f"(keepalived router ids), got {len(regions)}")
 
 
 def _ks_text(d: DeploymentSpec) -> str:

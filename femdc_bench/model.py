@@ -105,6 +105,45 @@ class DevstackSpec:
     extra_localrc: dict[str, str] = field(default_factory=dict)  # VAR -> value, literal
 
 
+# kolla-ansible's release series: OpenStack release -> the kolla-ansible version deployed by
+# default (the one pinned in playbooks/kolla/files/kolla-<release>.lock; a unit test keeps
+# the two in step). `deployment.kolla.version` may name another of the same series.
+KOLLA_VERSIONS = {"2025.1": "20.6.0", "2025.2": "21.3.0", "2026.1": "22.2.0",
+                  "2026.2": "23.0.0"}
+
+# globals.yml keys the kolla method writes from the experiment (layout, services, regions,
+# interfaces): `deployment.kolla.globals` may not set them, nor any `ansible_*` variable.
+KOLLA_CONTROLLED_GLOBALS = (
+    "openstack_release", "kolla_base_distro", "network_interface",
+    "neutron_external_interface", "kolla_internal_vip_address", "kolla_internal_fqdn",
+    "kolla_external_vip_address", "enable_haproxy", "enable_keepalived",
+    "keepalived_virtual_router_id", "docker_registry", "enable_openstack_core",
+    "enable_keystone", "enable_horizon", "enable_glance", "enable_nova", "enable_neutron",
+    "enable_placement", "enable_mariadb", "enable_memcached", "enable_rabbitmq",
+    "neutron_plugin_agent", "enable_nova_fake", "num_nova_fake_per_node",
+    "enable_nova_libvirt_container",
+    "openstack_region_name", "multiple_regions_names", "kolla_internal_fqdn_r1",
+    "keystone_internal_url", "openstack_auth", "node_custom_config",
+    "openstack_service_workers", "keystone_api_workers")
+
+
+@dataclass(frozen=True)
+class KollaSpec:
+    """`deployment.kolla`: what the kolla method needs beyond the layout (see
+    docs/architecture.md, "Deployment method kolla")."""
+
+    version: str  # kolla-ansible's version (pip)
+    network_interface: str  # kolla's network_interface (API, tunnels) on every host
+    neutron_external_interface: str | None = None  # None: a dummy interface we create
+    # region (site of its control plane) -> internal VIP (haproxy + keepalived); a region
+    # without one uses its control host's own address, without haproxy and keepalived
+    internal_vip: dict[str, str] = field(default_factory=dict)
+    registry: str | None = None  # docker_registry; None: kolla's default (quay.io)
+    base_distro: str = "debian"  # kolla_base_distro of the images
+    horizon: bool = False  # Horizon in the Keystone region (never in the others)
+    globals: dict[str, Any] = field(default_factory=dict)  # more globals.yml keys, as given
+
+
 @dataclass(frozen=True)
 class DeploymentSpec:
     """Where each part of OpenStack runs.
@@ -124,8 +163,9 @@ class DeploymentSpec:
     control: str | None = None  # None (Keystone only) | "centralized" | "per_site"
     control_site: str | None = None  # the site when centralized
     api_workers: int = 1  # uwsgi processes of placement, glance, nova-api, neutron
-    release: str | None = None  # OpenStack release, e.g. "2025.1" (devstack; native: its lock)
+    release: str | None = None  # OpenStack release (devstack, kolla), e.g. "2025.1"
     devstack: DevstackSpec | None = None  # method devstack: its repository, ref, extra localrc
+    kolla: KollaSpec | None = None  # method "kolla" only
 
     @property
     def services(self) -> tuple[str, ...]:

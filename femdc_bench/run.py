@@ -106,9 +106,10 @@ def deploy(run: Run, progress: Progress = _noop) -> Clouds:
         method = exp.deployment.method
         progress(f"deploying OpenStack ({method})")
         t0 = time.monotonic()
+        extra = {"phase": run.phase} if method == "kolla" else {}  # its steps are phases
         clouds = _method(method).deploy(exp, inv, run_id=run.id, run_dir=run.dir,
                                         log=run.log("deploy"),
-                                        on_task=lambda t: progress(f"deploy: {t}"))
+                                        on_task=lambda t: progress(f"deploy: {t}"), **extra)
         deploy_s = round(time.monotonic() - t0, 1)
         run.save_clouds(clouds)
         progress("collecting versions, memory and logs")
@@ -134,6 +135,10 @@ def _method(name: str) -> Any:
         from femdc_bench.deploy import devstack
 
         return devstack
+    if name == "kolla":
+        from femdc_bench.deploy import kolla
+
+        return kolla
     return native
 
 
@@ -1148,6 +1153,10 @@ def _destroy_deployment(run: Run, exp: Experiment, inv: Inventory) -> None:
 
         assert exp.deployment.devstack is not None
         devstack.destroy(inv, stack_user=exp.deployment.devstack.stack_user, **kw)
+    elif exp.deployment.method == "kolla":
+        from femdc_bench.deploy import kolla
+
+        kolla.destroy(exp, inv, run_dir=run.dir, log=run.log("destroy"))
     else:
         native.destroy(inv, **kw)
 

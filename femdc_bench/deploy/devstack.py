@@ -184,9 +184,9 @@ def host_commits(run_dir: Path) -> dict[str, str]:
 def _agent_python(inv: Inventory, run_dir: Path, log: Path) -> str:
     """An interpreter with keystoneauth1 on every load host (DevStack's own venv is on
     its hosts only): the small locked venv of femdc_bench/deploy/agent.py."""
-    from femdc_bench.deploy import agent  # type: ignore[attr-defined]
+    from femdc_bench.deploy import agent
 
-    return str(agent.ensure_agent_python(inv, run_dir, log))
+    return agent.ensure_agent_python(inv, run_dir, log)
 
 
 def deploy(exp: Experiment, inv: Inventory, *, run_id: str, run_dir: Path, log: Path,
