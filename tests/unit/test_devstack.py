@@ -364,7 +364,8 @@ BAD = [
      "expected a value on one line"),
     (lambda: _extra("GIT_BASE", 3), "deployment.devstack.extra_localrc.GIT_BASE: expected a "
      "string"),
-    (lambda: _with("method", "devstak"), "deployment.method: expected one of native, devstack, kolla"),
+    (lambda: _with("method", "devstak"),
+     "deployment.method: expected one of native, devstack, kolla"),
 ]
 
 
