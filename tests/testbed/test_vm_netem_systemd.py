@@ -142,9 +142,15 @@ def guest_inventory(g: vm.Guest) -> Inventory:
              extra={"ansible_host": "127.0.0.1"}),))
 
 
-def _qdiscs(g: vm.Guest) -> dict[str, str]:
-    return {ns: g.ssh("ip", "netns", "exec", ns, "tc", "qdisc", "show", "dev", "eth0").stdout
-            for _, ns, _ in HOSTS.values()}
+def _qdiscs(g: vm.Guest) -> dict[str, list[str]]:
+    """`tc qdisc show dev eth0` per namespace, the qdiscs only (kind, handle, where):
+    their counters (htb's direct_packets_stat) move with any traffic."""
+    out = {}
+    for _, ns, _ in HOSTS.values():
+        text = g.ssh("ip", "netns", "exec", ns, "tc", "qdisc", "show", "dev", "eth0").stdout
+        out[ns] = sorted(m.group(0) for m in re.finditer(
+            r"^qdisc \S+ \S+ (root|ingress|parent \S+)", text, re.M))
+    return out
 
 
 def _rtts(inv: Inventory, run_dir: Path, name: str, count: int) -> tuple[wan_check.WanCheck,
@@ -213,8 +219,10 @@ def test_netem_delay_rate_loss_and_removal(guest: vm.Guest, tmp_path: Path) -> N
     wan_apply.apply(plan, emulator="netem", tag=TAG, inv=inv, run_dir=tmp_path, log=log)
     shaped_qdiscs = _qdiscs(guest)
     root = netem.root_handle(TAG)
-    for text in shaped_qdiscs.values():
-        assert f"qdisc htb {root}: root" in text and "qdisc netem" in text, text
+    _record("qdiscs", {"before": before, "shaped": shaped_qdiscs})
+    for lines in shaped_qdiscs.values():
+        assert f"qdisc htb {root}: root" in lines, lines
+        assert any(x.startswith("qdisc netem ") for x in lines), lines
 
     # RTT: asked 2 x 25 ms; the WAN check's criterion (median within max(1 ms, 5 %))
     shaped, means = _rtts(inv, tmp_path, "shaped", 300)
@@ -255,7 +263,7 @@ def test_netem_delay_rate_loss_and_removal(guest: vm.Guest, tmp_path: Path) -> N
               "handle", "1:", "htb")
     foreign = _qdiscs(guest)[a_ns]
     wan_apply.remove(inv, tag=TAG, run_dir=tmp_path, log=log)
-    foreign_kept = _qdiscs(guest)[a_ns] == foreign
+    foreign_kept = _qdiscs(guest)[a_ns] == foreign and "qdisc htb 1: root" in foreign
     _record("foreign_root_kept", foreign_kept)
     guest.ssh("ip", "netns", "exec", a_ns, "tc", "qdisc", "del", "dev", "eth0", "root")
     for _, ns, _ in HOSTS.values():
@@ -285,45 +293,54 @@ def _memcached_version(g: vm.Guest) -> str:
     return p.stdout.strip() if p.returncode == 0 else f"no answer: {p.stderr.strip()[-200:]}"
 
 
+def _changed(log: Path) -> int:
+    """`changed=` of the play recap in a playbook's log (one run per log)."""
+    return sum(int(n) for n in re.findall(r"^vm\s+: ok=\d+\s+changed=(\d+)", log.read_text(),
+                                          re.M))
+
+
 def _service_play(g: vm.Guest, run_dir: Path, action: str, monkeypatch: pytest.MonkeyPatch,
-                  **more: Any) -> None:
+                  step: str, **more: Any) -> int:
+    """Run service_systemd.yml; how many tasks reported a change."""
     monkeypatch.setenv("ANSIBLE_ROLES_PATH", str(PLAYBOOKS / "native" / "roles"))
     monkeypatch.setenv("ANSIBLE_LIBRARY", str(PLAYBOOKS / "native" / "library"))
     out = run_dir / "out"
     out.mkdir(parents=True, exist_ok=True)
-    run_playbook(HERE / "service_systemd.yml", guest_inventory(g), run_dir=run_dir,
-                 log=run_dir / "log" / f"service-{action}.log",
+    log = run_dir / "log" / f"service-{step}.log"
+    run_playbook(HERE / "service_systemd.yml", guest_inventory(g), run_dir=run_dir, log=log,
                  extra_vars={"femdc_run": RUN, "femdc_supervisor": "auto",
                              "femdc_venv_dir": "/var/cache/femdc-bench/venvs/unused",
                              "femdc_lock_file": "/nonexistent/openstack.lock",
                              "femdc_test_action": action, "femdc_test_out": str(out), **more})
+    return _changed(log)
 
 
 def test_systemd_memcached_life_cycle(guest: vm.Guest, tmp_path: Path,
                                       monkeypatch: pytest.MonkeyPatch) -> None:
     unit = f"femdc-{RUN}-memcached"
     steps: dict[str, Any] = {}
-    _service_play(guest, tmp_path, "start", monkeypatch)
+    _service_play(guest, tmp_path, "start", monkeypatch, "start")
     steps["supervisor"] = (tmp_path / "out" / "supervisor-vm.txt").read_text().strip()
     steps["started"] = {"active": _unit(guest, "ActiveState"), "pid": _unit(guest, "MainPID"),
                         "answer": _memcached_version(guest)}
     steps["distro_memcached"] = guest.ssh("systemctl", "is-active", "memcached",
                                           check=False).stdout.strip()
-    _service_play(guest, tmp_path, "start", monkeypatch)
+    steps["same_definition_changed_tasks"] = _service_play(guest, tmp_path, "start",
+                                                           monkeypatch, "start-again")
     steps["same_definition_pid"] = _unit(guest, "MainPID")
-    _service_play(guest, tmp_path, "start", monkeypatch, memcached_memory_mb=65)
+    _service_play(guest, tmp_path, "start", monkeypatch, "start-changed", memcached_memory_mb=65)
     pid = _unit(guest, "MainPID")
     steps["changed_definition"] = {
         "pid": pid, "active": _unit(guest, "ActiveState"),
         "argv": guest.ssh("cat", f"/proc/{pid}/cmdline", check=False).stdout.replace("\0", " ")}
-    _service_play(guest, tmp_path, "stop", monkeypatch)
+    _service_play(guest, tmp_path, "stop", monkeypatch, "stop")
     steps["stopped"] = {
         "active": guest.ssh("systemctl", "is-active", unit, check=False).stdout.strip(),
         "unit_file": guest.ssh("test", "-e", f"/etc/systemd/system/{unit}.service",
                                check=False).returncode == 0,
         "answer": _memcached_version(guest)}
     # started again, the native destroy.yml (its stop_all.py) takes the unit away too
-    _service_play(guest, tmp_path, "start", monkeypatch)
+    _service_play(guest, tmp_path, "start", monkeypatch, "start-before-destroy")
     steps["restarted_active"] = _unit(guest, "ActiveState")
     run_playbook(PLAYBOOKS / "native" / "destroy.yml", guest_inventory(guest), run_dir=tmp_path,
                  log=tmp_path / "log" / "destroy.log", extra_vars={"femdc_run": RUN})
@@ -339,6 +356,7 @@ def test_systemd_memcached_life_cycle(guest: vm.Guest, tmp_path: Path,
     assert re.match(r"VERSION \d", steps["started"]["answer"]), steps
     assert steps["distro_memcached"] != "active"
     assert steps["same_definition_pid"] == steps["started"]["pid"], steps
+    assert steps["same_definition_changed_tasks"] == 0, steps  # deploy.yml's idempotence
     assert steps["changed_definition"]["pid"] not in ("0", steps["started"]["pid"]), steps
     assert " -m 65 " in steps["changed_definition"]["argv"] + " ", steps
     assert steps["stopped"]["active"] in ("inactive", "unknown"), steps

@@ -330,6 +330,11 @@ def running(img: Image, workdir: Path, *, boot_timeout: float = 300) -> Iterator
         proc = subprocess.Popen(qemu_argv(img, overlay, port, console, workdir / "qemu.pid"),
                                 stdin=subprocess.DEVNULL, stdout=qlog, stderr=subprocess.STDOUT)
     guest = Guest(image=img, port=port, pid=proc.pid, workdir=workdir)
+
+    def _terminated(signum: int, frame: object) -> None:
+        raise SystemExit(f"signal {signum}")  # unwinds to the `finally` that stops qemu
+
+    previous = signal.signal(signal.SIGTERM, _terminated)
     try:
         while True:
             if proc.poll() is not None:
@@ -349,6 +354,7 @@ def running(img: Image, workdir: Path, *, boot_timeout: float = 300) -> Iterator
             guest.ssh("systemctl", "poweroff", check=False, timeout=10)
             proc.wait(timeout=15)
         _stop(proc)
+        signal.signal(signal.SIGTERM, previous)
         overlay.unlink(missing_ok=True)
 
 
