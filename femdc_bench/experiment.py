@@ -262,6 +262,8 @@ PROVIDER: dict[str, Any] = {
                     "port": _s("integer", "a port from 1 to 65535", minimum=1,
                                maximum=65535),
                     "key": FILE_PATH,
+                    "device": _s("string", "a network interface like 'eth0'",
+                                 pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,14}$"),
                 }, ("address",)),
             }}, ("hosts",)),
         _provider_type("g5k", {
@@ -893,7 +895,8 @@ def _static_hosts(file: str, d: dict[str, Any], aliases: list[str]) -> tuple[Ssh
             raise ExperimentError(file, f"{where}.key", "expected the path of a private key "
                                   "file, not the key itself")
         out.append(SshHostSpec(alias=alias, address=address, user=h.get("user", "root"),
-                               port=h.get("port", 22), key=key))
+                               port=h.get("port", 22), key=key,
+                               device=h.get("device", "eth0")))
     return tuple(out)
 
 

@@ -79,6 +79,7 @@ class SshHostSpec:
     user: str = "root"
     port: int = 22
     key: str | None = None  # private key path (absolute or ~/...); None: SSH agent/ssh config
+    device: str = "eth0"  # the interface that holds `address`: the WAN rules go on it
 
 
 @dataclass(frozen=True)

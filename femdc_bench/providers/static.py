@@ -33,7 +33,7 @@ def inventory(exp: Experiment, run_id: str) -> Inventory:
     for site in exp.sites:
         for spec in site.hosts:
             ssh = by_alias[spec.name]
-            extra: dict[str, Any] = {}
+            extra: dict[str, Any] = {"femdc_device": ssh.device}
             if ssh.user != "root":
                 extra["ansible_become"] = True  # the playbooks work as root (sudo)
             hosts.append(Host(alias=spec.name, address=ssh.address, site=site.name,

@@ -19,6 +19,7 @@ offline). The offline configuration therefore adds machines without that questio
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -77,6 +78,27 @@ def to_inventory(exp: Experiment, roles: Any, *, run_id: str,
                 workdir=str(HOST_ROOT / run_id / spec.name),
                 extra=extra))
     return Inventory(provider=exp.provider.type, hosts=tuple(hosts), shared_filesystem=False)
+
+
+def device_of(h: Any, address: str) -> str | None:
+    """The interface of an EnOSlib host (after enoslib.sync_info) that holds `address`:
+    the WAN rules go on it (`femdc_device`; eth0 is only the local namespaces')."""
+    for dev in sorted(h.net_devices, key=lambda d: d.name):
+        if any(str(a.ip.ip) == address for a in dev.addresses):
+            return str(dev.name)
+    return None
+
+
+def with_devices(inv: Inventory, roles: Any) -> Inventory:
+    """Each host's `femdc_device` from the EnOSlib host of its alias (synced)."""
+    hosts = []
+    for h in inv.hosts:
+        dev = device_of(list(roles[h.alias])[0], h.address)
+        if dev is None:
+            raise ProviderError(f"{h.alias}: no interface holds {h.address} (enoslib "
+                                "sync_info): the WAN rules would have nowhere to go")
+        hosts.append(dataclasses.replace(h, extra={**h.extra, "femdc_device": dev}))
+    return dataclasses.replace(inv, hosts=tuple(hosts))
 
 
 def resolve_ipv4(name: str) -> str:
@@ -388,12 +410,13 @@ class TestbedProvider:
     def up(self, exp: Experiment) -> Inventory:
         self.exp = exp
         self._save_state(type=self.kind, requested=time.time())
+        import enoslib as en
+
         with self._enoslib(online=True) as provider:
             roles, networks = provider.init()
+            # every host's addresses and interfaces (Ansible facts, over SSH)
+            roles = en.sync_info(roles, networks)
             if self.kind == "vagrant":
-                import enoslib as en
-
-                roles = en.sync_info(roles, networks)
                 net = networks[NETWORK_ROLE]
 
                 def address_of(h: Any) -> str:
@@ -407,7 +430,8 @@ class TestbedProvider:
             else:
                 def address_of(h: Any) -> str:
                     return str(h.address)
-        inv = to_inventory(exp, roles, run_id=self.run_id, address_of=address_of)
+        inv = with_devices(to_inventory(exp, roles, run_id=self.run_id, address_of=address_of),
+                           roles)
         self._save_state(up=time.time())
         return inv
 

@@ -157,7 +157,7 @@ def test_local_is_unchanged() -> None:
     (with_(STATIC, hosts={**STATIC["hosts"], "edge1-node": {"address": "10.0.0.2",
                                                            "usr": "x"}}),
      "provider.hosts.edge1-node.usr: unknown key 'usr' (did you mean 'user'?); "
-     "expected one of: address, key, port, user"),
+     "expected one of: address, device, key, port, user"),
     (with_(STATIC, hosts={**STATIC["hosts"], "edge1-node": {"address": "10.0.0.2",
                                                            "key": "id_rsa"}}),
      "provider.hosts.edge1-node.key: expected a file path, absolute or from '~/'"),
@@ -322,8 +322,14 @@ def test_static_conf_and_inventory(no_network: list[str]) -> None:
     assert inv.provider == "static" and not inv.shared_filesystem
     ctl = inv.host("core-ctl")
     assert ctl.ssh_key == str(Path("~/.ssh/id_ed25519").expanduser())
-    assert ctl.extra == {"ansible_become": True}  # user debian: the playbooks need root
-    assert inv.host("edge1-node").extra == {} and inv.host("edge1-node").ssh_key is None
+    # user debian: the playbooks need root
+    assert ctl.extra == {"ansible_become": True, "femdc_device": "eth0"}
+    assert inv.host("edge1-node").extra == {"femdc_device": "eth0"}
+    assert inv.host("edge1-node").ssh_key is None
+    other = with_(STATIC, hosts={**STATIC["hosts"], "edge1-node": {"address": "10.0.0.2",
+                                                                  "device": "eno1"}})
+    assert static.inventory(exp_with(other), "r1").host("edge1-node").extra == {
+        "femdc_device": "eno1"}
     assert ctl.workdir == "/var/lib/femdc-bench/runs/r1/core-ctl"
     assert [(h.alias, h.site, h.roles) for h in inv.hosts] == [
         (s.name + "-" + h.name.split("-", 1)[1], s.name, h.roles)
@@ -484,3 +490,25 @@ def test_the_network_guard_catches_what_enoslib_would_use(no_network: list[str])
         socket.create_connection(("192.0.2.1", 22), timeout=1)
     assert len(no_network) == 2
     no_network.clear()
+
+
+def test_the_wan_device_is_the_interface_holding_the_address() -> None:
+    import enoslib as en
+    from enoslib.objects import IPAddress, NetDevice
+
+    exp = exp_with(G5K)
+    roles_of = {h.name: testbeds.machine_roles(s.name, h) for s in exp.sites for h in s.hosts}
+    hosts = {}
+    for i, alias in enumerate(roles_of):
+        h = en.Host(f"10.0.0.{i + 1}")
+        h.net_devices = {NetDevice("lo", {IPAddress("127.0.0.1/8")}),
+                         NetDevice("eno2", {IPAddress("192.168.1.5/24")}),
+                         NetDevice(f"enp{i}s0", {IPAddress(f"10.0.0.{i + 1}/24")})}
+        hosts[alias] = (roles_of[alias], h)
+    roles = _roles(hosts)
+    inv = testbeds.to_inventory(exp, roles, run_id="r", address_of=lambda h: h.address)
+    inv = testbeds.with_devices(inv, roles)
+    assert [h.extra["femdc_device"] for h in inv.hosts] == ["enp0s0", "enp1s0", "enp2s0"]
+    lost = testbeds.to_inventory(exp, roles, run_id="r", address_of=lambda h: "10.9.9.9")
+    with pytest.raises(ProviderError, match="core-ctl: no interface holds 10.9.9.9"):
+        testbeds.with_devices(lost, roles)
