@@ -102,8 +102,7 @@ def with_devices(inv: Inventory, roles: Any) -> Inventory:
 
 
 def resolve_ipv4(name: str) -> str:
-    """An address for services and WAN rules: the name's IPv4 address (G5k nodes are
-    returned by their FQDN)."""
+    """An address for services and WAN rules: the name's IPv4 address."""
     try:
         return str(socket.getaddrinfo(name, None, socket.AF_INET)[0][4][0])
     except OSError as e:
@@ -425,8 +424,13 @@ class TestbedProvider:
                         raise ProviderError(f"{h.alias}: no address on {NETWORK_ROLE}")
                     return str(found[0].ip.ip)
             elif self.kind == "g5k":
+                # the node's IPv4 address on the production network, from its facts (its
+                # FQDN does not resolve outside Grid'5000)
+                prod = [n for n in networks["prod"] if n.network.version == 4]
+
                 def address_of(h: Any) -> str:
-                    return resolve_ipv4(h.address)
+                    found = h.filter_addresses(prod)
+                    return str(found[0].ip.ip) if found else resolve_ipv4(h.address)
             else:
                 def address_of(h: Any) -> str:
                     return str(h.address)
