@@ -224,9 +224,10 @@ FILE_PATH = _s("string", "a file path, absolute or from '~/' (the run keeps a co
                pattern=r"^(/|~/)")
 WALLTIME = _s("string", "a walltime like '02:00:00' (HH:MM:SS)",
               pattern=r"^[0-9]{1,3}:[0-5][0-9]:[0-5][0-9]$")
+# Mappings keyed by host alias or site keep no credential check on their keys (a site may
+# be called 'compass'): an unknown key there is an error of its own.
 FLAVOURS = {
     "type": "object",
-    "propertyNames": _NO_SECRET,
     "additionalProperties": _s("string", "a flavour name"),
     "required": ["default"],
     "x-expected": "a mapping of role, host alias or 'default' to a flavour name",
@@ -252,7 +253,6 @@ PROVIDER: dict[str, Any] = {
             "hosts": {
                 "type": "object",
                 "minProperties": 1,
-                "propertyNames": _NO_SECRET,
                 "x-expected": "a mapping of host alias ('<site>-<host>') to "
                               "{address, user, port, key}",
                 "additionalProperties": _pobj({
@@ -280,7 +280,6 @@ PROVIDER: dict[str, Any] = {
             "clusters": {
                 "type": "object",
                 "minProperties": 1,
-                "propertyNames": _NO_SECRET,
                 "x-expected": "a mapping of site (or pattern like 'edge*') to "
                               "'<g5k site>/<cluster>' or {site, cluster}",
                 # a string or a mapping, each checked on its own (an anyOf would report

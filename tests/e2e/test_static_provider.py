@@ -113,6 +113,7 @@ def test_static_provider_runs_on_ssh_hosts(tmp_path: Path, results: Path) -> Non
         proc = femdc(results, "up", str(bad_file), "--run-id", "wrong")
         assert proc.returncode == 1, proc.stdout + proc.stderr
         assert "hosts not reachable over SSH" in proc.stderr and "edge1-node" in proc.stderr
+        assert "port 2: Connection refused" in proc.stderr  # and why
         assert "core-ctl" not in proc.stderr.split("hosts not reachable")[1]
         femdc(results, "destroy", "wrong", check=True)
 

@@ -222,8 +222,7 @@ def test_bad_provider_is_one_line_naming_the_key(provider: dict[str, Any],
      "provider.hosts.edge1-node", "password"),
     (with_(G5K, clusters={"*": {"site": "rennes", "cluster": "x", "token": "t"}}),
      "provider.clusters.*", "token"),
-    (with_(VAGRANT, flavours={"default": "small", "api_key": "k"}), "provider.flavours",
-     "api_key"),
+    (with_(VAGRANT, api_key="k"), "provider", "api_key"),
 ])
 def test_credentials_are_refused_without_echoing_them(provider: dict[str, Any], where: str,
                                                       key: str) -> None:
@@ -512,3 +511,19 @@ def test_the_wan_device_is_the_interface_holding_the_address() -> None:
     lost = testbeds.to_inventory(exp, roles, run_id="r", address_of=lambda h: "10.9.9.9")
     with pytest.raises(ProviderError, match="core-ctl: no interface holds 10.9.9.9"):
         testbeds.with_devices(lost, roles)
+
+
+def test_names_that_merely_contain_a_credential_word_are_fine() -> None:
+    doc = copy.deepcopy(BASE)
+    doc["sites"][0]["name"] = "compass"
+    doc["deployment"]["keystone"] = {"centralized": "compass"}
+    doc["deployment"]["control"] = {"centralized": "compass"}
+    doc["provider"] = {"type": "static", "hosts": {
+        "compass-ctl": {"address": "10.0.0.1"}, "edge1-node": {"address": "10.0.0.2"},
+        "edge2-node": {"address": "10.0.0.3"}}}
+    assert parse(doc, "x.yaml").provider.hosts[0].alias == "compass-ctl"
+    doc["provider"] = {"type": "vagrant", "flavours": {"default": "small", "compass-ctl": "big"}}
+    assert parse(doc, "x.yaml").provider.vagrant is not None
+    with pytest.raises(ExperimentError, match="provider.flavours.passwd: expected 'default'"):
+        parse({**doc, "provider": {"type": "vagrant", "flavours": {"default": "small",
+                                                                  "passwd": "x"}}}, "x.yaml")
