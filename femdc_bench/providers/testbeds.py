@@ -408,6 +408,7 @@ class TestbedProvider:
 
     def up(self, exp: Experiment) -> Inventory:
         self.exp = exp
+        conf(exp, run_id=self.run_id)  # EnOSlib's offline check, before anything exists
         self._save_state(type=self.kind, requested=time.time())
         import enoslib as en
 
