@@ -145,10 +145,14 @@ _GENERIC_MSGS = ("non-zero return code", "All items completed", "One or more ite
 
 def _explain(failure: str, lines: list[str], why: dict[str, str]) -> None:
     """Keep the last line of a failure's stderr (or a msg other than the generic ones)."""
-    try:
-        key, value = next(iter(yaml.safe_load(" ".join(lines)).items()))
-    except Exception:  # noqa: BLE001 - not what we expected: no explanation
-        return
+    block = re.match(r"^(\w+): [|>][-+]?$", lines[0])
+    if block:  # a block scalar (`msg: |-`, e.g. UNREACHABLE): the lines below are the value
+        key, value = block.group(1), "\n".join(lines[1:])
+    else:
+        try:
+            key, value = next(iter(yaml.safe_load(" ".join(lines)).items()))
+        except Exception:  # noqa: BLE001 - not what we expected: no explanation
+            return
     text = [ln.strip() for ln in str(value).splitlines() if ln.strip()]
     if not text or (key == "msg" and text[-1] in _GENERIC_MSGS):
         return

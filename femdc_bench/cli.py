@@ -271,10 +271,20 @@ def validate(experiment: Path) -> None:
 @main.command()
 @click.argument("target")
 @click.option("--run-id", help="Name of a new run's directory (default: <name>-<timestamp>).")
-def up(target: str, run_id: str | None) -> None:
+@click.option("--dry-run", is_flag=True,
+              help="Print what would be reserved and the hosts, sites and roles it would "
+                   "give; create nothing, contact nothing.")
+def up(target: str, run_id: str | None, dry_run: bool) -> None:
     """Provision hosts: TARGET is an experiment file (new run) or an existing RUN."""
     from femdc_bench import run as phases
 
+    if dry_run:
+        with _errors():
+            exp_file = Path(target) if Path(target).is_file() else \
+                Run.open(target, _results()).dir / "experiment.yaml"
+            plan = phases.dry_run(exp_file)
+        _print_plan(plan)
+        return
     with _errors():
         if Path(target).is_file():
             r = Run.create(Path(target), _results(), run_id=run_id)
@@ -289,6 +299,24 @@ def up(target: str, run_id: str | None) -> None:
     for h in inv.hosts:
         table.add_row(h.alias, h.site, h.address, ",".join(h.roles))
     out.print(table)
+
+
+def _print_plan(plan: Any) -> None:
+    out.print(f"provider {plan.provider} (dry run: nothing reserved, nothing contacted)",
+              highlight=False)
+    for line in plan.reserve:
+        out.print(f"  {line}", highlight=False)
+    table = Table("host", "site", "roles", "address", "machine")
+    for h in plan.hosts:
+        table.add_row(h.alias, h.site, ",".join(h.roles), h.address, h.machine)
+    out.print(table)
+    sites: dict[str, int] = {}
+    for h in plan.hosts:
+        sites[h.site] = sites.get(h.site, 0) + 1
+    out.print(f"{len(sites)} sites: " + ", ".join(f"{s} ({n} host{'s' if n > 1 else ''})"
+                                                  for s, n in sites.items()), highlight=False)
+    for note in plan.notes:
+        out.print(f"[dim]{note}[/]", highlight=False)
 
 
 @main.command()

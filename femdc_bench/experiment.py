@@ -24,10 +24,12 @@ from femdc_bench.model import (
     KOLLA_CONTROLLED_GLOBALS,
     KOLLA_VERSIONS,
     SERVICE_OF_TYPE,
+    ChameleonSpec,
     DeploymentSpec,
     DevstackSpec,
     Experiment,
     FaultSpec,
+    G5kSpec,
     HostSpec,
     KollaSpec,
     LinkSpec,
@@ -37,7 +39,9 @@ from femdc_bench.model import (
     ScenarioSpec,
     SiteSpec,
     SlaSpec,
+    SshHostSpec,
     SweepPoint,
+    VagrantSpec,
     WanOverride,
     WanSpec,
     WorkloadSpec,
@@ -210,19 +214,126 @@ def _sweepable(x: dict[str, Any]) -> dict[str, Any]:
 S_DURATION, S_RATE, S_PERCENT = _sweepable(DURATION), _sweepable(RATE), _sweepable(PERCENT)
 LINK = _obj({"delay": S_DURATION, "rate": S_RATE, "loss": S_PERCENT})
 
+# provider: one schema per type (`type` picks it), each with its own keys. Credentials
+# never live in an experiment file: a key that looks like one is refused at any level.
+PROVIDERS = ("local", "static", "g5k", "vagrant", "chameleon")
+_SECRET_KEY = r"(?i)(pass|secret|token|credential|api.?key|private)"
+_NO_SECRET = {"not": {"pattern": _SECRET_KEY},
+              "x-expected": "a key that is not a credential (credentials never go into an "
+              "experiment file: Grid'5000 reads ~/.python-grid5000.yaml, Chameleon an "
+              "OpenStack RC file or the OS_* environment, SSH the agent or a key path)"}
+
+
+def _pobj(props: dict[str, Any], required: tuple[str, ...] = ()) -> dict[str, Any]:
+    return {"propertyNames": _NO_SECRET, **_obj(props, required)}
+
+
+FILE_PATH = _s("string", "a file path, absolute or from '~/' (the run keeps a copy of the "
+               "experiment file elsewhere: a relative path would change meaning)",
+               pattern=r"^(/|~/)")
+WALLTIME = _s("string", "a walltime like '02:00:00' (HH:MM:SS)",
+              pattern=r"^[0-9]{1,3}:[0-5][0-9]:[0-5][0-9]$")
+# Mappings keyed by host alias or site keep no credential check on their keys (a site may
+# be called 'compass'): an unknown key there is an error of its own.
+FLAVOURS = {
+    "type": "object",
+    "additionalProperties": _s("string", "a flavour name"),
+    "required": ["default"],
+    "x-expected": "a mapping of role, host alias or 'default' to a flavour name",
+}
+SLUG = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+
+
+def _provider_type(name: str, props: dict[str, Any],
+                   required: tuple[str, ...] = ()) -> dict[str, Any]:
+    return {"if": {"properties": {"type": {"const": name}}, "required": ["type"]},
+            "then": _pobj({"type": {"const": name}, **props}, ("type", *required))}
+
+
+PROVIDER: dict[str, Any] = {
+    "type": "object",
+    "properties": {"type": {"enum": list(PROVIDERS),
+                            "x-expected": "one of " + ", ".join(PROVIDERS)}},
+    "required": ["type"],
+    "allOf": [
+        _provider_type("local", {
+            "subnet": _s("string", "an IPv4 network like '10.231.0.0/24'")}),
+        _provider_type("static", {
+            "hosts": {
+                "type": "object",
+                "minProperties": 1,
+                "x-expected": "a mapping of host alias ('<site>-<host>') to "
+                              "{address, user, port, key}",
+                "additionalProperties": _pobj({
+                    "address": _s("string", "an IP address"),
+                    "user": _s("string", "a user name like 'root'",
+                               pattern=r"^[a-z_][a-z0-9_.-]*$"),
+                    "port": _s("integer", "a port from 1 to 65535", minimum=1,
+                               maximum=65535),
+                    "key": FILE_PATH,
+                    "device": _s("string", "a network interface like 'eth0'",
+                                 pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,14}$"),
+                }, ("address",)),
+            }}, ("hosts",)),
+        _provider_type("g5k", {
+            "job_name": _s("string", "a job name of letters, digits, '_', '.' and '-'",
+                           pattern=SLUG, maxLength=100),
+            "walltime": WALLTIME,
+            "reservation": _s("string", "a start date like '2026-12-24 19:00:00'",
+                              pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2} "
+                                      r"[0-9]{2}:[0-9]{2}:[0-9]{2}$"),
+            "env_name": _s("string", "a kadeploy environment like 'debian12-min'",
+                           pattern=SLUG),
+            "queue": {"enum": ["default", "production", "besteffort"],
+                      "x-expected": "one of default, production, besteffort"},
+            "clusters": {
+                "type": "object",
+                "minProperties": 1,
+                "x-expected": "a mapping of site (or pattern like 'edge*') to "
+                              "'<g5k site>/<cluster>' or {site, cluster}",
+                # a string or a mapping, each checked on its own (an anyOf would report
+                # the whole value, credentials included)
+                "additionalProperties": {
+                    "if": {"type": "string"},
+                    "then": _s("string", "'<g5k site>/<cluster>' like 'rennes/paravance' "
+                               "or {site: rennes, cluster: paravance}",
+                               pattern=r"^[a-z]+/[a-z][a-z0-9-]*$"),
+                    "else": _pobj({"site": _s("string", "a Grid'5000 site like 'rennes'",
+                                              pattern=r"^[a-z]+$"),
+                                   "cluster": _s("string", "a cluster like 'paravance'",
+                                                 pattern=r"^[a-z][a-z0-9-]*$")},
+                                  ("site", "cluster")),
+                },
+            }}, ("walltime", "clusters")),
+        _provider_type("vagrant", {
+            "backend": {"enum": ["libvirt", "virtualbox"],
+                        "x-expected": "'libvirt' or 'virtualbox'"},
+            "box": _s("string", "a Vagrant box like 'generic/debian12'",
+                      pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9][A-Za-z0-9_.-]*)?$"),
+            "flavours": FLAVOURS,
+            "cidr": _s("string", "an IPv4 network like '192.168.42.0/24'"),
+        }),
+        _provider_type("chameleon", {
+            "kind": {"enum": ["kvm", "baremetal"], "x-expected": "'kvm' or 'baremetal'"},
+            "image": _s("string", "an image name like 'CC-Ubuntu22.04'"),
+            "key_name": _s("string", "the name of a key pair of your Chameleon project"),
+            "flavours": FLAVOURS,
+            "rc_file": FILE_PATH,
+            "user": _s("string", "a user name like 'cc'", pattern=r"^[a-z_][a-z0-9_.-]*$"),
+            "lease_name": _s("string", "a lease name of letters, digits, '_', '.' and '-'",
+                             pattern=SLUG, maxLength=100),
+            "walltime": WALLTIME,
+        }, ("kind", "image", "key_name", "flavours")),
+    ],
+}
+
 SCHEMA: dict[str, Any] = _obj(
     {
         "name": NAME | {"x-expected": "a lower-case name like 'keystone-3sites', at most "
                                       f"{NAME_MAX} characters",
                         "pattern": r"^[a-z][a-z0-9-]*$"},
         "description": {"type": "string"},
-        "provider": _obj(
-            {
-                "type": {"enum": ["local"], "x-expected": "'local'"},
-                "subnet": _s("string", "an IPv4 network like '10.231.0.0/24'"),
-            },
-            ("type",),
-        ),
+        "provider": PROVIDER,
         "sites": {
             "type": "array",
             "minItems": 1,
@@ -589,19 +700,7 @@ def _build(doc: dict[str, Any], file: str, task_anywhere: bool = False) -> Exper
         raise ExperimentError(file, "sites", f"host aliases collide: {', '.join(sorted(dup))}")
 
     # --- provider
-    p = doc.get("provider", {"type": "local"})
-    if "subnet" in p:
-        try:
-            net = ipaddress.IPv4Network(p["subnet"])
-        except ValueError:
-            raise ExperimentError(file, "provider.subnet",
-                                  f"expected an IPv4 network like '10.231.0.0/24', "
-                                  f"got {p['subnet']!r}") from None
-        if net.num_addresses - 3 < len(aliases):
-            raise ExperimentError(file, "provider.subnet",
-                                  f"{net} has room for {net.num_addresses - 3} hosts, "
-                                  f"the experiment has {len(aliases)}")
-    provider = ProviderSpec(type=p["type"], subnet=p.get("subnet"))
+    provider = _provider(file, doc.get("provider", {"type": "local"}), sites)
 
     # --- deployment
     deployment = _deployment(file, doc["deployment"], names)
@@ -808,6 +907,144 @@ def _fault(file: str, path: str, f: dict[str, Any], sites: list[SiteSpec],
                               "expected a duration above 0")
     return FaultSpec(kind=kind, site=site, at_s=at_s, duration_s=duration_s, service=service,
                      link=link, link_keys=link_keys)
+
+
+def _provider(file: str, p: dict[str, Any], sites: list[SiteSpec]) -> ProviderSpec:
+    """provider.*: the checks the schema cannot make (hosts and sites of the experiment,
+    addresses, dates). EnOSlib's own configuration classes check the rest offline
+    (providers/testbeds.py, `up --dry-run`)."""
+    names = [s.name for s in sites]
+    hosts = [h for s in sites for h in s.hosts]
+    aliases = [h.name for h in hosts]
+    kind = p["type"]
+    if kind == "local":
+        if "subnet" in p:
+            try:
+                net = ipaddress.IPv4Network(p["subnet"])
+            except ValueError:
+                raise ExperimentError(file, "provider.subnet",
+                                      f"expected an IPv4 network like '10.231.0.0/24', "
+                                      f"got {p['subnet']!r}") from None
+            if net.num_addresses - 3 < len(aliases):
+                raise ExperimentError(file, "provider.subnet",
+                                      f"{net} has room for {net.num_addresses - 3} hosts, "
+                                      f"the experiment has {len(aliases)}")
+        return ProviderSpec(type="local", subnet=p.get("subnet"))
+    if kind == "static":
+        return ProviderSpec(type="static", hosts=_static_hosts(file, p["hosts"], aliases))
+    if kind == "g5k":
+        return ProviderSpec(type="g5k", g5k=_g5k(file, p, names))
+    flavours = _flavours(file, p.get("flavours", {"default": "medium"}), aliases)
+    if kind == "vagrant":
+        cidr = p.get("cidr", "192.168.42.0/24")
+        try:
+            net = ipaddress.IPv4Network(cidr)
+        except ValueError:
+            raise ExperimentError(file, "provider.cidr", "expected an IPv4 network like "
+                                  f"'192.168.42.0/24', got {cidr!r}") from None
+        # EnOSlib's Vagrant provider gives VMs the addresses of the network but its
+        # first and last ten.
+        if net.num_addresses - 20 < len(aliases):
+            raise ExperimentError(file, "provider.cidr",
+                                  f"{net} has room for {max(0, net.num_addresses - 20)} VMs "
+                                  f"(EnOSlib leaves out its first and last 10 addresses), "
+                                  f"the experiment has {len(aliases)}")
+        return ProviderSpec(type="vagrant", vagrant=VagrantSpec(
+            backend=p.get("backend", "libvirt"), box=p.get("box", "generic/debian12"),
+            flavours=flavours, cidr=str(net)))
+    # chameleon
+    if p["kind"] == "kvm":
+        for key in ("lease_name", "walltime"):
+            if key in p:
+                raise ExperimentError(file, f"provider.{key}", "only with kind 'baremetal' "
+                                      "(KVM instances are not leased)")
+    return ProviderSpec(type="chameleon", chameleon=ChameleonSpec(
+        kind=p["kind"], image=p["image"], key_name=p["key_name"], flavours=flavours,
+        rc_file=p.get("rc_file"), user=p.get("user", "cc"),
+        lease_name=p.get("lease_name", "femdc-bench"), walltime=p.get("walltime", "02:00:00")))
+
+
+def _unknown(value: str, known: list[str]) -> str:
+    hint = difflib.get_close_matches(value, known, n=1)
+    return f" (did you mean {hint[0]!r}?)" if hint else ""
+
+
+def _static_hosts(file: str, d: dict[str, Any], aliases: list[str]) -> tuple[SshHostSpec, ...]:
+    for alias in d:
+        if alias not in aliases:
+            raise ExperimentError(
+                file, f"provider.hosts.{alias}", f"not a host of the experiment"
+                f"{_unknown(alias, aliases)}; hosts: {', '.join(aliases)}")
+    missing = [a for a in aliases if a not in d]
+    if missing:
+        raise ExperimentError(
+            file, "provider.hosts", f"no entry for {', '.join(missing)}: every host of the "
+            "experiment needs its address (keys are aliases '<site>-<host>')")
+    out, seen = [], {}
+    for alias in aliases:  # in the experiment's order
+        h = d[alias]
+        where = f"provider.hosts.{alias}"
+        try:
+            address = str(ipaddress.ip_address(h["address"]))
+        except ValueError:
+            raise ExperimentError(
+                file, f"{where}.address", "expected an IP address (services bind to it and "
+                f"the WAN rules match it), got {h['address']!r}") from None
+        if address in seen:
+            raise ExperimentError(file, f"{where}.address", f"{address} is also "
+                                  f"{seen[address]}'s: every host needs its own address")
+        seen[address] = alias
+        key = h.get("key")
+        if key is not None and ("\n" in key or "PRIVATE KEY" in key):
+            raise ExperimentError(file, f"{where}.key", "expected the path of a private key "
+                                  "file, not the key itself")
+        out.append(SshHostSpec(alias=alias, address=address, user=h.get("user", "root"),
+                               port=h.get("port", 22), key=key,
+                               device=h.get("device", "eth0")))
+    return tuple(out)
+
+
+def _g5k(file: str, p: dict[str, Any], names: list[str]) -> G5kSpec:
+    import datetime
+
+    if "reservation" in p:
+        try:
+            datetime.datetime.strptime(p["reservation"], "%Y-%m-%d %H:%M:%S")
+        except ValueError:
+            raise ExperimentError(file, "provider.reservation", "expected a real date like "
+                                  f"'2026-12-24 19:00:00', got {p['reservation']!r}") from None
+    placement: dict[str, tuple[str, str]] = {}
+    for pattern, where in p["clusters"].items():
+        g5k_site, cluster = (where.split("/") if isinstance(where, str)
+                             else (where["site"], where["cluster"]))
+        try:
+            matched = [n for c in expand_range(pattern) for n in fnmatch.filter(names, c)]
+        except ValueError as e:
+            raise ExperimentError(file, f"provider.clusters.{pattern}", str(e)) from None
+        if not matched:
+            raise ExperimentError(file, f"provider.clusters.{pattern}", "matches no site"
+                                  f"{_unknown(pattern, names)}; sites: {', '.join(names)}")
+        for n in matched:
+            placement.setdefault(n, (g5k_site, cluster))  # the first key that names it
+    missing = [n for n in names if n not in placement]
+    if missing:
+        raise ExperimentError(file, "provider.clusters", f"no cluster for site(s) "
+                              f"{', '.join(missing)} (keys are site names or patterns "
+                              "like 'edge*')")
+    return G5kSpec(job_name=p.get("job_name", "femdc-bench"), walltime=p["walltime"],
+                   placement=tuple((n, *placement[n]) for n in names),
+                   queue=p.get("queue", "default"), reservation=p.get("reservation"),
+                   env_name=p.get("env_name"))
+
+
+def _flavours(file: str, d: dict[str, Any], aliases: list[str]) -> tuple[tuple[str, str], ...]:
+    known = ["default", *ROLES, *aliases]
+    for key in d:
+        if key not in known:
+            raise ExperimentError(
+                file, f"provider.flavours.{key}", f"expected 'default', a role ("
+                f"{', '.join(ROLES)}) or a host alias{_unknown(key, known)}")
+    return tuple(d.items())
 
 
 def _deployment(file: str, d: dict[str, Any], names: list[str]) -> DeploymentSpec:

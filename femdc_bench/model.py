@@ -71,9 +71,84 @@ class SweepPoint:
 
 
 @dataclass(frozen=True)
+class SshHostSpec:
+    """provider `static`: how to reach one host of the experiment over SSH."""
+
+    alias: str  # "<site>-<host>", as the experiment names it
+    address: str  # IP address: services bind to it, WAN rules match it
+    user: str = "root"
+    port: int = 22
+    key: str | None = None  # private key path (absolute or ~/...); None: SSH agent/ssh config
+    device: str = "eth0"  # the interface that holds `address`: the WAN rules go on it
+
+
+@dataclass(frozen=True)
+class G5kSpec:
+    """provider `g5k`: one OAR job (per Grid'5000 site) through EnOSlib's G5k provider."""
+
+    job_name: str
+    walltime: str  # "HH:MM:SS"
+    placement: tuple[tuple[str, str, str], ...]  # (experiment site, G5k site, cluster)
+    queue: str = "default"  # default | production | besteffort
+    reservation: str | None = None  # "YYYY-MM-DD HH:MM:SS"; None: as soon as possible
+    env_name: str | None = None  # kadeploy environment; None: no deployment (std env)
+
+    def cluster_of(self, site: str) -> tuple[str, str]:
+        """(Grid'5000 site, cluster) of an experiment site."""
+        for name, g5k_site, cluster in self.placement:
+            if name == site:
+                return g5k_site, cluster
+        raise KeyError(site)
+
+
+# A host's flavour (VM size, Chameleon flavour or node type): by its alias, else by the
+# first of its roles in this order (the heaviest first), else `default`.
+FLAVOUR_ROLE_ORDER = ("control", "compute", "database", "keystone", "load")
+
+
+def flavour_for(flavours: tuple[tuple[str, str], ...], alias: str,
+                roles: tuple[str, ...]) -> str:
+    table = dict(flavours)
+    if alias in table:
+        return table[alias]
+    for role in FLAVOUR_ROLE_ORDER:
+        if role in roles and role in table:
+            return table[role]
+    return table["default"]
+
+
+@dataclass(frozen=True)
+class VagrantSpec:
+    """provider `vagrant`: one VM per host through EnOSlib's Vagrant provider."""
+
+    backend: str = "libvirt"  # libvirt | virtualbox
+    box: str = "generic/debian12"
+    flavours: tuple[tuple[str, str], ...] = (("default", "medium"),)  # role|alias|default
+    cidr: str = "192.168.42.0/24"  # the experiment network between the VMs
+
+
+@dataclass(frozen=True)
+class ChameleonSpec:
+    """provider `chameleon`: KVM instances or a bare-metal lease through EnOSlib."""
+
+    kind: str  # kvm | baremetal
+    image: str
+    key_name: str  # an SSH key pair registered in the Chameleon project
+    flavours: tuple[tuple[str, str], ...]  # role|alias|default -> flavour (kvm) / node type
+    rc_file: str | None = None  # OpenStack RC file (absolute or ~/...); None: OS_* environment
+    user: str = "cc"
+    lease_name: str = "femdc-bench"  # baremetal
+    walltime: str = "02:00:00"  # baremetal: the lease's length
+
+
+@dataclass(frozen=True)
 class ProviderSpec:
-    type: str = "local"
+    type: str = "local"  # local | static | g5k | vagrant | chameleon
     subnet: str | None = None  # local: private subnet for the hosts; chosen when None
+    hosts: tuple[SshHostSpec, ...] = ()  # static
+    g5k: G5kSpec | None = None
+    vagrant: VagrantSpec | None = None
+    chameleon: ChameleonSpec | None = None
 
 
 # Services of the control plane beyond Keystone, in deployment order. A deployment that

@@ -27,7 +27,11 @@ from femdc_bench.model import (
     Sample,
     SweepPoint,
 )
+from femdc_bench.providers import static, testbeds
 from femdc_bench.providers.local import LocalProvider
+from femdc_bench.providers.plan import Plan, local_plan
+from femdc_bench.providers.static import StaticProvider
+from femdc_bench.providers.testbeds import TestbedProvider
 from femdc_bench.rundir import Run, RunError, read_jsonl
 from femdc_bench.wan import apply as wan_apply
 from femdc_bench.wan import check as wan_check
@@ -62,10 +66,25 @@ def attach_log(run: Run) -> None:
 # ---------------------------------------------------------------------------- up
 
 
-def provider_for(run: Run, exp: Experiment) -> LocalProvider:
+def provider_for(run: Run, exp: Experiment) -> LocalProvider | StaticProvider | TestbedProvider:
     if exp.provider.type == "local":
         return LocalProvider(run_id=run.id, run_dir=run.dir)
-    raise ValueError(f"provider {exp.provider.type!r} is not supported yet")
+    if exp.provider.type == "static":
+        return StaticProvider(exp, run_id=run.id, run_dir=run.dir)
+    return TestbedProvider(exp, run_id=run.id, run_dir=run.dir)
+
+
+def dry_run(exp_file: Path) -> Plan:
+    """What `up` would reserve or reach and the hosts it would give, from the experiment
+    and EnOSlib's configuration classes alone: no run directory, no network."""
+    from femdc_bench.experiment import load
+
+    exp = load(exp_file)
+    if exp.provider.type == "local":
+        return local_plan(exp)
+    if exp.provider.type == "static":
+        return static.plan(exp)
+    return testbeds.plan(exp)
 
 
 def up(run: Run, progress: Progress = _noop) -> Inventory:

@@ -89,3 +89,26 @@ def test_ssh_masters_are_per_run(tmp_path: Path) -> None:
     # ssh's socket is <dir>/<40 hex> (ansible's %C): it must fit in sun_path (108 bytes)
     assert len(str(a)) + 1 + 40 < 108
     assert ansible.close_connections(tmp_path / "never-ran") == 0
+
+
+# What ansible-core 2.17 prints for a host that refuses SSH (the static provider's
+# reach.yml against a closed port, captured on this machine): msg is a block scalar.
+UNREACHABLE_BLOCK = (
+    "TASK [reach | SSH and /usr/bin/python3 answer] *****************************\n"
+    "ok: [core-ctl]\n"
+    "fatal: [edge1-node]: UNREACHABLE! =>\n"
+    "    changed: false\n"
+    "    msg: |-\n"
+    "        Data could not be sent to remote host \"10.231.0.3\". Make sure this host can "
+    "be reached over ssh: ssh: connect to host 10.231.0.3 port 2: Connection refused\n"
+    "    unreachable: true\n"
+    "\n"
+    "PLAY RECAP *****************************************************************\n")
+
+
+def test_an_unreachable_host_says_why(tmp_path: Path) -> None:
+    text = _fail_with(tmp_path, UNREACHABLE_BLOCK)
+    assert ("task failed on edge1-node: reach | SSH and /usr/bin/python3 answer (Data could "
+            "not be sent to remote host \"10.231.0.3\". Make sure this host can be reached "
+            "over ssh: ssh: connect to host 10.231.0.3 port 2: Connection refused)") in text
+    assert "core-ctl" not in text

@@ -131,7 +131,8 @@ def test_misspelled_key_names_path_and_suggestion(base: dict[str, Any]) -> None:
             lambda d: d["workload"]["scenarios"][0]["runner"].update(type="duration"),
             "workload.scenarios[0].runner.duration: missing required key",
         ),
-        (lambda d: d["provider"].update(type="g5k"), "provider.type: expected 'local'"),
+        (lambda d: d["provider"].update(type="openstack"),
+         "provider.type: expected one of local, static, g5k, vagrant, chameleon"),
         (
             lambda d: d["provider"].update(subnet="10.0.0.0/30"),
             "provider.subnet: 10.0.0.0/30 has room for 1 hosts",
