@@ -128,11 +128,7 @@ def host_vars(exp: Experiment, inv: Inventory) -> Inventory:
     """The per-host variables playbooks/devstack/ needs (see its README): on a controller
     its region and how many nova-computes the region must have up."""
     d = exp.deployment
-    computes = {h.name: h.computes for s in exp.sites for h in s.hosts}
-    region_computes: dict[str, int] = {}
-    for h in inv.with_role("compute"):
-        region = d.region_for(h.site)
-        region_computes[region] = region_computes.get(region, 0) + computes.get(h.alias, 1)
+    region_computes = native.region_computes(exp, inv)
     stacked = set(stack_hosts(inv))
     hosts = []
     for h in inv.hosts:

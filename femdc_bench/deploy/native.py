@@ -85,14 +85,21 @@ def _url_host(address: str) -> str:
     return f"[{address}]" if ":" in address else address
 
 
+def region_computes(exp: Experiment, inv: Inventory) -> dict[str, int]:
+    """How many nova-compute services each region has (its compute hosts' `computes`)."""
+    computes = {h.name: h.computes for s in exp.sites for h in s.hosts}
+    out: dict[str, int] = {}
+    for h in inv.with_role("compute"):
+        region = exp.deployment.region_for(h.site)
+        out[region] = out.get(region, 0) + computes.get(h.alias, 1)
+    return out
+
+
 def host_vars(exp: Experiment, inv: Inventory) -> Inventory:
     """Add the per-host variables the native playbooks need (see playbooks/native/README)."""
     d = exp.deployment
     computes = {h.name: h.computes for s in exp.sites for h in s.hosts}
-    region_computes: dict[str, int] = {}
-    for h in inv.with_role("compute"):
-        region = d.region_for(h.site)
-        region_computes[region] = region_computes.get(region, 0) + computes.get(h.alias, 1)
+    per_region = region_computes(exp, inv)
 
     def db_address(site: str) -> str:
         return inv.with_role("database", d.database_site_for(site))[0].address
@@ -115,7 +122,7 @@ def host_vars(exp: Experiment, inv: Inventory) -> Inventory:
         if "control" in h.roles:
             extra.update(femdc_region=h.site, femdc_db_address=db_address(h.site),
                          femdc_keystone_url=keystone_url(inv, d.keystone_site_for(h.site)),
-                         femdc_region_computes=region_computes.get(h.site, 0))
+                         femdc_region_computes=per_region.get(h.site, 0))
         if "compute" in h.roles:
             region = d.region_for(h.site)
             extra.update(femdc_region=region,

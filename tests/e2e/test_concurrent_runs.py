@@ -16,33 +16,21 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_local_run import CLI, influx_counts, leftovers, why, write_experiment
+from tests.e2e.test_local_run import (
+    CLI,
+    influx_counts,
+    keystone_two_sites,
+    leftovers,
+    why,
+    write_experiment,
+)
 
 pytestmark = pytest.mark.e2e
 
 
-def small(times: int) -> dict[str, object]:
-    return {
-        "name": "e2e-twin",
-        "provider": {"type": "local"},
-        "sites": [
-            {"name": "core", "hosts": [{"name": "ctl",
-                                        "roles": ["database", "keystone", "load"]}]},
-            {"name": "edge", "hosts": [{"name": "node", "roles": ["load"]}]},
-        ],
-        "deployment": {"method": "native", "keystone": {"centralized": "core"},
-                       "database": "per_site", "keystone_workers": 1},
-        "wan": {"default": {"delay": "20ms"}},
-        "workload": {"scenarios": [
-            {"name": "keystone.authenticate_and_validate_token",
-             "runner": {"type": "times", "times": times, "concurrency": 2}}],
-            "sla": {"failure_rate_max": "0%"}},
-        "metrics": {"influxdb": "local", "period": "5s"},
-    }
-
-
 def test_two_runs_at_once_do_not_collide(tmp_path: Path, results: Path) -> None:
-    exp = write_experiment(tmp_path / "twin.yaml", small(30))
+    exp = write_experiment(tmp_path / "twin.yaml", keystone_two_sites(
+        "e2e-twin", {"type": "times", "times": 30, "concurrency": 2}, "20ms"))
     env = {**os.environ, "FEMDC_RESULTS": str(results), "COLUMNS": "200"}
     t0 = time.monotonic()
     procs = [subprocess.Popen([*CLI, "run", str(exp), "--keep"], env=env, text=True,

@@ -16,32 +16,25 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.e2e.test_local_run import CLI, influx_counts, leftovers, why, write_experiment
+from tests.e2e.test_local_run import (
+    CLI,
+    influx_counts,
+    keystone_two_sites,
+    leftovers,
+    why,
+    write_experiment,
+)
 
 pytestmark = pytest.mark.e2e
 
-def experiment() -> dict[str, object]:
-    return {
-        "name": "e2e-crash",
-        "provider": {"type": "local"},
-        "sites": [
-            {"name": "core", "hosts": [{"name": "ctl",
-                                        "roles": ["database", "keystone", "load"]}]},
-            {"name": "edge", "hosts": [{"name": "node", "roles": ["load"]}]},
-        ],
-        "deployment": {"method": "native", "keystone": {"centralized": "core"},
-                       "database": "per_site", "keystone_workers": 1},
-        "wan": {"default": {"delay": "10ms"}},
-        "workload": {"scenarios": [
-            # 12 s of load: long enough to be killed in the middle of it
-            {"name": "keystone.authenticate_and_validate_token",
-             "runner": {"type": "duration", "duration": "12s", "concurrency": 1}}],
-            "sla": {"failure_rate_max": "0%"}},
-        "metrics": {"influxdb": "local"},
-    }
+def experiment() -> dict[str, Any]:
+    # 12 s of load: long enough to be killed in the middle of it
+    return keystone_two_sites("e2e-crash", {"type": "duration", "duration": "12s",
+                                            "concurrency": 1}, "10ms")
 
 
 def _status(run_dir: Path, phase: str) -> str | None:

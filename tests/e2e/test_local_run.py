@@ -90,6 +90,26 @@ def centralized(times: int = 40) -> dict[str, Any]:
     }
 
 
+def keystone_two_sites(name: str, runner: dict[str, Any], delay: str) -> dict[str, Any]:
+    """A small experiment: Keystone and its database at core, load from core and edge."""
+    return {
+        "name": name,
+        "provider": {"type": "local"},
+        "sites": [
+            {"name": "core", "hosts": [{"name": "ctl",
+                                        "roles": ["database", "keystone", "load"]}]},
+            {"name": "edge", "hosts": [{"name": "node", "roles": ["load"]}]},
+        ],
+        "deployment": {"method": "native", "keystone": {"centralized": "core"},
+                       "database": "per_site", "keystone_workers": 1},
+        "wan": {"default": {"delay": delay}},
+        "workload": {"scenarios": [
+            {"name": "keystone.authenticate_and_validate_token", "runner": runner}],
+            "sla": {"failure_rate_max": "0%"}},
+        "metrics": {"influxdb": "local"},
+    }
+
+
 def leftovers(run_dir: Path) -> list[str]:
     """Namespaces, links and processes of this run still on the machine."""
     state = json.loads((run_dir / "provider" / "state.destroyed.json").read_text())

@@ -56,6 +56,18 @@ def _ssd(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedP
                           env=env, check=False)
 
 
+def _start(p: dict[str, Any], argv: list[str], what: str) -> None:
+    """start-stop-daemon --start of `argv` as `p` defines it (pidfile, log, chdir, name,
+    environment on top of ours)."""
+    env = {**os.environ, **{k: str(v) for k, v in (p.get("env") or {}).items()}}
+    start = _ssd("--start", "--background", "--make-pidfile", "--pidfile", p["pidfile"],
+                 "--output", p["log"], "--chdir", p["chdir"], "--name", p["comm"],
+                 "--startas", argv[0], "--", *argv[1:], env=env)
+    if start.returncode != 0:
+        raise RuntimeError(f"could not {what} {p['name']}: rc {start.returncode}: "
+                           f"{start.stderr.strip()}")
+
+
 def ensure(p: dict[str, Any]) -> dict[str, Any]:
     """What the module does; returns its result (raises RuntimeError on failure)."""
     new = digest(p)
@@ -81,14 +93,7 @@ def ensure(p: dict[str, Any]) -> dict[str, Any]:
         if stop.returncode != 0:
             raise RuntimeError(f"could not stop {p['name']}: {stop.stderr.strip()}")
     if not running or definition_changed:
-        argv = list(p["argv"])
-        env = {**os.environ, **{k: str(v) for k, v in (p.get("env") or {}).items()}}
-        start = _ssd("--start", "--background", "--make-pidfile", "--pidfile", p["pidfile"],
-                     "--output", p["log"], "--chdir", p["chdir"], "--name", p["comm"],
-                     "--startas", argv[0], "--", *argv[1:], env=env)
-        if start.returncode != 0:
-            raise RuntimeError(f"could not start {p['name']}: rc {start.returncode}: "
-                               f"{start.stderr.strip()}")
+        _start(p, list(p["argv"]), "start")
         out.update(changed=True, action="restarted" if running else "started")
     _save_start(p)
     tmp = f"{p['digest_file']}.tmp"
@@ -221,14 +226,7 @@ def fault(p: dict[str, Any]) -> dict[str, Any]:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(saved["pidfile"])
     drop = set(p.get("drop_args") or [])
-    argv = [a for a in saved["argv"] if a not in drop]
-    env = {**os.environ, **{k: str(v) for k, v in (saved.get("env") or {}).items()}}
-    start = _ssd("--start", "--background", "--make-pidfile", "--pidfile", saved["pidfile"],
-                 "--output", saved["log"], "--chdir", saved["chdir"], "--name", saved["comm"],
-                 "--startas", argv[0], "--", *argv[1:], env=env)
-    if start.returncode != 0:
-        raise RuntimeError(f"could not restore {p['name']}: rc {start.returncode}: "
-                           f"{start.stderr.strip()}")
+    _start({**saved, "name": p["name"]}, [a for a in saved["argv"] if a not in drop], "restore")
     return {"changed": True, "action": "restored"}
 
 
