@@ -31,9 +31,9 @@ def test_agent_venv_builds_once_and_imports_keystoneauth1(tmp_path: Path) -> Non
                          capture_output=True, text=True, check=True).stdout.strip()
     assert out == "5.18.1"
     # The testbed path copied the lock to the host's work directory.
-    assert (Path(host.workdir) / "agent.lock").read_bytes() == agent.LOCK.read_bytes()
+    assert (Path(host.workdir) / "agent" / "agent.lock").read_bytes() == agent.LOCK.read_bytes()
     marker = Path(agent.venv_dir()) / ".femdc-lock.sha256"
     before = marker.stat().st_mtime_ns
     agent.ensure_agent_python(inv, tmp_path, log)  # found: not rebuilt
     assert marker.stat().st_mtime_ns == before
-    assert "pip install -r the lock" in log.read_text()
+    assert "agent venv | build" in log.read_text()
