@@ -70,8 +70,15 @@ def _need(cond: bool, why: str) -> None:
 @pytest.fixture
 def work() -> Iterator[Path]:
     _need(os.geteuid() == 0, "needs root (mount namespace, useradd)")
-    for tool in ("unshare", "sudo", "setfacl", "git"):
-        _need(shutil.which(tool) is not None, f"needs {tool} (apt-get install sudo acl)")
+    tools = {"unshare": "util-linux", "sudo": "sudo", "setfacl": "acl", "git": "git"}
+    missing = sorted({pkg for tool, pkg in tools.items() if shutil.which(tool) is None})
+    if missing:  # Debian's packages, as the VM test installs its own
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run(["apt-get", "update", "-qq"], env=env, check=True, timeout=600)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing],
+                       env=env, check=True, timeout=900)
+    for tool in tools:
+        _need(shutil.which(tool) is not None, f"needs {tool} (apt-get install {tools[tool]})")
     d = Path(tempfile.mkdtemp(prefix="femdc-devstack-"))
     d.chmod(0o755)  # the stack user clones the fake repository from here
     try:
