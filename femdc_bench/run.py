@@ -23,6 +23,7 @@ from femdc_bench.model import (
     KILLABLE_SERVICES,
     Clouds,
     Experiment,
+    FaultSpec,
     Inventory,
     Sample,
     SweepPoint,
@@ -709,6 +710,18 @@ def _store_wan(run: Run, exp: Experiment, target: Any, point: str, chk: WanCheck
                           "site": p.src_site, "target_site": p.dst_site}, fields, now)
 
 
+def service_fault(run: Run, inv: Inventory, f: FaultSpec, state: str, *, run_dir: Path,
+                  log: Path) -> None:
+    """A `kill` fault's service `killed` or `restored` (playbooks/native/fault.yml) on the
+    hosts of its site that run it (their roles: model.KILLABLE_SERVICES)."""
+    hosts = [h.alias for h in inv.hosts if h.site == f.site
+             and set(h.roles) & set(KILLABLE_SERVICES[f.service or ""])]
+    run_playbook(PLAYBOOKS / "native" / "fault.yml", inv, limit=",".join(hosts),
+                 run_dir=run_dir, log=log,
+                 extra_vars={"femdc_run": run.id, "femdc_fault_service": f.service,
+                             "femdc_fault_state": state})
+
+
 class FaultInjector:
     """Workload faults on a timer beside the load, each an `event` point when it starts
     and ends: `partition` (a site cut off), `kill` (a service of a site crashed, then
@@ -802,12 +815,7 @@ class FaultInjector:
             with self._wan_lock:
                 wan_apply.cut(self.inv, f.site, on=on, tag=run_tag(self.run), **kw)
         elif f.kind == "kill":
-            hosts = [h.alias for h in self.inv.hosts if h.site == f.site
-                     and set(h.roles) & set(KILLABLE_SERVICES[f.service or ""])]
-            run_playbook(PLAYBOOKS / "native" / "fault.yml", self.inv, limit=",".join(hosts),
-                         extra_vars={"femdc_run": self.run.id, "femdc_fault_service": f.service,
-                                     "femdc_fault_state": "killed" if on else "restored"},
-                         **kw)
+            service_fault(self.run, self.inv, f, "killed" if on else "restored", **kw)
         else:  # degrade: the point's plan with every active degradation on top
             sp = self.exp.point(self.point)
             with self._wan_lock:
@@ -1113,11 +1121,7 @@ def _undo_faults(run: Run, exp: Experiment, inv: Inventory) -> list[str]:
         if f.kind == "partition":
             wan_apply.cut(inv, f.site, on=False, tag=run_tag(run), **kw)
         elif f.kind == "kill":
-            hosts = [h.alias for h in inv.hosts if h.site == f.site
-                     and set(h.roles) & set(KILLABLE_SERVICES[f.service or ""])]
-            run_playbook(PLAYBOOKS / "native" / "fault.yml", inv, limit=",".join(hosts),
-                         extra_vars={"femdc_run": run.id, "femdc_fault_service": f.service,
-                                     "femdc_fault_state": "restored"}, **kw)
+            service_fault(run, inv, f, "restored", **kw)
         out.append(f"{f.label}: undone")
     run.state.wan_plan_sha = None  # a degrade may have left other rules: re-apply
     wan_touched(run)
