@@ -159,6 +159,8 @@ def run(experiment: Path | None, keep: bool, run_id: str | None, resume: str | N
         if keep:
             console.print(f"kept: export OS_CLIENT_CONFIG_FILE={r.dir / 'clouds.yaml'}; "
                           f"openstack --os-cloud {r.experiment().site_names[0]} token issue")
+            if grafana_url := phases.grafana_url(r):
+                console.print(f"Grafana: {grafana_url}", highlight=False)
         else:
             _destroy(r)
         if failed_points:

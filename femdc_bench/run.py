@@ -146,7 +146,22 @@ def deploy(run: Run, progress: Progress = _noop) -> Clouds:
                                else {"release": exp.deployment.release}))
         progress(f"deployed in {deploy_s:.0f} s; the deployment's processes hold "
                  f"{memory['memory_mb']:.0f} MB (PSS) on {len(memory['by_host'])} hosts")
+        if exp.metrics.grafana is not None:  # beside the run's InfluxDB (metrics.grafana)
+            from femdc_bench.grafana import service as grafana
+
+            progress(f"deploying Grafana on {exp.metrics.grafana.host}")
+            url = grafana.deploy(exp, inv, run_id=run.id, run_dir=run.dir,
+                                 log=run.log("deploy"),
+                                 on_task=lambda t: progress(f"grafana: {t}"))
+            run.update_manifest(grafana={"url": url, "image": exp.metrics.grafana.image})
     return clouds
+
+
+def grafana_url(run: Run) -> str | None:
+    """The URL of the run's Grafana (metrics.grafana), once deployed."""
+    p = run.dir / "manifest.json"
+    return run.read_json("manifest.json").get("grafana", {}).get("url") if p.exists() \
+        else None
 
 
 def _method(name: str) -> Any:
@@ -1149,6 +1164,15 @@ def destroy(run: Run, progress: Progress = _noop) -> DestroyReport:
                     report.removed.append("WAN emulation (qdiscs, iptables chains, daemons)")
                 except AnsibleError as e:
                     report.warnings.append(f"WAN emulation not removed: {e}")
+            if run.state.phases.get("deploy") and exp.metrics.grafana is not None:
+                from femdc_bench.grafana import service as grafana
+
+                try:
+                    grafana.destroy(exp, inv, run_id=run.id, run_dir=run.dir,
+                                    log=run.log("destroy"))
+                    report.removed.append(f"Grafana on {exp.metrics.grafana.host}")
+                except AnsibleError as e:
+                    report.warnings.append(f"Grafana not removed: {e}")
             if run.state.phases.get("deploy"):
                 progress("stopping services on hosts")
                 try:
