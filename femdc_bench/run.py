@@ -1256,17 +1256,18 @@ def backup(run: Run, out: Path | None = None, progress: Progress = _noop) -> Any
 
 
 def restore(archive: Path, results: Path, influx_url: str | None = None,
-            database: str = "femdc", progress: Progress = _noop) -> tuple[Run, dict[str, int]]:
+            database: str = "femdc", progress: Progress = _noop, *,
+            org: str | None = None, token: str | None = None) -> tuple[Run, dict[str, int]]:
     """A backup into `results/<run>/` and its points into `influx_url` (or the restored
-    run's own local InfluxDB, which `report` then reads). Returns the run and the points
-    per measurement read back from the server, which must equal the archive's."""
+    run's own local InfluxDB, which `report` then reads): 1.x into `database`, 2.x into
+    the bucket of that name in `org` with `token`. Returns the run and the points per
+    measurement read back from the server, which must equal the archive's."""
     import json as _json
 
     from femdc_bench import backup as bk
     from femdc_bench.metrics.client import InfluxTarget, connect
-    from femdc_bench.metrics.lineproto import run_lines
+    from femdc_bench.metrics.lineproto import point_counts
     from femdc_bench.metrics.server import LocalInfluxd
-    from femdc_bench.model import MetricsSpec
 
     opened = bk.open_archive(archive)
     dest = results / opened.run_id
@@ -1282,8 +1283,7 @@ def restore(archive: Path, results: Path, influx_url: str | None = None,
     if influx_url is None:
         influxd = LocalInfluxd(run.influx_dir())
         influx_url = influxd.start()
-    target = InfluxTarget.from_spec(MetricsSpec(influxdb=influx_url, database=database),
-                                    influx_url)
+    target = InfluxTarget(url=influx_url, database=database, org=org, token=token)
     try:
         lines = bk.influx_lines(opened)
         progress(f"writing {len(lines)} points")
@@ -1291,9 +1291,7 @@ def restore(archive: Path, results: Path, influx_url: str | None = None,
             for i in range(0, len(lines), 5000):
                 client.write_lines(lines[i:i + 5000])
         with connect(target, create=False) as client:
-            counts: dict[str, int] = {}
-            for m, _ in run_lines(client, opened.run_id):
-                counts[m] = counts.get(m, 0) + 1
+            counts = point_counts(client, opened.run_id)
     finally:
         if influxd is not None:
             influxd.stop()
