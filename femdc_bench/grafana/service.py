@@ -67,7 +67,8 @@ def url(exp: Experiment, inv: Inventory, run_id: str) -> str:
     g = exp.metrics.grafana
     assert g is not None
     host = next(h for h in inv.hosts if h.alias == g.host)
-    return f"http://{host.address}:{g.port}/d/femdc-api?var-run={run_id}"
+    address = f"[{host.address}]" if ":" in host.address else host.address  # IPv6
+    return f"http://{address}:{g.port}/d/femdc-api?var-run={run_id}"
 
 
 def run_argv(g: GrafanaSpec, name: str, run_id: str, directory: str) -> list[str]:

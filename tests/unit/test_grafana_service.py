@@ -226,3 +226,61 @@ def test_write_provisioning_keeps_its_layout(tmp_path: Path) -> None:
         "datasources/femdc.yaml", "dashboards/femdc.yaml", "dashboards/femdc-api.json",
         "dashboards/femdc-db-mq.json", "dashboards/femdc-galera.json",
         "dashboards/femdc-services.json"}
+
+
+def test_run_deploys_grafana_after_openstack_and_destroy_removes_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        no_network: list[str]) -> None:  # noqa: F811
+    """run.py's composition: deploy ends with Grafana (its URL in the manifest, which
+    `run --keep` prints), destroy removes it before the services; a run without
+    metrics.grafana touches neither."""
+    from types import SimpleNamespace
+
+    from femdc_bench import ansible
+    from femdc_bench import run as phases
+    from femdc_bench.model import Clouds
+    from femdc_bench.rundir import Run
+
+    calls: list[str] = []
+    monkeypatch.setattr(ansible, "run_playbook", lambda playbook, inv, **kw: calls.append(
+        f"{playbook.parent.name}/{playbook.name}@{kw.get('limit')}"))
+    fake_method = SimpleNamespace(deploy=lambda *a, **kw: calls.append("openstack") or Clouds(
+        clouds=(), clouds_yaml="", secrets_file="", agent_python=""))
+    monkeypatch.setattr(phases, "_method", lambda name: fake_method)
+    monkeypatch.setattr(phases, "collect", lambda run, inv: None)
+    monkeypatch.setattr(phases, "deployment_memory",
+                        lambda run: {"memory_mb": 0.0, "by_host": {}})
+    monkeypatch.setattr(phases, "_host_versions", lambda run: {})
+    monkeypatch.setattr(phases, "_destroy_deployment",
+                        lambda run, exp, inv: calls.append("services"))
+    monkeypatch.setattr(phases, "recover", lambda run, progress=None: [])
+    monkeypatch.setattr(phases, "close_connections", lambda d: 0)
+    monkeypatch.setattr(phases, "stop_local_influx", lambda run: None)
+    monkeypatch.setenv("T_USER", "alice")
+    monkeypatch.setenv("T_PASS", "from-the-env")
+
+    for with_grafana in (True, False):
+        doc = copy.deepcopy(BASE)
+        doc["provider"] = STATIC
+        doc["metrics"] = {"influxdb": INFLUX}
+        if with_grafana:
+            doc["metrics"]["grafana"] = {"host": "edge2-node"}
+        f = tmp_path / f"g{with_grafana}.yaml"
+        f.write_text(yaml.safe_dump(doc))
+        run = Run.create(f, tmp_path / "results", f"r-{with_grafana}")
+        exp = run.experiment()
+        run.save_inventory(static.inventory(exp, run.id))
+        calls.clear()
+        phases.deploy(run)
+        run = Run.open(str(run.dir))
+        url = phases.grafana_url(run)
+        monkeypatch.setattr(phases, "provider_for", lambda run, exp: SimpleNamespace(
+            exists=lambda: True, destroy=lambda: []))
+        rep = phases.destroy(run)
+        if with_grafana:
+            assert calls == ["openstack", "grafana/deploy.yml@edge2-node",
+                             "grafana/destroy.yml@edge2-node", "services"]
+            assert url == f"http://[fd00::3]:3000/d/femdc-api?var-run={run.id}"
+            assert "Grafana on edge2-node" in rep.removed
+        else:
+            assert calls == ["openstack", "services"] and url is None
