@@ -21,7 +21,15 @@ config) is replaced by `<redacted>`. Restoring into any InfluxDB 1.x by hand:
     for f in RUN/influx/*.lp; do curl -sf -XPOST "$URL/write?db=femdc&precision=ns" \
       --data-binary @$f; done
 
-(2.x: `influx write -b femdc -p ns -f FILE` per file.)
+Into InfluxDB 2.x with its `influx` CLI (the 1.x database `femdc` becomes the bucket
+`femdc`; the token from INFLUX_TOKEN, the server from INFLUX_HOST or --host):
+
+    influx bucket create --name femdc --org ORG --retention 0
+    for f in RUN/influx/*.lp; do influx write --bucket femdc --org ORG --precision ns \
+      --format lp --file "$f"; done
+
+or `femdc-bench restore ARCHIVE --influxdb URL --org ORG --token-env INFLUX_TOKEN`
+(or --token-file F, 0600), which also checks the counts read back (Flux).
 """
 
 from __future__ import annotations

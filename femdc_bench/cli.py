@@ -159,6 +159,8 @@ def run(experiment: Path | None, keep: bool, run_id: str | None, resume: str | N
         if keep:
             console.print(f"kept: export OS_CLIENT_CONFIG_FILE={r.dir / 'clouds.yaml'}; "
                           f"openstack --os-cloud {r.experiment().site_names[0]} token issue")
+            if grafana_url := phases.grafana_url(r):
+                console.print(f"Grafana: {grafana_url}", highlight=False)
         else:
             _destroy(r)
         if failed_points:
@@ -571,17 +573,30 @@ def backup(run_ref: str, out: Path | None) -> None:
 @main.command()
 @click.argument("archive", type=click.Path(dir_okay=False, exists=True, path_type=Path))
 @click.option("--influxdb", "influx_url", metavar="URL",
-              help="Write the points to this InfluxDB 1.x (default: the restored run's own "
-                   "local InfluxDB, which `report` reads).")
-@click.option("--database", default="femdc", show_default=True)
-def restore(archive: Path, influx_url: str | None, database: str) -> None:
+              help="Write the points to this InfluxDB 1.x or 2.x (default: the restored "
+                   "run's own local InfluxDB, which `report` reads).")
+@click.option("--database", default="femdc", show_default=True,
+              help="The 1.x database, or the 2.x bucket.")
+@click.option("--org", help="The 2.x organization.")
+@click.option("--token-env", metavar="NAME", help="2.x: the environment variable holding "
+              "the API token.")
+@click.option("--token-file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="2.x: a file (0600) holding the API token.")
+def restore(archive: Path, influx_url: str | None, database: str, org: str | None,
+            token_env: str | None, token_file: Path | None) -> None:
     """Restore a backup into the results directory (checksums verified) and its points
     into InfluxDB; the point counts read back must equal the archive's."""
     from femdc_bench import run as phases
+    from femdc_bench.metrics.client import read_token
 
     with _errors():
+        try:
+            token = read_token(token_env, token_file)
+        except ValueError as e:
+            raise RunError(str(e)) from None
         with _progress("restored") as progress:
-            r, counts = phases.restore(archive, _results(), influx_url, database, progress)
+            r, counts = phases.restore(archive, _results(), influx_url, database, progress,
+                                       org=org, token=token)
         console.print(f"{r.id} → {r.dir}: " + ", ".join(
             f"{m} {n}" for m, n in sorted(counts.items())), highlight=False)
 

@@ -12,6 +12,7 @@ import fnmatch
 import ipaddress
 import itertools
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from femdc_bench.model import (
     Experiment,
     FaultSpec,
     G5kSpec,
+    GrafanaSpec,
     HostSpec,
     KollaSpec,
     LinkSpec,
@@ -526,6 +528,20 @@ SCHEMA: dict[str, Any] = _obj(
                 },
                 "period": DURATION,
                 "sampling": {"type": "boolean"},
+                "grafana": _obj(
+                    {
+                        "host": _s("string", "a host alias ('<site>-<host>')"),
+                        "port": _s("integer", "a port from 1 to 65535", minimum=1,
+                                   maximum=65535),
+                        "image": _s("string", "a Docker image like "
+                                    "'grafana/grafana-oss:11.6.0'",
+                                    pattern=r"^[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9._-]+)?"
+                                            r"(@sha256:[0-9a-f]{64})?$"),
+                        "influxdb_url": _s("string", "an http(s) URL",
+                                           pattern=r"^https?://[^\s]+$"),
+                    },
+                    ("host",),
+                ),
             }
         ),
     },
@@ -774,12 +790,34 @@ def _build(doc: dict[str, Any], file: str, task_anywhere: bool = False) -> Exper
                               bucket=m.get("bucket"), org=m.get("org"),
                               token_env=m.get("token_env"), username_env=m.get("username_env"),
                               password_env=m.get("password_env"), **sampling)
+    if "grafana" in md:
+        metrics = replace(metrics, grafana=_grafana(file, md["grafana"], metrics, provider,
+                                                    aliases))
 
     return Experiment(
         name=doc["name"], path=file, sites=tuple(sites), provider=provider,
         deployment=deployment, wan=points[0].wan,
         workload=WorkloadSpec(scenarios=tuple(scenarios), sla=sla, faults=tuple(faults)),
         metrics=metrics, points=tuple(points), raw=doc)
+
+
+def _grafana(file: str, g: dict[str, Any], metrics: MetricsSpec, provider: ProviderSpec,
+             aliases: list[str]) -> GrafanaSpec:
+    if provider.type == "local":
+        raise ExperimentError(file, "metrics.grafana", "expected a testbed provider (g5k, "
+                              "vagrant, chameleon, static): Grafana runs in Docker on a "
+                              "testbed host; for the local provider write the dashboards "
+                              "with `femdc-bench grafana DIR` for a Grafana of your own")
+    if g["host"] not in aliases:
+        raise ExperimentError(file, "metrics.grafana.host", f"expected a host alias"
+                              f"{_unknown(g['host'], aliases)}; hosts: {', '.join(aliases)}")
+    if metrics.influxdb == "local":
+        raise ExperimentError(file, "metrics.grafana", "expected metrics.influxdb: {url: "
+                              "...} that the Grafana host reaches: the run's local InfluxDB "
+                              "listens on this machine's 127.0.0.1 only")
+    return GrafanaSpec(host=g["host"], port=g.get("port", 3000),
+                       image=g.get("image", GrafanaSpec.image),
+                       influxdb_url=g.get("influxdb_url"))
 
 
 _LINK_KEYS = ("delay", "rate", "loss")

@@ -417,6 +417,20 @@ class WorkloadSpec:
     faults: tuple[FaultSpec, ...] = ()
 
 
+GRAFANA_IMAGE = "grafana/grafana-oss:11.6.0"  # the Docker image `metrics.grafana` runs
+
+
+@dataclass(frozen=True)
+class GrafanaSpec:
+    """`metrics.grafana`: Grafana in Docker on one host of a testbed, our dashboards
+    provisioned, its datasource the run's InfluxDB (grafana/service.py)."""
+
+    host: str  # host alias ('<site>-<host>')
+    port: int = 3000
+    image: str = GRAFANA_IMAGE
+    influxdb_url: str | None = None  # the run's InfluxDB as that host reaches it
+
+
 @dataclass(frozen=True)
 class MetricsSpec:
     influxdb: str = "local"  # "local" or a URL
@@ -428,6 +442,7 @@ class MetricsSpec:
     password_env: str | None = None
     period_s: float = 5.0  # per-service sampling period on every host (metrics/sampler.py)
     sampling: bool = True  # sample services and hosts during every bench
+    grafana: GrafanaSpec | None = None  # Grafana on a testbed host (metrics.grafana)
 
 
 @dataclass(frozen=True)

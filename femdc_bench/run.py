@@ -146,7 +146,22 @@ def deploy(run: Run, progress: Progress = _noop) -> Clouds:
                                else {"release": exp.deployment.release}))
         progress(f"deployed in {deploy_s:.0f} s; the deployment's processes hold "
                  f"{memory['memory_mb']:.0f} MB (PSS) on {len(memory['by_host'])} hosts")
+        if exp.metrics.grafana is not None:  # beside the run's InfluxDB (metrics.grafana)
+            from femdc_bench.grafana import service as grafana
+
+            progress(f"deploying Grafana on {exp.metrics.grafana.host}")
+            url = grafana.deploy(exp, inv, run_id=run.id, run_dir=run.dir,
+                                 log=run.log("deploy"),
+                                 on_task=lambda t: progress(f"grafana: {t}"))
+            run.update_manifest(grafana={"url": url, "image": exp.metrics.grafana.image})
     return clouds
+
+
+def grafana_url(run: Run) -> str | None:
+    """The URL of the run's Grafana (metrics.grafana), once deployed."""
+    p = run.dir / "manifest.json"
+    return run.read_json("manifest.json").get("grafana", {}).get("url") if p.exists() \
+        else None
 
 
 def _method(name: str) -> Any:
@@ -1149,6 +1164,15 @@ def destroy(run: Run, progress: Progress = _noop) -> DestroyReport:
                     report.removed.append("WAN emulation (qdiscs, iptables chains, daemons)")
                 except AnsibleError as e:
                     report.warnings.append(f"WAN emulation not removed: {e}")
+            if run.state.phases.get("deploy") and exp.metrics.grafana is not None:
+                from femdc_bench.grafana import service as grafana
+
+                try:
+                    grafana.destroy(exp, inv, run_id=run.id, run_dir=run.dir,
+                                    log=run.log("destroy"))
+                    report.removed.append(f"Grafana on {exp.metrics.grafana.host}")
+                except AnsibleError as e:
+                    report.warnings.append(f"Grafana not removed: {e}")
             if run.state.phases.get("deploy"):
                 progress("stopping services on hosts")
                 try:
@@ -1232,17 +1256,18 @@ def backup(run: Run, out: Path | None = None, progress: Progress = _noop) -> Any
 
 
 def restore(archive: Path, results: Path, influx_url: str | None = None,
-            database: str = "femdc", progress: Progress = _noop) -> tuple[Run, dict[str, int]]:
+            database: str = "femdc", progress: Progress = _noop, *,
+            org: str | None = None, token: str | None = None) -> tuple[Run, dict[str, int]]:
     """A backup into `results/<run>/` and its points into `influx_url` (or the restored
-    run's own local InfluxDB, which `report` then reads). Returns the run and the points
-    per measurement read back from the server, which must equal the archive's."""
+    run's own local InfluxDB, which `report` then reads): 1.x into `database`, 2.x into
+    the bucket of that name in `org` with `token`. Returns the run and the points per
+    measurement read back from the server, which must equal the archive's."""
     import json as _json
 
     from femdc_bench import backup as bk
     from femdc_bench.metrics.client import InfluxTarget, connect
-    from femdc_bench.metrics.lineproto import run_lines
+    from femdc_bench.metrics.lineproto import point_counts
     from femdc_bench.metrics.server import LocalInfluxd
-    from femdc_bench.model import MetricsSpec
 
     opened = bk.open_archive(archive)
     dest = results / opened.run_id
@@ -1258,8 +1283,7 @@ def restore(archive: Path, results: Path, influx_url: str | None = None,
     if influx_url is None:
         influxd = LocalInfluxd(run.influx_dir())
         influx_url = influxd.start()
-    target = InfluxTarget.from_spec(MetricsSpec(influxdb=influx_url, database=database),
-                                    influx_url)
+    target = InfluxTarget(url=influx_url, database=database, org=org, token=token)
     try:
         lines = bk.influx_lines(opened)
         progress(f"writing {len(lines)} points")
@@ -1267,9 +1291,7 @@ def restore(archive: Path, results: Path, influx_url: str | None = None,
             for i in range(0, len(lines), 5000):
                 client.write_lines(lines[i:i + 5000])
         with connect(target, create=False) as client:
-            counts: dict[str, int] = {}
-            for m, _ in run_lines(client, opened.run_id):
-                counts[m] = counts.get(m, 0) + 1
+            counts = point_counts(client, opened.run_id)
     finally:
         if influxd is not None:
             influxd.stop()

@@ -24,6 +24,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 DIR = Path(__file__).resolve().parent
 DASHBOARDS = DIR / "dashboards"
 
@@ -63,38 +65,66 @@ def render(query: str, variables: dict[str, str], start_ns: int, end_ns: int,
     return q
 
 
-DATASOURCE = """apiVersion: 1
-datasources:
-  - name: femdc-influxdb
-    uid: femdc-influxdb
-    type: influxdb
-    access: proxy
-    url: {url}
-    jsonData: {{dbName: {database}, httpMode: POST}}
-"""
-PROVIDER = """apiVersion: 1
-providers:
-  - name: femdc-bench
-    folder: femdc-bench
-    type: file
-    options: {{path: {path}}}
-"""
+DATASOURCE_UID = "femdc-influxdb"
+
+
+def datasource(influx_url: str, database: str = "femdc", *, username: str | None = None,
+               password: str | None = None, token: str | None = None) -> dict[str, Any]:
+    """Grafana's provisioning document of the run's InfluxDB (InfluxQL), the default
+    datasource so that the dashboards' `datasource` variable picks it. Credentials go in
+    `secureJsonData` (Grafana encrypts them): a 1.x user and password, or a 2.x token as
+    the `Authorization: Token` header (InfluxQL on 2.x reads the database through its
+    DBRP mapping)."""
+    ds: dict[str, Any] = {
+        "name": DATASOURCE_UID, "uid": DATASOURCE_UID, "type": "influxdb",
+        "access": "proxy", "url": influx_url, "isDefault": True, "editable": False,
+        "jsonData": {"dbName": database, "httpMode": "POST"},
+    }
+    secure: dict[str, str] = {}
+    if username:
+        ds["user"] = username
+        secure["password"] = password or ""
+    elif token:
+        ds["jsonData"]["httpHeaderName1"] = "Authorization"
+        secure["httpHeaderValue1"] = f"Token {token}"
+    if secure:
+        ds["secureJsonData"] = secure
+    return {"apiVersion": 1, "datasources": [ds]}
+
+
+def provider(path: str) -> dict[str, Any]:
+    """The dashboard provider reading our dashboards from `path` (as Grafana sees it)."""
+    return {"apiVersion": 1, "providers": [{
+        "name": "femdc-bench", "folder": "femdc-bench", "type": "file",
+        "disableDeletion": True, "allowUiUpdates": False, "options": {"path": path}}]}
+
+
+def provisioning_files(influx_url: str, database: str, dashboards_path: str,
+                       **credentials: str | None) -> dict[str, str]:
+    """Grafana's provisioning tree as {relative path: text}: `provisioning/datasources/
+    femdc.yaml`, `provisioning/dashboards/femdc.yaml` (reading `dashboards_path`) and
+    `dashboards/<name>.json`, ours unchanged."""
+    def dump(doc: dict[str, Any]) -> str:
+        return yaml.safe_dump(doc, sort_keys=False, default_flow_style=False)
+
+    files = {
+        "provisioning/datasources/femdc.yaml": dump(datasource(influx_url, database,
+                                                               **credentials)),
+        "provisioning/dashboards/femdc.yaml": dump(provider(dashboards_path)),
+    }
+    for name, doc in dashboards().items():
+        files[f"dashboards/{name}.json"] = json.dumps(doc, indent=2) + "\n"
+    return files
 
 
 def write_provisioning(dest: Path, influx_url: str, database: str = "femdc") -> list[Path]:
     """dest/datasources/femdc.yaml, dest/dashboards/femdc.yaml and dest/dashboards/*.json
     (Grafana's provisioning directory layout)."""
+    files = provisioning_files(influx_url, database, str((dest / "dashboards").resolve()))
     written = []
-    (dest / "datasources").mkdir(parents=True, exist_ok=True)
-    (dest / "dashboards").mkdir(parents=True, exist_ok=True)
-    p = dest / "datasources" / "femdc.yaml"
-    p.write_text(DATASOURCE.format(url=json.dumps(influx_url), database=json.dumps(database)))
-    written.append(p)
-    p = dest / "dashboards" / "femdc.yaml"
-    p.write_text(PROVIDER.format(path=json.dumps(str((dest / "dashboards").resolve()))))
-    written.append(p)
-    for name, doc in dashboards().items():
-        p = dest / "dashboards" / f"{name}.json"
-        p.write_text(json.dumps(doc, indent=2) + "\n")
+    for rel, text in files.items():
+        p = dest / rel.removeprefix("provisioning/")
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text)
         written.append(p)
     return written

@@ -11,6 +11,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -119,6 +120,30 @@ class InfluxTarget:
             username=secret(spec.username_env),
             password=secret(spec.password_env),
         )
+
+
+def read_token(env_name: str | None, file: Path | None,
+               env: Mapping[str, str] | None = None) -> str | None:
+    """An InfluxDB 2.x token from an environment variable or a file readable by its
+    owner only (never from a command line). ValueError says what is wrong."""
+    env = os.environ if env is None else env
+    if env_name and file:
+        raise ValueError("give the token by --token-env or --token-file, not both")
+    if env_name:
+        if not env.get(env_name):
+            raise ValueError(f"environment variable {env_name} (the InfluxDB token) is not "
+                             "set")
+        return env[env_name].strip()
+    if file:
+        st = file.stat()
+        if not file.is_file() or st.st_mode & 0o077:
+            raise ValueError(f"{file}: expected a regular file readable by its owner only "
+                             "(chmod 600)")
+        token = file.read_text().strip()
+        if not token:
+            raise ValueError(f"{file} is empty")
+        return token
+    return None
 
 
 def influxql_string(value: str) -> str:
@@ -437,6 +462,28 @@ class V2Client(InfluxClient):
             row = {k: v for k, v in values.items() if k not in skip}
             row["time"] = int(values["_femdc_ns"])
             yield row
+
+    def point_counts(self, tag: str, value: str) -> dict[str, int]:
+        """Points per measurement whose `tag` is `value` (a point: one series at one
+        time, whatever its fields), by Flux."""
+        q = (
+            f"from(bucket: {flux_string(self.target.bucket_name)})\n"
+            "  |> range(start: 1970-01-01T00:00:00Z, stop: 2262-04-11T00:00:00Z)\n"
+            f"  |> filter(fn: (r) => r[{flux_string(tag)}] == {flux_string(value)})\n"
+            '  |> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value")\n'
+            "  |> map(fn: (r) => ({_measurement: r._measurement, n: 1}))\n"
+            '  |> group(columns: ["_measurement"])\n  |> sum(column: "n")\n'
+        )
+        try:
+            tables = self._query.query(q, org=self.org)
+        except Exception as e:
+            raise self._translate(e, "query") from e
+        out: dict[str, int] = {}
+        for table in tables:
+            for rec in table.records:
+                m = str(rec.values["_measurement"])
+                out[m] = out.get(m, 0) + int(rec.values.get("n") or 0)
+        return out
 
     def count(self, measurement: str, field_name: str, where: Mapping[str, str]) -> int:
         q = (

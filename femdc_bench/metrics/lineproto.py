@@ -15,6 +15,7 @@ from femdc_bench.metrics.client import (
     InfluxClient,
     InfluxError,
     V1Client,
+    V2Client,
     influxql_ident,
     influxql_string,
 )
@@ -50,3 +51,14 @@ def run_lines(client: InfluxClient, run: str) -> Iterator[tuple[str, str]]:
                 line = to_line(m, t, f, ts)
                 if line:
                     yield m, line
+
+
+def point_counts(client: InfluxClient, run: str) -> dict[str, int]:
+    """Points per measurement of `run`: InfluxQL (1.x) through the export itself, Flux
+    (2.x) by counting rows of the pivoted series."""
+    if isinstance(client, V2Client):
+        return client.point_counts("run", run)
+    counts: dict[str, int] = {}
+    for m, _ in run_lines(client, run):
+        counts[m] = counts.get(m, 0) + 1
+    return counts
