@@ -215,6 +215,11 @@ def _run_points(r: Run, points: list[str], *, redo: bool = False,
                 out.print(_wan_matrix(r, pid))
             with _progress(f"workload done ({pid})") as progress:
                 phases.bench(r, pid, progress, only_from)
+            if waiting := phases.spool_waiting(r):
+                console.print(f"[yellow]InfluxDB away:[/] {waiting} points of {r.id} wait in "
+                              f"{phases.spool_file(r)}: sent at the next write that reaches "
+                              f"it, or by `femdc-bench store {r.id}`", highlight=False)
+            phases.hold_for_test(r, "stored")
         except InfluxError as e:
             # The load ran, its samples are files of the run: nothing is lost.
             console.print(f"[red]point {pid} not stored:[/] InfluxDB: {e}; its samples are "

@@ -10,7 +10,7 @@ import platform
 import re
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -367,12 +367,10 @@ def bench(run: Run, point: str = "p0", progress: Progress = _noop,
         progress("starting InfluxDB")
         target, _ = metrics_target(run, exp)
         from femdc_bench.metrics.client import InfluxError, connect
-        from femdc_bench.metrics.names import API, EVENT
 
         try:  # fail before the load if InfluxDB is not there (or refuses us)
             with connect(target) as client:
-                for measurement in (API, EVENT):
-                    client.delete(measurement, {"run": run.id, "point": point})
+                replace_point(run, client, point)
         except InfluxError as e:
             raise RunError(f"InfluxDB {target.url} before the load at {point}: {e}") from e
         specs = agent_specs(exp, inv, clouds, admin, f"femdc-{run_tag(run)}-", only_from)
@@ -439,23 +437,25 @@ def read_metrics(run: Run, point: str) -> list[dict[str, Any]]:
 
 def store_metrics(run: Run, exp: Experiment, target: Any, point: str) -> int:
     """The point's sampler records into InfluxDB (replacing the point's earlier ones)."""
-    from femdc_bench.metrics.client import connect
+    from femdc_bench.metrics.client import InfluxUnavailable
     from femdc_bench.metrics.names import SAMPLED
-    from femdc_bench.metrics.writer import InfluxWriter
 
     recs = read_metrics(run, point)
     counts: dict[str, int] = {}
-    with connect(target) as client:
-        for measurement in SAMPLED:
-            client.delete(measurement, {"run": run.id, "point": point})
-        with InfluxWriter(client, common_tags=_point_tags(exp, point),
-                          spool_path=spool_file(run)) as w:
-            for r in recs:
-                if r["m"] not in SAMPLED:
-                    continue
-                w.write(r["m"], {**r["tags"], "run": run.id, "experiment": exp.name,
-                                 "point": point}, r["fields"], int(r["t"]))
-                counts[r["m"]] = counts.get(r["m"], 0) + 1
+    with spooling_writer(run, target, _point_tags(exp, point)) as (client, w):
+        # Away: the bench deleted them before its load; `store` asks for InfluxDB first.
+        # (The records of the files are the same points again: a resend overwrites.)
+        try:
+            for measurement in SAMPLED if client is not None else ():
+                client.delete(measurement, {"run": run.id, "point": point})
+        except InfluxUnavailable as e:
+            log.warning("sampler records of %s not deleted before storing (%s)", point, e)
+        for r in recs:
+            if r["m"] not in SAMPLED:
+                continue
+            w.write(r["m"], {**r["tags"], "run": run.id, "experiment": exp.name,
+                             "point": point}, r["fields"], int(r["t"]))
+            counts[r["m"]] = counts.get(r["m"], 0) + 1
     run.update_manifest(metrics={point: counts})
     return sum(counts.values())
 
@@ -476,17 +476,11 @@ def read_samples(run: Run, point: str) -> list[Sample]:
 
 
 def store_samples(run: Run, exp: Experiment, target: Any, point: str) -> int:
-    from femdc_bench.metrics.client import connect
-    from femdc_bench.metrics.writer import InfluxWriter
-
+    """The point's samples as `api` points (into the spool while InfluxDB is away)."""
     samples = read_samples(run, point)
-    client = connect(target)
-    try:
-        with InfluxWriter(client, common_tags=_point_tags(exp, point),
-                          spool_path=spool_file(run)) as w:
-            w.write_samples(samples, run=run.id, experiment=exp.name, point=point)
-    finally:
-        client.close()
+    with spooling_writer(run, target, _point_tags(exp, point)) as (_, w):
+        hold_for_test(run, "store")
+        w.write_samples(samples, run=run.id, experiment=exp.name, point=point)
     run.update_manifest(samples={point: len(samples)})
     return len(samples)
 
@@ -494,6 +488,68 @@ def store_samples(run: Run, exp: Experiment, target: Any, point: str) -> int:
 def spool_file(run: Run) -> Path:
     """Points the run could not write (InfluxDB away), waiting to be sent."""
     return run.dir / "influx-spool.jsonl"
+
+
+@contextlib.contextmanager
+def spooling_writer(run: Run, target: Any, tags: dict[str, str] | None = None
+                    ) -> Iterator[tuple[Any, Any]]:
+    """(client, writer) for the run's points that loses none: while InfluxDB does not
+    answer (its influxd died, the network is down) the client is None and every point
+    goes to the run's spool, as do the points of a server that dies during the writes;
+    they are sent at the next write that reaches it, or by `femdc-bench store`. A server
+    that refuses us (credentials, database) still raises."""
+    from femdc_bench.metrics.client import InfluxUnavailable, connect
+    from femdc_bench.metrics.writer import InfluxWriter
+
+    client = None
+    try:
+        client = connect(target)
+    except InfluxUnavailable as e:
+        log.warning("InfluxDB unreachable (%s): the points go to %s", e, spool_file(run))
+    try:
+        with InfluxWriter(client, common_tags=tags, spool_path=spool_file(run)) as w:
+            yield client, w
+    finally:
+        if client is not None:
+            client.close()
+
+
+def replace_point(run: Run, client: Any, point: str) -> int:
+    """Before `point` is benched again: what waits in the spool is sent first (an
+    earlier bench of the point may have left its points there: sent after the delete,
+    they would double the point), then the point's points are deleted (`api`, `event`
+    and the sampled ones). Returns the spooled points sent."""
+    from femdc_bench.metrics.names import API, EVENT, SAMPLED
+    from femdc_bench.metrics.writer import InfluxWriter
+
+    sent = 0
+    if spool_waiting(run):
+        sent = InfluxWriter(client, spool_path=spool_file(run)).replay_spool()
+        log.info("sent %d spooled points before replacing %s", sent, point)
+    for measurement in (API, EVENT, *SAMPLED):
+        client.delete(measurement, {"run": run.id, "point": point})
+    return sent
+
+
+def hold_for_test(run: Run, name: str) -> None:
+    """Tests only: when FEMDC_TEST_HOLD lists `name` (comma-separated), write
+    <run>/tmp/hold-<name> and wait until the test removes it (at most FEMDC_TEST_HOLD_S,
+    600 s by default): a window at a known step in which a test acts (kills the run's
+    InfluxDB, or this CLI). Without the variable it does nothing. Names: `store` (a
+    point's samples: connected, nothing written yet), `stored` (the CLI, after a bench
+    has stored its points), `backup` (before the archive is written)."""
+    if name not in os.environ.get("FEMDC_TEST_HOLD", "").split(","):
+        return
+    flag = run.dir / "tmp" / f"hold-{name}"
+    flag.parent.mkdir(parents=True, exist_ok=True)
+    flag.write_text(f"{os.getpid()}\n")
+    log.warning("test hold %s: waiting until %s is removed", name, flag)
+    deadline = time.monotonic() + float(os.environ.get("FEMDC_TEST_HOLD_S", "600"))
+    while flag.exists():
+        if time.monotonic() > deadline:
+            flag.unlink(missing_ok=True)
+            raise RunError(f"test hold {name}: {flag} was not removed in time")
+        time.sleep(0.05)
 
 
 def spool_waiting(run: Run) -> int:
@@ -860,13 +916,9 @@ class FaultInjector:
             raise RuntimeError(f"fault injection failed: {self.errors[0]}") from self.errors[0]
 
     def store(self, target: Any) -> None:
-        from femdc_bench.metrics.client import connect
         from femdc_bench.metrics.names import EVENT
-        from femdc_bench.metrics.writer import InfluxWriter
 
-        with connect(target) as client, InfluxWriter(
-                client, common_tags=_point_tags(self.exp, self.point),
-                spool_path=spool_file(self.run)) as w:
+        with spooling_writer(self.run, target, _point_tags(self.exp, self.point)) as (_, w):
             for ts, kind, site, phase, label, step_s in self.events:
                 w.write(EVENT, {"run": self.run.id, "experiment": self.exp.name,
                                 "point": self.point, "kind": kind, "site": site,
@@ -879,13 +931,10 @@ class FaultInjector:
 def store_events(run: Run, exp: Experiment, target: Any) -> int:
     """The run's events.jsonl (phases, WAN changes) as `event` points; idempotent (the
     same event is the same point). Fault events are stored by FaultInjector.store."""
-    from femdc_bench.metrics.client import connect
     from femdc_bench.metrics.names import EVENT
-    from femdc_bench.metrics.writer import InfluxWriter
 
     evs = run.events()
-    with connect(target) as client, InfluxWriter(
-            client, spool_path=spool_file(run)) as w:
+    with spooling_writer(run, target) as (_, w):
         for e in evs:
             tags = {"run": run.id, "experiment": exp.name, "kind": e["kind"],
                     "phase": e["phase"], "point": e.get("point"), "site": e.get("site")}
@@ -1245,6 +1294,7 @@ def backup(run: Run, out: Path | None = None, progress: Progress = _noop) -> Any
                     with InfluxWriter(client, spool_path=spool) as w:
                         w.replay_spool()
             store_events(run, exp, target)
+            hold_for_test(run, "backup")
             progress("reading the run's points")
             with connect(target, create=False) as client:
                 res = bk.write_archive(run.dir, run.id, run_lines(client, run.id), dest)

@@ -286,3 +286,51 @@ def test_store_after_an_outage_loses_nothing(server: LocalInfluxd, tmp_path: Pat
     with connect(InfluxTarget(url=url2, database="femdc")) as c:
         texts = {row.get("text") for row in c.rows(EVENT, {"run": "r-store"})}
     assert {f"during the outage {i}" for i in range(5)} <= texts
+
+
+def test_a_point_benched_again_after_an_outage_is_not_doubled(
+        server: LocalInfluxd, tmp_path: Path) -> None:
+    """A bench stored its samples while InfluxDB was away (they wait in the spool); the
+    point is then benched again with InfluxDB back: the point holds the new samples
+    only. (Deleting the point's points and then writing, as the bench did, sent the old
+    ones from the spool first, on top of the new.)"""
+    import yaml
+
+    from femdc_bench import run as phases
+    from femdc_bench.rundir import Run
+    from femdc_bench.workload.sink import JsonlSink
+
+    doc = {"name": "t", "provider": {"type": "local"},
+           "sites": [{"name": "s1", "hosts": [{"name": "h", "roles": ["database", "keystone",
+                                                                       "load"]}]}],
+           "deployment": {"method": "native", "keystone": {"centralized": "s1"}},
+           "workload": {"scenarios": [{"name": "keystone.list_users",
+                                       "runner": {"type": "times", "times": 2}}]},
+           "metrics": {"influxdb": {"url": server.url}}}
+    f = tmp_path / "exp.yaml"
+    f.write_text(yaml.safe_dump(doc))
+    r = Run.create(f, tmp_path / "results", run_id="r-again")
+    exp = r.experiment()
+
+    def bench(samples: list[Sample], target: InfluxTarget) -> int:
+        for old in r.samples_dir("p0").glob("*"):
+            old.unlink()
+        with JsonlSink(str(r.samples_dir("p0") / "s1-h.jsonl")) as sink:
+            for s in samples:
+                sink.emit(s)
+        return phases.store_samples(r, exp, target, "p0")
+
+    url = server.url or ""
+    assert server.stop() is True  # away during the first bench: 200 samples spooled
+    assert bench(make_samples(200, seed=3), InfluxTarget(url=url)) == 220
+    assert phases.spool_waiting(r) == 220
+    url2 = LocalInfluxd(server.directory).start()
+    target = InfluxTarget(url=url2)
+    with connect(target) as c:  # the second bench, as bench() begins
+        assert phases.replace_point(r, c, "p0") == 220
+    second = [replace(s, t0_ns=s.t0_ns + 10**12) for s in make_samples(90, seed=4)]
+    assert bench(second, target) == 105
+    assert phases.spool_waiting(r) == 0
+    with connect(target) as c:
+        got = InfluxReader(c).api_samples("r-again")
+    assert sorted(got, key=_key) == sorted(expected_after_tiebreak(second), key=_key)
