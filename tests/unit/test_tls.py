@@ -272,3 +272,36 @@ def test_every_api_check_verifies_with_the_run_ca() -> None:
             'ca_path: "{{ native_tls_ca if native_tls else omit }}"'), f
         assert text.count("femdc_keystone_catalog:") == text.count(
             'ca_file: "{{ native_tls_ca if native_tls else omit }}"'), f
+
+
+def test_ovn_databases_and_their_clients_use_mutual_tls(monkeypatch: pytest.MonkeyPatch) -> None:
+    ml2 = _render(NATIVE / "roles/neutron/templates/ml2_conf.ini.j2", "neutron", True)
+    lines = set(ml2.splitlines())
+    assert {"ovn_nb_connection = ssl:10.9.0.2:6641", "ovn_sb_connection = ssl:10.9.0.2:6642",
+            "ovn_sb_private_key = /var/lib/femdc-bench/r1/tls/host.key"} <= lines
+    plain = _render(NATIVE / "roles/neutron/templates/ml2_conf.ini.j2", "neutron", False)
+    assert "ovn_nb_connection = tcp:10.9.0.2:6641" in plain.splitlines()
+    assert "private_key" not in plain
+    keeper = load_keeper()
+    argv: list[list[str]] = []
+
+    class Done(Exception):
+        pass
+
+    def fake_run(cmd: list[str], **_: Any) -> Any:
+        argv.append(cmd)
+        raise Done
+
+    monkeypatch.setattr(keeper.subprocess, "run", fake_run)
+    monkeypatch.setattr(keeper, "SSL_ARGS", ["--private-key=k", "--certificate=c",
+                                             "--ca-cert=a"])
+    with pytest.raises(Done):
+        keeper.sbctl("ssl:10.9.0.2:6642", "show")
+    assert argv == [["ovn-sbctl", "--db=ssl:10.9.0.2:6642", "--private-key=k",
+                     "--certificate=c", "--ca-cert=a", "--timeout=30", "show"]]
+
+
+def load_keeper() -> Any:
+    from tests.unit.playbook_files import load
+
+    return load("native/roles/ovn_chassis/files/chassis_keeper.py")
