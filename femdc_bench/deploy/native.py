@@ -101,8 +101,8 @@ def region_computes(exp: Experiment, inv: Inventory) -> dict[str, int]:
 def host_vars(exp: Experiment, inv: Inventory,
               certs: dict[str, tls.HostCert] | None = None) -> Inventory:
     """Add the per-host variables the native playbooks need (see playbooks/native/README).
-    `certs`: with deployment.tls, each host's certificate (femdc_tls_files: controller paths of
-    its cert, key and the run's CA, which the host role copies to the host)."""
+    `certs`: with deployment.tls, each host's certificate (femdc_tls_{ca,cert,key}_file: controller
+    paths of its cert, key and the run's CA, which the host role copies to the host)."""
     d = exp.deployment
     computes = {h.name: h.computes for s in exp.sites for h in s.hosts}
     per_region = region_computes(exp, inv)
@@ -122,7 +122,8 @@ def host_vars(exp: Experiment, inv: Inventory,
     for h in inv.hosts:
         extra = dict(h.extra)
         if certs is not None:
-            extra.update(femdc_tls_files=certs[h.alias].to_vars())
+            # flat strings: EnOSlib's INI inventory cannot quote a mapping
+            extra.update({f"femdc_tls_{k}_file": v for k, v in certs[h.alias].to_vars().items()})
         if galera and "database" in h.roles:
             extra.update(femdc_galera_nodes=[g.address for g in galera],
                          femdc_galera_first=h.alias == galera[0].alias,

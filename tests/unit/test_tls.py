@@ -139,7 +139,8 @@ def test_tls_vars_urls_clouds_yaml_and_agent_trust(tmp_path: Path) -> None:
     hosts = native.host_vars(exp, inv, certs)
     ctl = hosts.host("core-ctl").extra
     assert ctl["femdc_keystone_url"] == "https://10.9.0.2:5000/v3"
-    assert ctl["femdc_tls_files"]["key"].endswith("/tls/core-ctl.key")
+    assert ctl["femdc_tls_key_file"].endswith("/tls/core-ctl.key")
+    assert ctl["femdc_tls_ca_file"].endswith("/tls/ca.pem")
     clouds = native.clouds_for(exp, inv)
     assert {c.auth_url for c in clouds} == {"https://10.9.0.2:5000/v3"}
     ca = str(tls.ensure_ca(tmp_path, "r"))
