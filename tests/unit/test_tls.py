@@ -306,3 +306,10 @@ def load_keeper() -> Any:
     from tests.unit.playbook_files import load
 
     return load("native/roles/ovn_chassis/files/chassis_keeper.py")
+
+
+def test_every_api_listener_comes_from_the_one_uwsgi_template() -> None:
+    """Keystone had its own uwsgi ini, which the first TLS deploy left on plain http."""
+    listeners = [p for p in NATIVE.rglob("*.j2")
+                 if any(x.startswith(("http =", "https =")) for x in p.read_text().splitlines())]
+    assert listeners == [NATIVE / "roles/service/templates/uwsgi.ini.j2"]
