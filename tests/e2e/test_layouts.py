@@ -229,7 +229,8 @@ def check_tls(run_dir: Path, run_id: str) -> None:
     ctx = ssl.create_default_context(cafile=str(ca))
     with socket.create_connection((ctl["address"], 5671), timeout=5) as raw, \
             ctx.wrap_socket(raw, server_hostname=ctl["address"]) as amqps:
-        assert amqps.version() in ("TLSv1.2", "TLSv1.3")
+        amqps_version = amqps.version()
+    assert amqps_version in ("TLSv1.2", "TLSv1.3")
     workdir = Path(ctl["workdir"])
     out = subprocess.run(
         ["mariadb", f"--defaults-file={workdir / 'mariadb' / 'root.cnf'}", "--batch",
@@ -239,7 +240,7 @@ def check_tls(run_dir: Path, run_id: str) -> None:
         capture_output=True, text=True, timeout=30, check=True).stdout.split()
     assert out[0] == "1" and int(out[1]) > 10, out
     print(f"\ntls: {len(urls)} https endpoints verified with the run's CA only, AMQPS "
-          f"{amqps.version()}, MariaDB require_secure_transport with {out[1]} TLS accepts")
+          f"{amqps_version}, MariaDB require_secure_transport with {out[1]} TLS accepts")
 
 
 def check_secrets(run_dir: Path, run_id: str, url: str, ps: secrets_sweep.ProcWatch,
