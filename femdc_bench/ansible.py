@@ -35,8 +35,14 @@ if not PLAYBOOKS.is_dir():  # installed without its tree: playbooks/ lives besid
 
 # How every SSH connection of a run is opened (ansible's and clocks.py's): the hosts of
 # a run are made for it (fresh host keys each time), so no known_hosts.
+# ServerAlive: a host that vanished mid-session (a testbed node rebooted, a namespace
+# deleted under a kept run) ends the session within a minute instead of hanging it for
+# the TCP timeout (a `destroy` once waited > 6 min on vanished namespaces). Partitions
+# and emulated WAN never touch the management path (controller <-> host), so a live host
+# always answers the keepalives.
 SSH_OPTIONS = ("-o", "UserKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=no",
-               "-o", "LogLevel=ERROR")
+               "-o", "LogLevel=ERROR", "-o", "ServerAliveInterval=15",
+               "-o", "ServerAliveCountMax=4")
 
 
 class AnsibleError(RuntimeError):

@@ -14,7 +14,8 @@ Layout of `<run>.backup.tar.gz` (every member under `<run>/`):
 
 Left out: secrets.json, clouds.yaml (the admin password), ssh/ (the run's key),
 provider/ (host keys), influxdb/ (the raw data: the line protocol replaces it), tmp/,
-kolla-passwords.yml (method kolla).
+kolla-passwords.yml (method kolla), tls/*.key (deployment.tls: the private keys of the
+run's CA and hosts; the certificates are kept).
 Every generated secret that still appears in a text member (a log line, a rendered
 config) is replaced by `<redacted>`. Restoring into any InfluxDB 1.x by hand:
 
@@ -77,6 +78,8 @@ def _files(run_dir: Path) -> Iterable[Path]:
     for p in sorted(run_dir.rglob("*")):
         rel = p.relative_to(run_dir)
         if rel.parts[0] in EXCLUDED or not p.is_file() or p.is_symlink():
+            continue
+        if rel.parts[0] == "tls" and p.suffix in (".key", ".tmp"):
             continue
         yield p
 

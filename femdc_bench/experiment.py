@@ -410,6 +410,7 @@ SCHEMA: dict[str, Any] = _obj(
                 },
                 "keystone_workers": {"type": "integer", "minimum": 1, "maximum": 64},
                 "api_workers": _s("integer", "an integer from 1 to 16", minimum=1, maximum=16),
+                "tls": {"type": "boolean"},
                 "release": _s("string", "an OpenStack release like '2025.1'",
                               pattern=r"^20[0-9]{2}\.[12]\Z"),
                 "devstack": _obj({
@@ -1099,6 +1100,10 @@ def _deployment(file: str, d: dict[str, Any], names: list[str]) -> DeploymentSpe
     if method == "native" and release is not None:
         raise ExperimentError(file, "deployment.release", "not used by method native (its "
                               "versions come from playbooks/native/files/openstack.lock)")
+    if d.get("tls") and method != "native":
+        raise ExperimentError(file, "deployment.tls", f"supported by method native only, got "
+                              f"{method!r} (DevStack's tls-proxy and Kolla's "
+                              f"kolla_enable_tls_* are not wired yet)")
     if "devstack" in d and method != "devstack":
         raise ExperimentError(file, "deployment.devstack",
                               f"only with deployment.method devstack, got {method!r}")
@@ -1145,6 +1150,7 @@ def _deployment(file: str, d: dict[str, Any], names: list[str]) -> DeploymentSpe
         control_site=site("deployment.control.centralized", ctl["centralized"])
         if isinstance(ctl, dict) else None,
         api_workers=d.get("api_workers", 1),
+        tls=d.get("tls", False),
         release=release,
         devstack=devstack,
         kolla=kolla,

@@ -238,6 +238,9 @@ class DeploymentSpec:
     control: str | None = None  # None (Keystone only) | "centralized" | "per_site"
     control_site: str | None = None  # the site when centralized
     api_workers: int = 1  # uwsgi processes of placement, glance, nova-api, neutron
+    # Every API endpoint, RabbitMQ, MariaDB (and Galera replication) behind TLS with a CA
+    # made for the run (method native).
+    tls: bool = False
     release: str | None = None  # OpenStack release (devstack, kolla), e.g. "2025.1"
     devstack: DevstackSpec | None = None  # method devstack: its repository, ref, extra localrc
     kolla: KollaSpec | None = None  # method "kolla" only
@@ -527,6 +530,9 @@ class Cloud:
     services: tuple[str, ...] = ("keystone",)  # deployed services the region offers
 
 
+HOST_CA_FILE = "tls/ca.pem"  # under a host's workdir (playbooks: native_tls_ca)
+
+
 @dataclass(frozen=True)
 class Clouds:
     clouds: tuple[Cloud, ...]
@@ -534,6 +540,12 @@ class Clouds:
     secrets_file: str  # path to the 0600 file with the generated passwords
     agent_python: str  # interpreter on load hosts with keystoneauth1 (the service venv)
     versions: dict[str, str] = field(default_factory=dict)  # package -> version
+    # deployment.tls: the run's CA on the controller (clouds.yaml's `cacert`); on every
+    # host it is <workdir>/tls/ca.pem (HOST_CA_FILE), which the load agents verify with.
+    ca_file: str | None = None
+
+    def host_ca_file(self, host: Host) -> str | None:
+        return f"{host.workdir}/{HOST_CA_FILE}" if self.ca_file else None
 
     def for_site(self, site: str) -> Cloud:
         for c in self.clouds:

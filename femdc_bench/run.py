@@ -323,12 +323,13 @@ def agent_specs(exp: Experiment, inv: Inventory, clouds: Clouds, admin_password:
                 exp.deployment.region_for(src),)
             for tgt in targets:
                 cloud = clouds.for_site(tgt)
-                auth = AuthSpec(auth_url=cloud.auth_url, username="admin",
-                                password=admin_password, project_name="admin",
-                                region_name=cloud.region)
                 for host, share in zip(hosts, shares, strict=True):
                     if share is None:
                         continue
+                    auth = AuthSpec(auth_url=cloud.auth_url, username="admin",
+                                    password=admin_password, project_name="admin",
+                                    region_name=cloud.region,
+                                    verify=clouds.host_ca_file(host) or True)
                     jobs.setdefault(host.alias, []).append(JobSpec.from_scenario(
                         sc, target_site=cloud.region_site or cloud.keystone_site, auth=auth,
                         name_prefix=name_prefix, sla=exp.workload.sla, runner=share))

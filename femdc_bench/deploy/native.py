@@ -19,6 +19,7 @@ import yaml
 
 from femdc_bench import ship
 from femdc_bench.ansible import PLAYBOOKS, AnsibleError, run_playbook
+from femdc_bench.deploy import tls
 from femdc_bench.model import Cloud, Clouds, Experiment, Inventory
 
 LOCK = PLAYBOOKS / "native" / "files" / "openstack.lock"
@@ -77,8 +78,10 @@ def compute_hosts(alias: str, n: int) -> list[str]:
     return [f"{alias}-c{i:03d}" for i in range(1, n + 1)]
 
 
-def keystone_url(inv: Inventory, site: str) -> str:
-    return f"http://{_url_host(inv.with_role('keystone', site)[0].address)}:{KEYSTONE_PORT}/v3"
+def keystone_url(inv: Inventory, site: str, tls: bool = False) -> str:
+    scheme = "https" if tls else "http"
+    address = _url_host(inv.with_role("keystone", site)[0].address)
+    return f"{scheme}://{address}:{KEYSTONE_PORT}/v3"
 
 
 def _url_host(address: str) -> str:
@@ -95,8 +98,11 @@ def region_computes(exp: Experiment, inv: Inventory) -> dict[str, int]:
     return out
 
 
-def host_vars(exp: Experiment, inv: Inventory) -> Inventory:
-    """Add the per-host variables the native playbooks need (see playbooks/native/README)."""
+def host_vars(exp: Experiment, inv: Inventory,
+              certs: dict[str, tls.HostCert] | None = None) -> Inventory:
+    """Add the per-host variables the native playbooks need (see playbooks/native/README).
+    `certs`: with deployment.tls, each host's certificate (femdc_tls_{ca,cert,key}_file: controller
+    paths of its cert, key and the run's CA, which the host role copies to the host)."""
     d = exp.deployment
     computes = {h.name: h.computes for s in exp.sites for h in s.hosts}
     per_region = region_computes(exp, inv)
@@ -109,9 +115,15 @@ def host_vars(exp: Experiment, inv: Inventory) -> Inventory:
     shared_db = d.database in ("central", "galera")
     first_keystone = next(iter(inv.with_role("keystone")), None)
 
+    def ks_url(site: str) -> str:
+        return keystone_url(inv, site, d.tls)
+
     hosts = []
     for h in inv.hosts:
         extra = dict(h.extra)
+        if certs is not None:
+            # flat strings: EnOSlib's INI inventory cannot quote a mapping
+            extra.update({f"femdc_tls_{k}_file": v for k, v in certs[h.alias].to_vars().items()})
         if galera and "database" in h.roles:
             extra.update(femdc_galera_nodes=[g.address for g in galera],
                          femdc_galera_first=h.alias == galera[0].alias,
@@ -121,24 +133,27 @@ def host_vars(exp: Experiment, inv: Inventory) -> Inventory:
                          femdc_keystone_primary=not shared_db or h is first_keystone)
         if "control" in h.roles:
             extra.update(femdc_region=h.site, femdc_db_address=db_address(h.site),
-                         femdc_keystone_url=keystone_url(inv, d.keystone_site_for(h.site)),
+                         femdc_keystone_url=ks_url(d.keystone_site_for(h.site)),
                          femdc_region_computes=per_region.get(h.site, 0))
         if "compute" in h.roles:
             region = d.region_for(h.site)
             extra.update(femdc_region=region,
                          femdc_control_address=inv.with_role("control", region)[0].address,
-                         femdc_keystone_url=keystone_url(inv, d.keystone_site_for(region)),
+                         femdc_keystone_url=ks_url(d.keystone_site_for(region)),
                          femdc_compute_hosts=compute_hosts(h.alias, computes.get(h.alias, 1)))
         hosts.append(dataclasses.replace(h, extra=extra))
     return dataclasses.replace(inv, hosts=tuple(hosts))
 
 
 def clouds_for(exp: Experiment, inv: Inventory,
-               auth_url: Callable[[Inventory, str], str] = keystone_url) -> list[Cloud]:
+               auth_url: Callable[[Inventory, str], str] | None = None) -> list[Cloud]:
     """One cloud per site: its region and the Keystone that serves it, whose URL
     `auth_url(inv, keystone_site)` gives (each deployment method serves Keystone at its
-    own URL; the layout is the same)."""
+    own URL; the layout is the same; default: the native one, https with tls)."""
     d = exp.deployment
+    if auth_url is None:
+        def auth_url(inv: Inventory, site: str) -> str:
+            return keystone_url(inv, site, d.tls)
     clouds = []
     for site in exp.site_names:
         ks_site = d.keystone_site_for(site)
@@ -148,7 +163,10 @@ def clouds_for(exp: Experiment, inv: Inventory,
     return clouds
 
 
-def write_clouds_yaml(path: Path, clouds: list[Cloud], admin_password: str) -> None:
+def write_clouds_yaml(path: Path, clouds: list[Cloud], admin_password: str,
+                      ca_file: str | None = None) -> None:
+    """clouds.yaml, one cloud per site (0600: it holds the admin password); `ca_file`:
+    the run's CA, which openstacksdk and the openstack CLI then verify against."""
     doc = {"clouds": {
         c.site: {
             "auth": {"auth_url": c.auth_url, "username": "admin", "password": admin_password,
@@ -157,6 +175,7 @@ def write_clouds_yaml(path: Path, clouds: list[Cloud], admin_password: str) -> N
             "region_name": c.region,
             "identity_api_version": 3,
             "interface": "public",
+            **({"cacert": ca_file} if ca_file else {}),
         } for c in clouds}}
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
@@ -168,7 +187,12 @@ def deploy(exp: Experiment, inv: Inventory, *, run_id: str, run_dir: Path, log: 
     secrets_file = run_dir / "secrets.json"
     pw = load_or_create_secrets(secrets_file)
     venv = venv_dir()
-    hosts = host_vars(exp, inv)
+    ca_file = None
+    certs = None
+    if exp.deployment.tls:
+        certs = tls.host_certs(run_dir, run_id, inv)
+        ca_file = str(tls.ensure_ca(run_dir, run_id))
+    hosts = host_vars(exp, inv, certs)
     extra_vars = {
         "femdc_run": run_id,
         "femdc_venv_dir": venv,
@@ -180,6 +204,7 @@ def deploy(exp: Experiment, inv: Inventory, *, run_id: str, run_dir: Path, log: 
         "femdc_api_workers": exp.deployment.api_workers,
         "femdc_results_dir": str(run_dir),
         "femdc_secrets": pw,
+        "femdc_tls": exp.deployment.tls,
     }
     # Nothing changed since the last successful deploy: check that it is still whole
     # (processes alive, APIs answering) instead of walking every role again; anything
@@ -200,14 +225,14 @@ def deploy(exp: Experiment, inv: Inventory, *, run_id: str, run_dir: Path, log: 
         marker.write_text(digest + "\n")
     clouds = clouds_for(exp, inv)
     clouds_yaml = run_dir / "clouds.yaml"
-    write_clouds_yaml(clouds_yaml, clouds, pw["admin"])
+    write_clouds_yaml(clouds_yaml, clouds, pw["admin"], ca_file)
     versions = {k: v for k, v in lock_versions().items()
                 if k in ("keystone", "keystoneauth1", "uwsgi", "sqlalchemy", "oslo.cache",
                          "pymysql", "python-memcached", "openstack-placement", "glance",
                          "nova", "neutron", "oslo.messaging", "ovsdbapp")}
     return Clouds(clouds=tuple(clouds), clouds_yaml=str(clouds_yaml),
                   secrets_file=str(secrets_file), agent_python=f"{venv}/bin/python",
-                  versions=versions)
+                  versions=versions, ca_file=ca_file)
 
 
 def inputs_digest(inv: Inventory, extra_vars: dict[str, object]) -> str:

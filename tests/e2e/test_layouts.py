@@ -2,8 +2,10 @@
 with real parts only (MariaDB or Galera, RabbitMQ, OVN, Keystone, Placement, Glance,
 Nova with fake computes, Neutron, InfluxDB), driven through the CLI as a user would.
 
-- central control: one control site, compute nodes at two edge sites; fake servers with
-  a port booted and deleted from every site, per-action timings read back from InfluxDB;
+- central control, with deployment.tls: one control site, compute nodes at two edge
+  sites; fake servers with a port booted and deleted from every site, per-action timings
+  read back from InfluxDB; every API, RabbitMQ and MariaDB only over TLS with the run's
+  CA, which every client (services, agents, the openstack CLI) verifies;
 - region per site with a shared Keystone: `openstack --os-cloud <site> server list`
   answers for every site, each in its own region;
 - Keystone per site over one Galera cluster, 25 ms one way between sites: every site
@@ -14,6 +16,8 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import ssl
 import struct
 import subprocess
 import time
@@ -76,7 +80,8 @@ def central_control() -> dict[str, Any]:
                 {"name": "node", "roles": ["compute", "load"], "computes": 2}]},
         ],
         "deployment": {"method": "native", "keystone": {"centralized": "core"},
-                       "control": {"centralized": "core"}, "database": "per_site"},
+                       "control": {"centralized": "core"}, "database": "per_site",
+                       "tls": True},
         "wan": {"default": {"delay": "10ms"}},
         "workload": {
             "scenarios": [
@@ -145,6 +150,7 @@ def test_central_control_boots_servers_from_every_site(tmp_path: Path, results: 
         assert "SLA met" in proc.stdout
         state = json.loads((run_dir / "state.json").read_text())
         check_secrets(run_dir, run_id, state["metrics_url"], ps, proc.stdout + proc.stderr)
+        check_tls(run_dir, run_id)
 
         # Every iteration and every atomic action is in InfluxDB, per site.
         rows = api_rows(state["metrics_url"], run_id)
@@ -198,6 +204,43 @@ def test_central_control_boots_servers_from_every_site(tmp_path: Path, results: 
         rally_samples_unchanged(results, run_id, run_dir)
     finally:
         _destroy_and_check(results, run_id)
+
+
+def check_tls(run_dir: Path, run_id: str) -> None:
+    """deployment.tls (issue 10, item 5): every endpoint of the catalog is https and
+    verifies against the run's CA and only it; nothing answers plain HTTP or AMQP;
+    MariaDB refuses insecure TCP and has accepted TLS connections (the services')."""
+    ca = run_dir / "tls" / "ca.pem"
+    clouds = yaml.safe_load((run_dir / "clouds.yaml").read_text())["clouds"]
+    assert {c["cacert"] for c in clouds.values()} == {str(ca)}
+    endpoints = openstack(run_dir, "edge1", "endpoint", "list")
+    urls = {e["URL"] for e in endpoints}
+    assert len(urls) >= 5 and all(u.startswith("https://") for u in urls), urls
+    for url in urls:
+        assert requests.get(url, verify=str(ca), timeout=10).status_code < 500, url
+        with pytest.raises(requests.exceptions.SSLError):  # the system's CAs: untrusted
+            requests.get(url, timeout=10)
+        with pytest.raises(requests.exceptions.ConnectionError):  # no plain HTTP
+            requests.get(url.replace("https://", "http://"), timeout=10)
+    inv = json.loads((run_dir / "inventory.json").read_text())
+    ctl = next(h for h in inv["hosts"] if h["alias"] == "core-ctl")
+    with pytest.raises(OSError):  # no plain AMQP listener
+        socket.create_connection((ctl["address"], 5672), timeout=5).close()
+    ctx = ssl.create_default_context(cafile=str(ca))
+    with socket.create_connection((ctl["address"], 5671), timeout=5) as raw, \
+            ctx.wrap_socket(raw, server_hostname=ctl["address"]) as amqps:
+        amqps_version = amqps.version()
+    assert amqps_version in ("TLSv1.2", "TLSv1.3")
+    workdir = Path(ctl["workdir"])
+    out = subprocess.run(
+        ["mariadb", f"--defaults-file={workdir / 'mariadb' / 'root.cnf'}", "--batch",
+         "--skip-column-names", "-e",
+         "SELECT @@require_secure_transport, VARIABLE_VALUE FROM "
+         "information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'SSL_ACCEPTS'"],
+        capture_output=True, text=True, timeout=30, check=True).stdout.split()
+    assert out[0] == "1" and int(out[1]) > 10, out
+    print(f"\ntls: {len(urls)} https endpoints verified with the run's CA only, AMQPS "
+          f"{amqps_version}, MariaDB require_secure_transport with {out[1]} TLS accepts")
 
 
 def check_secrets(run_dir: Path, run_id: str, url: str, ps: secrets_sweep.ProcWatch,

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import json
+import ssl
 import urllib.error
 import urllib.request
 from typing import Any
@@ -21,6 +22,7 @@ short_description: ensure service users, catalog services and endpoints in a Key
 options:
   auth_url: {type: str, required: true, description: "Keystone v3 URL, e.g. http://10.0.0.2:5000/v3"}
   admin_password: {type: str, required: true, no_log: true}
+  ca_file: {type: str, required: false, description: "CA bundle an https auth_url is verified with"}
   region: {type: str, required: true}
   services:
     type: list
@@ -31,8 +33,10 @@ options:
 
 
 class Keystone:
-    def __init__(self, url: str, password: str) -> None:
+    def __init__(self, url: str, password: str, ca_file: str | None = None) -> None:
         self.url = url.rstrip("/")
+        # https: verified against ca_file (the run's CA) or the system's bundle
+        self.context = ssl.create_default_context(cafile=ca_file) if ca_file else None
         body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
             "name": "admin", "domain": {"id": "default"}, "password": password}}},
             "scope": {"project": {"name": "admin", "domain": {"id": "default"}}}}}
@@ -47,7 +51,8 @@ class Keystone:
         req.add_header("Content-Type", "application/json")
         if token is not None:
             req.add_header("X-Auth-Token", token or self.token)
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        opener = urllib.request.build_opener(
+            urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=self.context))
         last: Exception | None = None
         for _ in range(5):
             try:
@@ -90,6 +95,7 @@ def main() -> None:
         "auth_url": {"type": "str", "required": True},
         "admin_password": {"type": "str", "required": True, "no_log": True},
         "region": {"type": "str", "required": True},
+        "ca_file": {"type": "str", "required": False},
         "services": {"type": "list", "elements": "dict", "required": True},
     })
     p = module.params
@@ -99,7 +105,7 @@ def main() -> None:
         if svc.get("password"):
             module.no_log_values.add(svc["password"])
     try:
-        ks = Keystone(p["auth_url"], p["admin_password"])
+        ks = Keystone(p["auth_url"], p["admin_password"], p.get("ca_file"))
         roles = [ks.find("roles", "roles", name=n) for n in ("admin", "service")]
         if None in roles:
             raise RuntimeError("roles 'admin' and 'service' not found (Keystone not "

@@ -29,8 +29,14 @@ import threading
 import time
 
 
+# ssl:... databases (deployment.tls): this host's key, certificate and the run's CA,
+# which ovsdb-server requires of every client (--private-key, --certificate, --ca-cert).
+SSL_ARGS: list[str] = []
+
+
 def sbctl(db: str, *args: str, timeout: float = 30) -> str:
-    out = subprocess.run(["ovn-sbctl", f"--db={db}", f"--timeout={int(timeout)}", *args],
+    out = subprocess.run(["ovn-sbctl", f"--db={db}", *SSL_ARGS, f"--timeout={int(timeout)}",
+                          *args],
                          check=True, capture_output=True, text=True, timeout=timeout + 5)
     return out.stdout.strip()
 
@@ -74,7 +80,13 @@ def main() -> int:
     ap.add_argument("--ip", required=True)
     ap.add_argument("--hosts", required=True, help="comma-separated nova-compute host names")
     ap.add_argument("--interval", type=float, default=15.0)
+    ap.add_argument("--private-key")
+    ap.add_argument("--certificate")
+    ap.add_argument("--ca-cert")
     a = ap.parse_args()
+    if a.private_key:
+        SSL_ARGS[:] = [f"--private-key={a.private_key}", f"--certificate={a.certificate}",
+                       f"--ca-cert={a.ca_cert}"]
     hosts = [h for h in a.hosts.split(",") if h]
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
