@@ -368,6 +368,9 @@ class _Bench:
         stop_pids([pid for f, n in ((p.agent_pid, DAEMON_NEEDLE),
                                     (p.sampler_pid, SAMPLER_NEEDLE))
                    if (pid := pid_from(f, n)) is not None])
+        if not self.h.get("spec"):  # no load here this time: no samples of an earlier one
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(p.agent_out)
         self.out.send({"t": "hello", "now_ns": time.time_ns()})
         threading.Thread(target=self._from_controller, daemon=True).start()
         if self.h.get("sampler"):
