@@ -341,7 +341,8 @@ class _Bench:
             r = h.ready or {}
             hosts[a] = {"hello_s": _r(h.hello_s), "ready_s": _r(h.ready_s),
                         "setup_s": r.get("setup_s"), "daemon": r.get("daemon"),
-                        "daemon_s": r.get("daemon_s"), "zip_sent": h.session.zip_sent}
+                        "daemon_s": r.get("daemon_s"), "sampler_s": r.get("sampler_s"),
+                        "zip_sent": h.session.zip_sent}
             if h.pings:
                 o = best_offset(h.pings)
                 hosts[a].update(rtt_ms=round(2 * o.uncertainty_ms, 3),

@@ -392,6 +392,8 @@ class _Bench:
             self._close_agent()
             self._stop_sampler()
             return 1
+        if self.sampler is not None:
+            info["sampler_s"] = round(time.monotonic() - t0, 3)
         first = self._wait("agent", ("ready", "done")) if self.conn is not None else None
         self.out.send({"t": "ready", "setup_s": round(time.monotonic() - t0, 3), **info})
         if self.conn is not None:

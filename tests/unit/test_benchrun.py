@@ -228,6 +228,8 @@ def test_a_bench_runs_every_host_from_one_start_and_reuses_the_daemon(
     t = started["timings"]
     assert t["hosts"]["core-ctl"]["daemon"] == "started"
     assert t["hosts"]["core-ctl"]["zip_sent"] is True
+    assert 0 < t["hosts"]["core-ctl"]["sampler_s"] <= t["hosts"]["core-ctl"]["setup_s"]
+    assert t["hosts"]["edge1-node"]["sampler_s"] is None  # no sampler there
     assert t["hosts"]["edge1-node"]["rtt_ms"] < 1000
     assert benchrun.MARGIN_MIN_S <= started["margin_s"] < 1
     # the spec (credentials) was never written on the host
@@ -241,7 +243,6 @@ def test_a_bench_runs_every_host_from_one_start_and_reuses_the_daemon(
     out2, started2 = _bench(work[:2], zip_path, tmp_path, timeout_s=60)
     hosts2 = started2["timings"]["hosts"]
     assert hosts2["core-ctl"]["daemon"] == "reused" and hosts2["core-ctl"]["zip_sent"] is False
-    print(started2["timings"])
     print(f"\nfirst bench ready in {t['ready_s']} s, second in "
           f"{started2['timings']['ready_s']} s")
     assert out2.summaries["edge1-node"]["jobs"][0]["count"] == 4
