@@ -5,6 +5,7 @@ of ssh: the only thing not run is the network."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -211,7 +212,28 @@ def test_a_bench_runs_every_host_from_one_start_and_reuses_the_daemon(
     work = [benchrun.HostWork(a, spec=_spec(a), sampler=_sampler(a)),
             benchrun.HostWork(b, spec=_spec(b, times=4)),
             benchrun.HostWork(c, sampler=_sampler(c))]  # a host with services only
-    out, started = _bench(work, zip_path, tmp_path, timeout_s=60)
+    import threading
+
+    seen: list[bytes] = []
+    watching = threading.Event()
+
+    def watch_argv() -> None:  # every process's command line, every 10 ms
+        while not watching.is_set():
+            for pid in os.listdir("/proc"):
+                if pid.isdigit():
+                    with contextlib.suppress(OSError):
+                        seen.append(Path(f"/proc/{pid}/cmdline").read_bytes())
+            time.sleep(0.01)
+
+    watcher = threading.Thread(target=watch_argv, daemon=True)
+    watcher.start()
+    try:
+        out, started = _bench(work, zip_path, tmp_path, timeout_s=60)
+    finally:
+        watching.set()
+        watcher.join()
+    assert any(b"femdc_bench.workload.benchd" in c for c in seen)  # the watch saw it run
+    assert not [c for c in seen if b"hunter2" in c]  # the spec's password: never in argv
     samples = tmp_path / "samples"
     assert set(out.summaries) == {"core-ctl", "edge1-node"}
     assert out.summaries["core-ctl"]["jobs"][0]["count"] == 6
