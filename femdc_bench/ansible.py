@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -23,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from femdc_bench.model import Inventory
+from femdc_bench.model import Host, Inventory
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PLAYBOOKS = PROJECT_ROOT / "playbooks"
@@ -43,6 +44,57 @@ if not PLAYBOOKS.is_dir():  # installed without its tree: playbooks/ lives besid
 SSH_OPTIONS = ("-o", "UserKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=no",
                "-o", "LogLevel=ERROR", "-o", "ServerAliveInterval=15",
                "-o", "ServerAliveCountMax=4")
+
+
+def ssh_argv(h: Host, remote: str, *, control_dir: Path | None = None,
+             become: bool = False) -> list[str]:
+    """The ssh command line that runs `remote` (a fixed string: values go on stdin) on
+    host `h` as ansible reaches it: its user, port and key, its jump hosts (EnOSlib's
+    `gateway`/`internal_gateway` in Host.extra); `control_dir`: through a master
+    connection of the run kept there for 10 minutes; `become`: as root with
+    `sudo -n` where the playbooks become root (ansible_become)."""
+    argv = ["ssh", *SSH_OPTIONS, "-o", "BatchMode=yes", "-o", "ConnectTimeout=10",
+            "-p", str(h.ssh_port)]
+    if control_dir is not None:
+        argv += ["-o", "ControlMaster=auto", "-o", f"ControlPath={control_dir}/s-%C",
+                 "-o", "ControlPersist=600", "-o", "ServerAliveInterval=15",
+                 "-o", "ServerAliveCountMax=4"]
+    if h.ssh_key:
+        argv += ["-i", h.ssh_key]
+    proxy = proxy_command(h)
+    if proxy:
+        argv += ["-o", f"ProxyCommand={proxy}"]
+    if h.extra.get("forward_agent"):
+        argv += ["-o", "ForwardAgent=yes"]
+    if become and h.extra.get("ansible_become"):
+        remote = f"sudo -n {remote}"
+    return [*argv, f"{h.ssh_user}@{h.address}", remote]
+
+
+def proxy_command(h: Host) -> str | None:
+    """EnOSlib's ProxyCommand for a host behind one or two jump hosts (outermost
+    first), its parts quoted; None without a gateway."""
+    gws = [(str(h.extra[k]), str(h.extra.get(f"{k}_user") or h.ssh_user),
+            h.extra.get(f"{k}_port")) for k in ("gateway", "internal_gateway")
+           if h.extra.get(k)]
+    if not gws:
+        return None
+    opts = ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+            "-o", "BatchMode=yes"]
+
+    def hop(gw: tuple[str, str, Any], target: str, inner: str | None) -> str:
+        host, user, port = gw
+        parts = ["ssh", "-W", target, *opts, "-l", shlex.quote(user)]
+        if port:
+            parts += ["-p", str(int(port))]
+        if inner:
+            parts += ["-o", shlex.quote(f"ProxyCommand={inner}")]
+        return " ".join([*parts, shlex.quote(host)])
+
+    if len(gws) == 1:
+        return hop(gws[0], "%h:%p", None)
+    # the outer hop's command is expanded once more by the inner ssh: %% escapes it
+    return hop(gws[1], "%h:%p", hop(gws[0], "%%h:%%p", None))
 
 
 class AnsibleError(RuntimeError):

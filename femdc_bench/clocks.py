@@ -24,7 +24,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
-from femdc_bench.ansible import SSH_OPTIONS
+from femdc_bench.ansible import ssh_argv as ansible_ssh_argv
 from femdc_bench.model import Host, Inventory
 
 log = logging.getLogger(__name__)
@@ -66,11 +66,7 @@ def best_offset(exchanges: list[tuple[int, int, int]]) -> ClockOffset:
 
 
 def ssh_argv(h: Host) -> list[str]:
-    argv = ["ssh", *SSH_OPTIONS, "-o", "BatchMode=yes", "-o", "ConnectTimeout=10",
-            "-p", str(h.ssh_port)]
-    if h.ssh_key:
-        argv += ["-i", h.ssh_key]
-    return [*argv, f"{h.ssh_user}@{h.address}", REMOTE]
+    return ansible_ssh_argv(h, REMOTE)
 
 
 def measure_host(h: Host, exchanges: int = EXCHANGES, timeout_s: float = 20.0) -> ClockOffset:

@@ -15,8 +15,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from femdc_bench import __version__, ship
-from femdc_bench.ansible import PLAYBOOKS, AnsibleError, close_connections, run_playbook
+from femdc_bench import __version__, benchrun, ship
+from femdc_bench.ansible import (
+    PLAYBOOKS,
+    AnsibleError,
+    close_connections,
+    control_dir,
+    run_playbook,
+)
 from femdc_bench.deploy import native
 from femdc_bench.experiment import ExperimentError
 from femdc_bench.model import (
@@ -132,6 +138,8 @@ def deploy(run: Run, progress: Progress = _noop) -> Clouds:
                                         on_task=lambda t: progress(f"deploy: {t}"), **extra)
         deploy_s = round(time.monotonic() - t0, 1)
         run.save_clouds(clouds)
+        progress("starting the bench daemons on the load hosts")
+        warm_bench(run, inv, clouds)
         progress("collecting versions, memory and logs")
         collect(run, inv)
         memory = deployment_memory(run)
@@ -365,15 +373,12 @@ def bench(run: Run, point: str = "p0", progress: Progress = _noop,
     admin = json.loads(Path(clouds.secrets_file).read_text())["admin"]
     run.state.current_point = point
     with run.phase(f"bench@{point}"):
+        phase_ns, t_phase = time.time_ns(), time.monotonic()
         progress("starting InfluxDB")
         target, _ = metrics_target(run, exp)
-        from femdc_bench.metrics.client import InfluxError, connect
-
-        try:  # fail before the load if InfluxDB is not there (or refuses us)
-            with connect(target) as client:
-                replace_point(run, client, point)
-        except InfluxError as e:
-            raise RunError(f"InfluxDB {target.url} before the load at {point}: {e}") from e
+        # The point's earlier points leave InfluxDB beside the hosts' setup; the load
+        # starts only once that worked (InfluxDB not there, or refusing us: no load).
+        clear = _Background(lambda: _clear_point(run, target, point))
         specs = agent_specs(exp, inv, clouds, admin, f"femdc-{run_tag(run)}-", only_from)
         if not specs:
             raise RunError(f"no load host runs anything at {point}"
@@ -389,22 +394,28 @@ def bench(run: Run, point: str = "p0", progress: Progress = _noop,
         if faults:
             faults.start(samples_dir / "start.json")
         timeout = _agent_timeout(exp)
+        confs = sampler_confs(exp, inv, run.id, timeout + 60)
+        work = [benchrun.HostWork(h, spec=specs[h.alias].to_dict() if h.alias in specs
+                                  else None, sampler=confs.get(h.alias))
+                for h in inv.hosts if h.alias in specs or h.alias in confs]
+        prepare_s = time.monotonic() - t_phase
+
+        def on_start(start_ns: int, margin_s: float, timings: dict[str, Any]) -> None:
+            timings = {"phase_start_ns": phase_ns, "prepare_s": round(prepare_s, 3),
+                       "influx_clear_s": clear.seconds, **timings,
+                       "first_iteration_after_phase_s": round((start_ns - phase_ns) / 1e9, 3)}
+            (samples_dir / "start.json").write_text(
+                json.dumps({"start_ns": start_ns, "timings": timings}))
+            log.info("bench@%s: the load starts %.3f s after the phase began (margin %.3f s)",
+                     point, (start_ns - phase_ns) / 1e9, margin_s)
+
         try:
-            run_playbook(
-                PLAYBOOKS / "common" / "bench.yml", inv, run_dir=run.dir, log=run.log("bench"),
-                on_task=lambda t: progress(f"bench {point}: {t}"),
-                extra_vars={
-                    "femdc_agent_zip": str(build_agent_zip(run.dir / "tmp" / "femdc_agent.zip")),
-                    "femdc_agent_python": clouds.agent_python,
-                    "femdc_agent_specs": {a: s.to_dict() for a, s in specs.items()},
-                    "femdc_agent_timeout": timeout,
-                    "femdc_samples_dir": str(samples_dir),
-                    "femdc_sampler_confs": sampler_confs(exp, inv, run.id, timeout + 60),
-                    "femdc_metrics_dir": str(metrics_dir),
-                })
-        except Exception:
-            _stop_samplers(run, inv, samples_dir, metrics_dir)
-            raise
+            benchrun.run_bench(
+                work, python=clouds.agent_python, samples_dir=samples_dir,
+                zip_path=build_agent_zip(run.dir / "tmp" / "femdc_agent.zip"),
+                metrics_dir=metrics_dir, control_dir=control_dir(run.dir), timeout_s=timeout,
+                on_start=on_start, before_go=clear.result,
+                progress=lambda m: progress(f"bench {point}: {m}"))
         finally:
             if faults:
                 faults.stop()
@@ -418,16 +429,71 @@ def bench(run: Run, point: str = "p0", progress: Progress = _noop,
     return n
 
 
-def _stop_samplers(run: Run, inv: Inventory, samples_dir: Path, metrics_dir: Path) -> None:
-    """After a failed bench: the agents and samplers of hosts the playbook dropped may
-    still run (bench-stop.yml stops both and fetches what they recorded)."""
+class _Background:
+    """A call on a thread; `result()` waits for it and raises what it raised."""
+
+    def __init__(self, fn: Callable[[], None]) -> None:
+        self.seconds: float | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(fn,), daemon=True)
+        self._thread.start()
+
+    def _run(self, fn: Callable[[], None]) -> None:
+        t0 = time.monotonic()
+        try:
+            fn()
+        except BaseException as e:  # noqa: BLE001 - given to result()
+            self._error = e
+        self.seconds = round(time.monotonic() - t0, 3)
+
+    def result(self) -> None:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+
+def _clear_point(run: Run, target: Any, point: str) -> None:
+    """The point's earlier points out of InfluxDB before it is benched again, after
+    what waits in the spool (replace_point)."""
+    from femdc_bench.metrics.client import InfluxError, connect
+
     try:
-        run_playbook(PLAYBOOKS / "common" / "bench-stop.yml", inv, run_dir=run.dir,
-                     log=run.log("bench"), extra_vars={
-                         "femdc_samples_dir": str(samples_dir),
-                         "femdc_metrics_dir": str(metrics_dir)})
-    except Exception as e:  # noqa: BLE001 - the bench's own error is the one to report
-        log.warning("could not stop the samplers after a failed bench: %s", e)
+        with connect(target) as client:
+            replace_point(run, client, point)
+    except InfluxError as e:
+        raise RunError(f"InfluxDB {target.url} before the load at {point}: {e}") from e
+
+
+def stop_bench(run: Run, inv: Inventory, point: str | None = None, *,
+               daemon: bool = False) -> list[str]:
+    """Stop what a bench left on the hosts (benchrun.stop_hosts: load agents, samplers,
+    `daemon`: the bench daemons too) and, for `point`, fetch what they recorded into
+    the point's samples and metrics. One line per host that could not be reached."""
+    try:
+        return benchrun.stop_hosts(
+            list(inv.hosts), zip_path=build_agent_zip(run.dir / "tmp" / "femdc_agent.zip"),
+            control_dir=control_dir(run.dir),
+            samples_dir=run.samples_dir(point) if point else None,
+            metrics_dir=run.metrics_dir(point) if point else None, daemon=daemon)
+    except OSError as e:
+        return [f"bench processes on the hosts not stopped: {e}"]
+
+
+def warm_bench(run: Run, inv: Inventory, clouds: Clouds) -> None:
+    """The bench daemon started on every load host (end of deploy), so that the first
+    bench does not wait for its imports. A failure is a warning: a bench starts it."""
+    hosts = list(inv.with_role("load"))
+    if not hosts:
+        return
+    try:
+        done, errors = benchrun.warm(
+            hosts, python=clouds.agent_python, control_dir=control_dir(run.dir),
+            zip_path=build_agent_zip(run.dir / "tmp" / "femdc_agent.zip"))
+    except OSError as e:
+        done, errors = {}, [str(e)]
+    log.info("bench daemons: %s", ", ".join(f"{a} {how}" for a, how in sorted(done.items())))
+    for e in errors:
+        log.warning("bench daemon not started (a bench will start it): %s", e)
 
 
 def read_metrics(run: Run, point: str) -> list[dict[str, Any]]:
@@ -964,10 +1030,8 @@ def interrupt(run: Run, *, keep: bool) -> None:
     ph = run.state.phases.get(f"bench@{point}")
     if ph and ph.status in ("running", "interrupted") and (run.dir / "inventory.json").exists():
         try:
-            run_playbook(PLAYBOOKS / "common" / "bench-stop.yml", run.inventory(),
-                         run_dir=run.dir, log=run.log("bench"),
-                         extra_vars={"femdc_samples_dir": str(run.samples_dir(point)),
-                                     "femdc_metrics_dir": str(run.metrics_dir(point))})
+            for w in stop_bench(run, run.inventory(), point):
+                log.warning("after the interrupt: %s", w)
             target, _ = metrics_target(run, exp)
             store_samples(run, exp, target, point)
             store_metrics(run, exp, target, point)
@@ -1107,8 +1171,6 @@ def _orphans(run: Run) -> list[int]:
     """Controller processes a dead CLI of this run left behind: its ansible-playbook
     runs (their inventory is the run's) and their ssh clients (the run's control path).
     Not the run's InfluxDB, nor the sshds of its hosts."""
-    from femdc_bench.ansible import control_dir
-
     needles = (f"{run.dir}/ansible/".encode(), str(control_dir(run.dir)).encode())
     mine, pid = set(), os.getpid()
     while pid > 1:  # this process and its ancestors (pytest, a shell)
@@ -1169,7 +1231,7 @@ def recover(run: Run, progress: Progress = _noop) -> list[str]:
         exp, inv = run.experiment(), run.inventory()
         for point in benches:
             progress(f"stopping the load of {point} left on the hosts")
-            _stop_samplers(run, inv, run.samples_dir(point), run.metrics_dir(point))
+            done += stop_bench(run, inv, point)
             done.append(f"stopped the load agents and samplers of {point}")
         if exp.workload.faults:
             progress("undoing the faults it may have left")
@@ -1224,6 +1286,8 @@ def destroy(run: Run, progress: Progress = _noop) -> DestroyReport:
                 except AnsibleError as e:
                     report.warnings.append(f"Grafana not removed: {e}")
             if run.state.phases.get("deploy"):
+                progress("stopping the bench daemons")
+                report.warnings += stop_bench(run, inv, daemon=True)
                 progress("stopping services on hosts")
                 try:
                     _destroy_deployment(run, exp, inv)

@@ -42,9 +42,10 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import Any
+from typing import Any, Protocol
 
 from femdc_bench.workload import task_contexts
 from femdc_bench.workload.registry import REGISTRY, Registry, Scenario
@@ -96,6 +97,15 @@ class Stopper:
         signal.signal(signal.SIGINT, self)
 
 
+class Barrier(Protocol):
+    """The common start of all load hosts: `announce()` tells the controller this agent
+    is at the barrier (or gave up); `arrive()` announces, then waits for the start."""
+
+    def announce(self) -> None: ...
+
+    def arrive(self) -> None: ...
+
+
 class StartSignal:
     """The common start of all load hosts (see --start-file): `arrive()` once, idempotent."""
 
@@ -145,7 +155,7 @@ def run_job(
     spec: AgentSpec,
     sink: JsonlSink,
     stopper: Stopper,
-    start: StartSignal | None = None,
+    start: Barrier | None = None,
 ) -> JobSummary:
     from femdc_bench.workload.context import JobContext  # keystoneauth1: hosts only
 
@@ -256,30 +266,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def load_spec(path: str, registry: Registry) -> AgentSpec:
-    spec = AgentSpec.read(path)
-    for i, job in enumerate(spec.jobs):
-        if job.scenario not in registry:
-            known = ", ".join(registry.names())
-            raise SpecError(
-                f"$.jobs[{i}].scenario: unknown scenario {job.scenario!r} (known: {known})"
-            )
-        try:
-            registry.get(job.scenario).resolve_args(job.args)
-        except ValueError as e:
-            raise SpecError(f"$.jobs[{i}].args: {e}") from None
-    return spec
+    return check_spec(AgentSpec.read(path), registry)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(asctime)s %(name)s %(levelname)s %(message)s",
-        stream=sys.stderr,
-    )
-    # keystoneauth1 logs request bodies (passwords) at DEBUG: never let it
-    logging.getLogger("keystoneauth").setLevel(logging.WARNING)
-
+    setup_logging(args.verbose)
     import femdc_bench.workload.scenarios  # noqa: F401  (registers the scenarios)
 
     stopper = Stopper()
@@ -296,42 +288,9 @@ def main(argv: list[str] | None = None) -> int:
         with open(args.pidfile, "w", encoding="utf-8") as f:
             f.write(f"{os.getpid()}\n")
     try:
-        try:
-            sink = JsonlSink(args.out)
-        except OSError as e:
-            _error(f"cannot write {args.out}: {e.strerror}")
-            return EXIT_SINK
-        summaries: list[JobSummary] = []
-        try:
-            with sink:
-                for i, job in enumerate(spec.jobs):
-                    sc = REGISTRY.get(job.scenario)
-                    if stopper.stop.is_set():
-                        summaries.append(JobSummary(i, job.scenario, job.target_site, skipped=True))
-                        continue
-                    summaries.append(run_job(i, job, sc, spec, sink, stopper, start))
-                    if summaries[-1].worker_failures:
-                        break  # the samples cannot be written: stop here
-        except OSError as e:
-            _error(f"cannot write {args.out}: {e.strerror}")
-            return EXIT_SINK
-        out = {
-            "site": spec.site,
-            "host": spec.host,
-            "interrupted": stopper.stop.is_set(),
-            "samples": sink.written,
-            "jobs": [vars(s) for s in summaries],
-        }
-        print(json.dumps(out, sort_keys=True), flush=True)
-        code = EXIT_OK
-        for s in summaries:
-            if s.setup_error:
-                _error(f"job {s.index} ({s.scenario} -> {s.target_site}): {s.setup_error}")
-                code = EXIT_SETUP
-        for s in summaries:
-            if s.worker_failures:
-                _error(f"job {s.index}: {s.worker_failures[0]}")
-                code = EXIT_SINK
+        code, summary = run_spec(spec, args.out, stopper, start)
+        if summary is not None:
+            print(json.dumps(summary, sort_keys=True), flush=True)
         return code
     finally:
         with contextlib.suppress(OSError):
@@ -339,6 +298,76 @@ def main(argv: list[str] | None = None) -> int:
         if args.pidfile:
             with contextlib.suppress(OSError):
                 os.unlink(args.pidfile)
+
+
+def setup_logging(verbose: bool = False) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+        stream=sys.stderr,
+    )
+    # keystoneauth1 logs request bodies (passwords) at DEBUG: never let it
+    logging.getLogger("keystoneauth").setLevel(logging.WARNING)
+
+
+def check_spec(spec: AgentSpec, registry: Registry) -> AgentSpec:
+    """Every job names a known scenario with arguments it accepts (SpecError if not)."""
+    for i, job in enumerate(spec.jobs):
+        if job.scenario not in registry:
+            known = ", ".join(registry.names())
+            raise SpecError(
+                f"$.jobs[{i}].scenario: unknown scenario {job.scenario!r} (known: {known})"
+            )
+        try:
+            registry.get(job.scenario).resolve_args(job.args)
+        except ValueError as e:
+            raise SpecError(f"$.jobs[{i}].args: {e}") from None
+    return spec
+
+
+def run_spec(spec: AgentSpec, out_path: str, stopper: Stopper, start: Barrier | None,
+             error: Callable[[str], None] | None = None) -> tuple[int, dict[str, Any] | None]:
+    """Run a checked spec's jobs, samples to `out_path`: (exit status, summary). `start`
+    is the common start (anything with arrive()/announce(): StartSignal, or the bench
+    session's barrier in benchd.py); `error` gets each one-line error (default: stderr).
+    The summary is None when the samples file could not be opened."""
+    error = error or _error
+    try:
+        sink = JsonlSink(out_path)
+    except OSError as e:
+        error(f"cannot write {out_path}: {e.strerror}")
+        return EXIT_SINK, None
+    summaries: list[JobSummary] = []
+    try:
+        with sink:
+            for i, job in enumerate(spec.jobs):
+                sc = REGISTRY.get(job.scenario)
+                if stopper.stop.is_set():
+                    summaries.append(JobSummary(i, job.scenario, job.target_site, skipped=True))
+                    continue
+                summaries.append(run_job(i, job, sc, spec, sink, stopper, start))
+                if summaries[-1].worker_failures:
+                    break  # the samples cannot be written: stop here
+    except OSError as e:
+        error(f"cannot write {out_path}: {e.strerror}")
+        return EXIT_SINK, None
+    out = {
+        "site": spec.site,
+        "host": spec.host,
+        "interrupted": stopper.stop.is_set(),
+        "samples": sink.written,
+        "jobs": [vars(s) for s in summaries],
+    }
+    code = EXIT_OK
+    for s in summaries:
+        if s.setup_error:
+            error(f"job {s.index} ({s.scenario} -> {s.target_site}): {s.setup_error}")
+            code = EXIT_SETUP
+    for s in summaries:
+        if s.worker_failures:
+            error(f"job {s.index}: {s.worker_failures[0]}")
+            code = EXIT_SINK
+    return code, out
 
 
 if __name__ == "__main__":

@@ -355,9 +355,12 @@ def test_kill_9_during_a_bench_then_destroy_leaves_nothing(crashed: Crashed) -> 
     start = run_dir / "samples" / "p0" / "start.json"
     proc = _start(env, "bench", run_id)
     kill_during(proc, run_dir, "bench@p0", ready=start)
-    agents = subprocess.run(["pgrep", "-f", f"workload.agent.*/runs/{run_id}/"],
+    # the load agents are children of each load host's bench daemon (same command line)
+    agents = subprocess.run(["pgrep", "-f", f"workload.benchd.*/runs/{run_id}/"],
                             capture_output=True, text=True).stdout.split()
-    print(f"killed during a second bench: {len(agents)} agent process(es) still run")
+    print(f"killed during a second bench: {len(agents)} bench daemon and agent "
+          "process(es) run")
+    assert agents  # the daemons at least: destroy must end them
     d = subprocess.run([*CLI, "destroy", run_id], env=env, text=True,
                        capture_output=True, timeout=600)
     assert d.returncode == 0, why(d)

@@ -24,7 +24,7 @@ def playbooks() -> list[str]:
 
 
 def test_the_playbooks_are_found() -> None:
-    assert {"common/bench.yml", "common/bench-stop.yml", "native/deploy.yml",
+    assert {"common/collect.yml", "native/deploy.yml",
             "wan/apply.yml"} <= set(playbooks())
 
 
