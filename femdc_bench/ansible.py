@@ -57,8 +57,7 @@ def ssh_argv(h: Host, remote: str, *, control_dir: Path | None = None,
             "-p", str(h.ssh_port)]
     if control_dir is not None:
         argv += ["-o", "ControlMaster=auto", "-o", f"ControlPath={control_dir}/s-%C",
-                 "-o", "ControlPersist=600", "-o", "ServerAliveInterval=15",
-                 "-o", "ServerAliveCountMax=4"]
+                 "-o", "ControlPersist=600"]  # keepalives: SSH_OPTIONS
     if h.ssh_key:
         argv += ["-i", h.ssh_key]
     proxy = proxy_command(h)
