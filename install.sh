@@ -19,7 +19,7 @@ packages=(
   openssh-server openssh-client
   mariadb-server mariadb-client memcached influxdb
   libnetfilter-queue-dev pkg-config
-  rabbitmq-server ovn-central ovn-common galera-4 rsync
+  rabbitmq-server ovn-central ovn-common galera-4 rsync stunnel4
 )
 missing=()
 for p in "${packages[@]}"; do

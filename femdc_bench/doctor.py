@@ -65,6 +65,7 @@ def checks() -> list[Check]:
         _which("ovn-sbctl", "ovn-common", "ovn-sbctl (fake compute chassis)"),
         _file("/usr/lib/galera/libgalera_smm.so", "galera-4", "Galera 4 (database: galera)"),
         _which("rsync", "rsync", "rsync (Galera state transfer)"),
+        _which("stunnel", "stunnel4", "stunnel (Galera state transfer under deployment.tls)"),
         _which("influxd", "influxdb", "InfluxDB server (metrics: local)"),
         _which("start-stop-daemon", "dpkg", "start-stop-daemon (no-systemd hosts)"),
         _which("ping", "iputils-ping", "iputils ping (WAN checks: ping -U, user-to-user RTT)"),

@@ -8,7 +8,8 @@ Nova with fake computes, Neutron, InfluxDB), driven through the CLI as a user wo
   CA, which every client (services, agents, the openstack CLI) verifies;
 - region per site with a shared Keystone: `openstack --os-cloud <site> server list`
   answers for every site, each in its own region;
-- Keystone per site over one Galera cluster, 25 ms one way between sites: every site
+- Keystone per site over one Galera cluster, with deployment.tls (replication and state
+  transfer over TLS), 25 ms one way between sites: every site
   loads every site's Keystone, and an SLA that cannot be met makes `report` exit 1.
 """
 
@@ -391,7 +392,8 @@ def keystone_galera() -> dict[str, Any]:
         "provider": {"type": "local"},
         "sites": [{"name": "site[1-3]", "hosts": [
             {"name": "ctl", "roles": ["database", "keystone", "load"]}]}],
-        "deployment": {"method": "native", "keystone": "per_site", "database": "galera"},
+        "deployment": {"method": "native", "keystone": "per_site", "database": "galera",
+                       "tls": True},
         "wan": {"default": {"delay": "25ms"}},
         "workload": {
             "scenarios": [
@@ -495,7 +497,8 @@ def test_keystone_per_site_over_galera(tmp_path: Path, results: Path) -> None:
         site3 = clouds["site3"]["auth"]["auth_url"]
         assert site3 != clouds["site1"]["auth"]["auth_url"]
         r = requests.get(f"{site3}/auth/tokens", timeout=30,
-                         headers={"X-Auth-Token": token, "X-Subject-Token": token})
+                         headers={"X-Auth-Token": token, "X-Subject-Token": token},
+                         verify=str(run_dir / "tls" / "ca.pem"))
         assert r.status_code == 200, r.text
         openstack_raw(run_dir, "site2", "user", "delete", user["id"])
         regions = openstack(run_dir, "site2", "region", "list")
@@ -513,6 +516,12 @@ def test_keystone_per_site_over_galera(tmp_path: Path, results: Path) -> None:
         db = api_rows(url, run_id, "db")
         assert {r["host"] for r in db} == {f"{s}-ctl" for s in sites}
         assert all(r["wsrep_cluster_size"] == 3 for r in db), db[:3]
+        # deployment.tls: Keystone over https, replication over TLS on every node (the
+        # joiners' state transfer through stunnel), clients forced onto TLS
+        assert site3.startswith("https://")
+        for s in sites:
+            mlog = Path(f"/var/lib/femdc-bench/runs/{run_id}/{s}-ctl/log/mariadb.log")
+            assert "listening at ssl://" in mlog.read_text(), s
         print(f"\ndashboard series: {check_dashboards(url, run_id, ('femdc-galera',))}")
         cl = json.loads((run_dir / "clouds.json").read_text())["clouds"]
         assert {c["site"]: c["region"] for c in cl} == {s: s for s in sites}
