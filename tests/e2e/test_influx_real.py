@@ -334,3 +334,90 @@ def test_a_point_benched_again_after_an_outage_is_not_doubled(
     with connect(target) as c:
         got = InfluxReader(c).api_samples("r-again")
     assert sorted(got, key=_key) == sorted(expected_after_tiebreak(second), key=_key)
+
+
+def test_a_remote_influxdb_refusing_the_run_is_one_line_before_anything(
+        tmp_path: Path, server: LocalInfluxd) -> None:
+    """Issue 10, item 2: a remote InfluxDB (a real influxd 1.x, auth enabled) that
+    refuses the credentials, or whose database the user may not use or create, stops
+    `run` before anything exists: exit 2, one line naming metrics.influxdb, no secret
+    in it. The right credentials and database pass the same check."""
+    import requests
+    import yaml
+
+    url0 = server.url
+    assert url0
+    server.stop()
+    conf = tmp_path / "auth.conf"
+    text = server.config_path.read_text()
+    assert "auth-enabled = false" in text
+    conf.write_text(text.replace("auth-enabled = false", "auth-enabled = true"))
+    proc = subprocess.Popen([INFLUXD, "-config", str(conf)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if requests.get(f"{url0}/ping", timeout=1).status_code == 204:
+                    break
+            except requests.RequestException:
+                pass
+            assert time.monotonic() < deadline, "influxd with auth did not answer"
+            time.sleep(0.2)
+        admin = ("femdc-admin", "admin-pw-" + os.urandom(6).hex())
+        bench_pw = "bench-pw-" + os.urandom(6).hex()
+
+        def q(stmt: str, auth: tuple[str, str] | None = admin) -> None:
+            r = requests.post(f"{url0}/query", params={"q": stmt}, auth=auth, timeout=10)
+            assert r.status_code == 200 and "error" not in r.text, (stmt, r.text)
+
+        # the first user of an auth-enabled 1.x server may be created without auth
+        q(f"CREATE USER \"{admin[0]}\" WITH PASSWORD '{admin[1]}' WITH ALL PRIVILEGES",
+          auth=None)
+        q(f"CREATE USER bench WITH PASSWORD '{bench_pw}'")
+        q("CREATE DATABASE femdc_ok")
+        q("GRANT ALL ON femdc_ok TO bench")
+        doc = {
+            "name": "t", "provider": {"type": "local"},
+            "sites": [{"name": "s1", "hosts": [
+                {"name": "h", "roles": ["database", "keystone", "load"]}]}],
+            "deployment": {"method": "native", "keystone": {"centralized": "s1"}},
+            "workload": {"scenarios": [{"name": "keystone.list_users",
+                                        "runner": {"type": "times", "times": 2}}]},
+        }
+        cases = {  # (database, password) -> refused?
+            "wrong password": ("femdc_ok", "not-" + bench_pw, True),
+            "database it may not create": ("femdc_other", bench_pw, True),
+            "right credentials and database": ("femdc_ok", bench_pw, False),
+        }
+        results = tmp_path / "results"
+        for name, (db, pw, refused) in cases.items():
+            exp = tmp_path / f"{name.replace(' ', '-')}.yaml"
+            exp.write_text(yaml.safe_dump({**doc, "metrics": {"influxdb": {
+                "url": url0, "database": db, "username_env": "T_INFLUX_USER",
+                "password_env": "T_INFLUX_PASSWORD"}}}))
+            env = {**os.environ, "FEMDC_RESULTS": str(results), "T_INFLUX_USER": "bench",
+                   "T_INFLUX_PASSWORD": pw}
+            if refused:
+                t0 = time.monotonic()
+                p = subprocess.run([sys.executable, "-m", "femdc_bench.cli", "run", str(exp),
+                                    "--run-id", "r1"], env=env,
+                                   capture_output=True, text=True, timeout=120)
+                lines = (p.stdout + p.stderr).strip().splitlines()
+                print(f"\n{name}: exit {p.returncode} in {time.monotonic() - t0:.1f} s: "
+                      f"{lines[-1] if lines else ''}")
+                assert p.returncode == 2, (name, p.stdout, p.stderr)
+                assert len(lines) == 1 and f"{exp}: metrics.influxdb: expected an " \
+                    "InfluxDB that answers and accepts this run" in lines[0], (name, lines)
+                assert pw not in lines[0] and admin[1] not in lines[0]
+                assert not (results / "r1").exists(), name
+            else:
+                check = ("import sys; from femdc_bench.experiment import load; "
+                         "from femdc_bench.run import check_metrics_target; "
+                         "check_metrics_target(load(sys.argv[1])); print('accepted')")
+                p = subprocess.run([sys.executable, "-c", check, str(exp)], env=env,
+                                   capture_output=True, text=True, timeout=60)
+                assert p.returncode == 0 and "accepted" in p.stdout, (p.stdout, p.stderr)
+    finally:
+        proc.kill()
+        proc.wait()
