@@ -38,40 +38,33 @@ from typing import Any
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))  # tests.e2e (the layout), when run as a script
 CLI = [sys.executable, "-m", "femdc_bench.cli"]
 
 
 def experiment(name: str, tls: bool, delay: str, keystone_times: int,
                boot_times: int) -> dict[str, Any]:
-    return {
-        "name": name,
-        "provider": {"type": "local"},
-        "sites": [
-            {"name": "core", "hosts": [
-                {"name": "ctl", "roles": ["database", "keystone", "control", "load"]}]},
-            {"name": "edge[1-2]", "hosts": [
-                {"name": "node", "roles": ["compute", "load"], "computes": 2}]},
-        ],
-        "deployment": {"method": "native", "keystone": {"centralized": "core"},
-                       "control": {"centralized": "core"}, "database": "per_site",
-                       "tls": tls},
-        "wan": {"default": {"delay": delay}},
-        "workload": {
-            "scenarios": [
-                {"name": "KeystoneBasic.authenticate_user_and_validate_token",
-                 "runner": {"type": "times", "times": keystone_times, "concurrency": 2}},
-                {"name": "NovaServers.boot_and_delete_server",
-                 "runner": {"type": "times", "times": boot_times, "concurrency": 2}},
-                {"name": "NeutronNetworks.create_and_delete_networks",
-                 "runner": {"type": "times", "times": boot_times, "concurrency": 2}},
-                {"name": "GlanceImages.create_and_delete_image",
-                 "runner": {"type": "times", "times": boot_times, "concurrency": 1},
-                 "args": {"image_size_mb": 1}},
-            ],
-            "sla": {"failure_rate_max": "0%"},
-        },
-        "metrics": {"influxdb": "local"},
-    }
+    """The e2e central-control layout (tests/e2e/test_layouts.py), with `tls`, `delay`
+    and this benchmark's workload."""
+    from tests.e2e.test_layouts import central_control
+
+    doc = central_control()
+    doc["name"] = name
+    doc["deployment"]["tls"] = tls
+    doc["wan"] = {"default": {"delay": delay}}
+    doc["workload"]["scenarios"] = [
+        {"name": "KeystoneBasic.authenticate_user_and_validate_token",
+         "runner": {"type": "times", "times": keystone_times, "concurrency": 2}},
+        {"name": "NovaServers.boot_and_delete_server",
+         "runner": {"type": "times", "times": boot_times, "concurrency": 2}},
+        {"name": "NeutronNetworks.create_and_delete_networks",
+         "runner": {"type": "times", "times": boot_times, "concurrency": 2}},
+        {"name": "GlanceImages.create_and_delete_image",
+         "runner": {"type": "times", "times": boot_times, "concurrency": 1},
+         "args": {"image_size_mb": 1}},
+    ]
+    doc["metrics"] = {"influxdb": "local"}
+    return doc
 
 
 def cli(env: dict[str, str], *args: str, log: Path) -> None:
