@@ -21,6 +21,7 @@ from femdc_bench.metrics.reader import InfluxReader
 from femdc_bench.metrics.server import INFLUXD, LocalInfluxd
 from femdc_bench.metrics.writer import InfluxWriter
 from femdc_bench.model import Sample
+from tests.one_host import one_host_experiment
 
 pytestmark = pytest.mark.e2e
 
@@ -223,13 +224,7 @@ def test_store_after_an_outage_loses_nothing(server: LocalInfluxd, tmp_path: Pat
     from femdc_bench.rundir import Run
     from femdc_bench.workload.sink import JsonlSink
 
-    doc = {"name": "t", "provider": {"type": "local"},
-           "sites": [{"name": "s1", "hosts": [{"name": "h", "roles": ["database", "keystone",
-                                                                       "load"]}]}],
-           "deployment": {"method": "native", "keystone": {"centralized": "s1"}},
-           "workload": {"scenarios": [{"name": "keystone.list_users",
-                                       "runner": {"type": "times", "times": 2}}]},
-           "metrics": {"influxdb": {"url": server.url}}}
+    doc = one_host_experiment({"influxdb": {"url": server.url}})
     f = tmp_path / "exp.yaml"
     f.write_text(yaml.safe_dump(doc))
     results = tmp_path / "results"
@@ -300,13 +295,7 @@ def test_a_point_benched_again_after_an_outage_is_not_doubled(
     from femdc_bench.rundir import Run
     from femdc_bench.workload.sink import JsonlSink
 
-    doc = {"name": "t", "provider": {"type": "local"},
-           "sites": [{"name": "s1", "hosts": [{"name": "h", "roles": ["database", "keystone",
-                                                                       "load"]}]}],
-           "deployment": {"method": "native", "keystone": {"centralized": "s1"}},
-           "workload": {"scenarios": [{"name": "keystone.list_users",
-                                       "runner": {"type": "times", "times": 2}}]},
-           "metrics": {"influxdb": {"url": server.url}}}
+    doc = one_host_experiment({"influxdb": {"url": server.url}})
     f = tmp_path / "exp.yaml"
     f.write_text(yaml.safe_dump(doc))
     r = Run.create(f, tmp_path / "results", run_id="r-again")
@@ -377,14 +366,7 @@ def test_a_remote_influxdb_refusing_the_run_is_one_line_before_anything(
         q(f"CREATE USER bench WITH PASSWORD '{bench_pw}'")
         q("CREATE DATABASE femdc_ok")
         q("GRANT ALL ON femdc_ok TO bench")
-        doc = {
-            "name": "t", "provider": {"type": "local"},
-            "sites": [{"name": "s1", "hosts": [
-                {"name": "h", "roles": ["database", "keystone", "load"]}]}],
-            "deployment": {"method": "native", "keystone": {"centralized": "s1"}},
-            "workload": {"scenarios": [{"name": "keystone.list_users",
-                                        "runner": {"type": "times", "times": 2}}]},
-        }
+        doc = one_host_experiment()
         cases = {  # (database, password) -> refused?
             "wrong password": ("femdc_ok", "not-" + bench_pw, True),
             "database it may not create": ("femdc_other", bench_pw, True),

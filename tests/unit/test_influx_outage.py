@@ -27,6 +27,7 @@ from femdc_bench.metrics.names import API, EVENT, SAMPLED
 from femdc_bench.model import Sample
 from femdc_bench.rundir import Run, RunError
 from femdc_bench.workload.sink import JsonlSink
+from tests.one_host import one_host_experiment
 
 N_SAMPLES, N_PROC, N_HOST = 30, 10, 5
 
@@ -34,13 +35,7 @@ N_SAMPLES, N_PROC, N_HOST = 30, 10, 5
 @pytest.fixture
 def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Run:
     monkeypatch.delenv("FEMDC_TEST_HOLD", raising=False)
-    doc = {"name": "t", "provider": {"type": "local"},
-           "sites": [{"name": "s1", "hosts": [{"name": "h", "roles": ["database", "keystone",
-                                                                       "load"]}]}],
-           "deployment": {"method": "native", "keystone": {"centralized": "s1"}},
-           "workload": {"scenarios": [{"name": "keystone.list_users",
-                                       "runner": {"type": "times", "times": 2}}]},
-           "metrics": {"influxdb": "local"}}
+    doc = one_host_experiment({"influxdb": "local"})
     f = tmp_path / "exp.yaml"
     f.write_text(yaml.safe_dump(doc))
     r = Run.create(f, tmp_path / "results", run_id="r-out")

@@ -10,16 +10,9 @@ import yaml
 from click.testing import CliRunner
 
 from femdc_bench.cli import main
+from tests.one_host import one_host_experiment
 
-EXP = {
-    "name": "t", "provider": {"type": "local"},
-    "sites": [{"name": "s1", "hosts": [{"name": "h", "roles": ["database", "keystone",
-                                                                "load"]}]}],
-    "deployment": {"method": "native", "keystone": {"centralized": "s1"}},
-    "workload": {"scenarios": [{"name": "keystone.list_users",
-                                "runner": {"type": "times", "times": 2}}]},
-}
-
+EXP = one_host_experiment()
 
 def _closed_port() -> int:
     with socket.socket() as s:  # bound then closed: nothing listens there
