@@ -157,7 +157,8 @@ def close_connections(run_dir: Path) -> int:
         return 0
     n = 0
     for sock in cp_dir.iterdir():
-        if sock.is_socket():
+        # the masters (s-*); the bench's forwards (benchrun.forward_path) go with them
+        if sock.is_socket() and sock.name.startswith("s-"):
             subprocess.run(["ssh", "-o", f"ControlPath={sock}", "-O", "exit", "femdc"],
                            capture_output=True, timeout=10)
             n += 1
