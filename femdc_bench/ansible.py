@@ -70,6 +70,16 @@ def ssh_argv(h: Host, remote: str, *, control_dir: Path | None = None,
     return [*argv, f"{h.ssh_user}@{h.address}", remote]
 
 
+def ssh_forward_argv(h: Host, local: Path, remote: str, control_dir: Path,
+                     op: str = "forward") -> list[str]:
+    """The command that asks the run's master connection to `h` (ssh_argv's, which must
+    run) to forward the local socket `local` to the host's socket `remote` (op
+    "cancel": to stop): a connection to `local` then reaches `remote` as the ssh user,
+    with no process started on the host. Fails when no master runs."""
+    argv = ssh_argv(h, "", control_dir=control_dir)[:-1]  # without the remote command
+    return [*argv[:-1], "-O", op, "-L", f"{local}:{remote}", argv[-1]]
+
+
 def proxy_command(h: Host) -> str | None:
     """EnOSlib's ProxyCommand for a host behind one or two jump hosts (outermost
     first), its parts quoted; None without a gateway."""
@@ -147,7 +157,8 @@ def close_connections(run_dir: Path) -> int:
         return 0
     n = 0
     for sock in cp_dir.iterdir():
-        if sock.is_socket():
+        # the masters (s-*); the bench's forwards (benchrun.forward_path) go with them
+        if sock.is_socket() and sock.name.startswith("s-"):
             subprocess.run(["ssh", "-o", f"ControlPath={sock}", "-O", "exit", "femdc"],
                            capture_output=True, timeout=10)
             n += 1

@@ -2,7 +2,8 @@
 the run's SSH master connections (femdc_bench/workload/benchd.py is the hosts' side and
 describes the frames).
 
-A bench: every session opens (the agent zip sent where a host lacks it), its host
+A bench: every session opens (direct to a load host's bench daemon where it can, see
+_Session; else ssh running BOOT, the agent zip sent where a host lacks it), its host
 starts its sampler and, on a load host, hands the spec to the run's daemon there, whose
 forked child sets the first job up; once every host is `ready`, one start time, a short
 margin away (`start_margin_s`), goes to every load host and to
@@ -20,6 +21,7 @@ import json
 import logging
 import queue
 import shlex
+import socket
 import subprocess
 import threading
 import time
@@ -29,10 +31,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from femdc_bench.ansible import ssh_argv
+from femdc_bench.ansible import ssh_argv, ssh_forward_argv
 from femdc_bench.clocks import best_offset
 from femdc_bench.model import Host
-from femdc_bench.workload.benchd import BOOT, FrameError, encode, read_frame
+from femdc_bench.workload.benchd import BOOT, FrameError, Paths, encode, read_frame
 
 log = logging.getLogger(__name__)
 
@@ -105,35 +107,143 @@ def agent_failure(alias: str, done: dict[str, Any]) -> str | None:
     return f"{alias}: {how}" + (f": {errors[-1]}" if errors else "")
 
 
+def forward_path(control_dir: Path, h: Host) -> Path:
+    """The local socket the run's master connection to `h` forwards to its daemon's."""
+    tag = hashlib.sha1(f"{h.ssh_user}@{h.address}:{h.ssh_port}:{h.workdir}".encode())
+    return control_dir / f"b-{tag.hexdigest()[:12]}.sock"
+
+
+def _connect(path: Path) -> socket.socket | None:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.connect(str(path))
+    except OSError:
+        s.close()
+        return None
+    return s
+
+
+def forward(h: Host, control_dir: Path) -> tuple[socket.socket | None, str]:
+    """A connection to the host's bench daemon socket through the run's master
+    connection to `h`, which forwards forward_path() there (asked for when that does
+    not answer): (the connection, "") or (None, why not: no master runs, ...). The
+    daemon may still not be there: the connection then ends at once."""
+    local = forward_path(control_dir, h)
+    s = _connect(local)
+    if s is not None:
+        return s, ""
+    control_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    remote = Paths(h.workdir).sock
+    # a master that has gone left its socket; one that runs may hold the forward still
+    # (it answers "forwarded" again without binding it anew): cancelled first
+    for op in ("cancel", "forward"):
+        try:
+            p = subprocess.run(ssh_forward_argv(h, local, remote, control_dir, op=op),
+                               stdin=subprocess.DEVNULL, capture_output=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            return None, str(e)
+        if op == "cancel":
+            local.unlink(missing_ok=True)
+        elif p.returncode != 0:
+            lines = [ln for ln in p.stderr.decode(errors="replace").splitlines() if ln.strip()]
+            return None, (lines[-1] if lines else f"ssh -O forward exited {p.returncode}")[:300]
+    s = _connect(local)
+    return (s, "") if s is not None else (None, f"{local} does not answer")
+
+
 class _Session:
-    """One ssh session to a host running BOOT; frames go to a shared queue as
-    (alias, frame), None when the session's output ends."""
+    """One session to a host; frames go to a shared queue as (alias, frame), None when
+    the session's output ends.
+
+    `direct` (a load host whose bench daemon runs as the ssh user): the daemon's socket
+    is reached through the run's master connection (forward()), and a child of the
+    daemon is the host's side: nothing starts on the host, no shell, no interpreter.
+    Anything that keeps it from answering (no master, no daemon, a daemon of other
+    code: `stale`) makes it an ssh session running BOOT before its first frame, with
+    what had been written replayed. `via` says which it was."""
 
     def __init__(self, host: Host, header: dict[str, Any], zip_bytes: bytes,
-                 control_dir: Path, q: queue.Queue[tuple[str, dict[str, Any] | None]]
-                 ) -> None:
-        self.alias = host.alias
-        self.zip_bytes, self.q = zip_bytes, q
+                 control_dir: Path, q: queue.Queue[tuple[str, dict[str, Any] | None]],
+                 direct: bool = False) -> None:
+        self.host, self.alias, self.header = host, host.alias, header
+        self.control_dir, self.zip_bytes, self.q = control_dir, zip_bytes, q
         self.err: deque[str] = deque(maxlen=20)
         self.zip_sent = False
         self.lock = threading.Lock()
-        self.proc = subprocess.Popen(
-            ssh_argv(host, REMOTE, control_dir=control_dir, become=True),
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            start_new_session=True)  # Ctrl-C reaches the CLI only: it stops the load itself
-        self._header = encode(header)
-        threading.Thread(target=self._read, daemon=True, name=f"bench-{self.alias}").start()
-        threading.Thread(target=self._read_err, daemon=True).start()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.sock: socket.socket | None = None
+        self._w: Any = None  # where frames go, once open
+        self._early: list[bytes] = []  # written before the host's first frame
+        self._first = False
+        self._closing = False
+        self.via = "direct" if direct else "ssh"
+        self.direct_error = ""
+        self._reader = threading.Thread(target=self._run, daemon=True,
+                                        name=f"bench-{self.alias}")
+        self._reader.start()
 
-    def _read(self) -> None:
-        self.raw(self._header)
-        assert self.proc.stdout is not None
-        while True:
+    # -- opening
+    def _attach(self, w: Any, first: bytes) -> bool:
+        with self.lock:
+            if self._closing:
+                return False
+            self._w = w
+            for data in (first, *self._early):
+                self._write(data)
+        return True
+
+    def _open_direct(self) -> Any:
+        s, why = forward(self.host, self.control_dir)
+        if s is None:
+            self.direct_error = why
+            return None
+        self.sock = s
+        if not self._attach(s.makefile("wb"), encode({"t": "session", "h": self.header})):
+            return None
+        return s.makefile("rb")
+
+    def _open_ssh(self) -> Any:
+        with self.lock:
+            if self._closing:
+                return None
+            self.via = "ssh"
+            self.proc = subprocess.Popen(
+                ssh_argv(self.host, REMOTE, control_dir=self.control_dir, become=True),
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                start_new_session=True)  # Ctrl-C reaches the CLI only: it stops the load
+        threading.Thread(target=self._read_err, args=(self.proc,), daemon=True).start()
+        if not self._attach(self.proc.stdin, encode(self.header)):
+            return None
+        return self.proc.stdout
+
+    def _drop_direct(self) -> None:
+        with self.lock:
+            self._w = None
+            if self.sock is not None:
+                with contextlib.suppress(OSError):
+                    self.sock.close()
+                self.sock = None
+
+    # -- reading
+    def _run(self) -> None:
+        r = self._open_direct() if self.via == "direct" else None
+        if r is None:
+            r = self._open_ssh()
+        while r is not None:
             try:
-                m = read_frame(self.proc.stdout)  # type: ignore[arg-type]
+                m = read_frame(r)
             except (FrameError, OSError) as e:
                 self.err.append(f"bad frame from the host: {e}")
                 m = None
+            if self.sock is not None and not self._first and (m is None or m["t"] == "stale"):
+                self.direct_error = "stale daemon" if m is not None else \
+                    "the daemon's socket did not answer"
+                self._drop_direct()
+                r = self._open_ssh()
+                continue
+            if m is not None and not self._first:
+                with self.lock:
+                    self._first, self._early = True, []
             if m is not None and m["t"] == "need-zip":
                 self.zip_sent = True
                 self.raw(f"{len(self.zip_bytes)}\n".encode() + self.zip_bytes)
@@ -141,32 +251,52 @@ class _Session:
             self.q.put((self.alias, m))
             if m is None:
                 return
+        self.q.put((self.alias, None))  # closed before it opened
 
-    def _read_err(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
+    def _read_err(self, proc: subprocess.Popen[bytes]) -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
             self.err.append(line.decode(errors="replace").rstrip())
+
+    # -- writing
+    def _write(self, data: bytes) -> None:
+        try:
+            self._w.write(data)
+            self._w.flush()
+        except (OSError, ValueError, AttributeError):
+            pass  # the session ended: its reader says so
 
     def raw(self, data: bytes) -> None:
         with self.lock:
-            try:
-                assert self.proc.stdin is not None
-                self.proc.stdin.write(data)
-                self.proc.stdin.flush()
-            except (OSError, ValueError):
-                pass  # the session ended: its reader says so
+            if not self._first:
+                self._early.append(data)
+            if self._w is not None:
+                self._write(data)
 
     def send(self, msg: dict[str, Any]) -> None:
         self.raw(encode(msg))
 
     def close(self, wait_s: float = 5.0) -> None:
-        """Its stdin closed (the host side stops what it started), then up to `wait_s`
-        for ssh to end before it is terminated (0: do not wait, do not terminate)."""
+        """The host told that the controller is done (its input closed: the host side
+        stops what it started), then up to `wait_s` for the session to end before it is
+        ended (0: do not wait, do not end it)."""
         with self.lock:
-            if self.proc.stdin is not None:
+            self._closing = True
+            if self.sock is not None:
+                with contextlib.suppress(OSError):
+                    self.sock.shutdown(socket.SHUT_WR)
+            elif self.proc is not None and self.proc.stdin is not None:
                 with contextlib.suppress(OSError):
                     self.proc.stdin.close()
         if wait_s <= 0:
+            return
+        if self.proc is None:
+            self._reader.join(wait_s)
+            with self.lock:
+                if self.sock is not None:
+                    with contextlib.suppress(OSError):
+                        self.sock.shutdown(socket.SHUT_RDWR)
+                    self.sock.close()
             return
         try:
             self.proc.wait(timeout=wait_s)
@@ -197,9 +327,16 @@ class _Host:
     error: str | None = None
 
 
+def direct_ok(w: HostWork) -> bool:
+    """Whether a direct session (see _Session) is worth trying for this host: it runs a
+    load agent (its daemon runs there) as the ssh user (no sudo between)."""
+    return w.spec is not None and not w.host.extra.get("ansible_become")
+
+
 class _Bench:
     def __init__(self, work: list[HostWork], *, python: str, zip_path: Path,
-                 samples_dir: Path, metrics_dir: Path, control_dir: Path) -> None:
+                 samples_dir: Path, metrics_dir: Path, control_dir: Path,
+                 epoch: str = "") -> None:
         self.samples_dir, self.metrics_dir = samples_dir, metrics_dir
         zip_bytes = zip_path.read_bytes()
         sha = zip_sha(zip_bytes)
@@ -209,9 +346,10 @@ class _Bench:
         for w in work:
             header = {"op": "bench", "workdir": w.host.workdir, "zip_sha": sha,
                       "zip": host_zip_path(w.host.workdir, sha), "python": python,
-                      "spec": w.spec, "sampler": w.sampler}
+                      "spec": w.spec, "sampler": w.sampler, "epoch": epoch}
             self.hosts[w.host.alias] = _Host(
-                w, _Session(w.host, header, zip_bytes, control_dir, self.q),
+                w, _Session(w.host, header, zip_bytes, control_dir, self.q,
+                            direct=direct_ok(w)),
                 samples=w.spec is None)
 
     # -- frames
@@ -342,7 +480,9 @@ class _Bench:
             hosts[a] = {"hello_s": _r(h.hello_s), "ready_s": _r(h.ready_s),
                         "setup_s": r.get("setup_s"), "daemon": r.get("daemon"),
                         "daemon_s": r.get("daemon_s"), "sampler_s": r.get("sampler_s"),
-                        "zip_sent": h.session.zip_sent}
+                        "zip_sent": h.session.zip_sent, "via": h.session.via}
+            if h.session.direct_error:
+                hosts[a]["direct_error"] = h.session.direct_error
             if h.pings:
                 o = best_offset(h.pings)
                 hosts[a].update(rtt_ms=round(2 * o.uncertainty_ms, 3),
@@ -360,18 +500,19 @@ def run_bench(work: list[HostWork], *, python: str, zip_path: Path, samples_dir:
               metrics_dir: Path, control_dir: Path, timeout_s: float,
               on_start: Callable[[int, float, dict[str, Any]], None],
               before_go: Callable[[], None] | None = None,
-              progress: Callable[[str], None] = lambda _: None) -> Outcome:
+              progress: Callable[[str], None] = lambda _: None, epoch: str = "") -> Outcome:
     """One bench on every host of `work` at once; see the module's docstring.
 
     `before_go` runs once every host is ready (a failure there stops everything before
     the load); `on_start(start_ns, margin_s, timings)` records the common start before
-    any host gets it. Raises BenchError naming each host that failed (a session that
-    ended, a host not ready or not done within `timeout_s`, an agent that exited
-    non-zero) after every agent and sampler was stopped and what they measured was
-    written to `samples_dir` (`<alias>.jsonl`, `<alias>.summary.json`) and
-    `metrics_dir` (`<alias>.jsonl`)."""
+    any host gets it; `epoch` names the deployment as it is now (the bench daemons reuse
+    a token and endpoints only within one epoch). Raises BenchError naming each host
+    that failed (a session that ended, a host not ready or not done within `timeout_s`,
+    an agent that exited non-zero) after every agent and sampler was stopped and what
+    they measured was written to `samples_dir` (`<alias>.jsonl`, `<alias>.summary.json`)
+    and `metrics_dir` (`<alias>.jsonl`)."""
     b = _Bench(work, python=python, zip_path=zip_path, samples_dir=samples_dir,
-               metrics_dir=metrics_dir, control_dir=control_dir)
+               metrics_dir=metrics_dir, control_dir=control_dir, epoch=epoch)
     try:
         try:
             progress(f"setting up the load on {len(b.agents())} host(s)")

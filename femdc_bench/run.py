@@ -4,6 +4,7 @@ workload, metrics and report, and passes plain data (model.py) between them."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import platform
@@ -414,7 +415,7 @@ def bench(run: Run, point: str = "p0", progress: Progress = _noop,
                 work, python=clouds.agent_python, samples_dir=samples_dir,
                 zip_path=build_agent_zip(run.dir / "tmp" / "femdc_agent.zip"),
                 metrics_dir=metrics_dir, control_dir=control_dir(run.dir), timeout_s=timeout,
-                on_start=on_start, before_go=clear.result,
+                on_start=on_start, before_go=clear.result, epoch=deploy_epoch(run),
                 progress=lambda m: progress(f"bench {point}: {m}"))
         finally:
             if faults:
@@ -427,6 +428,18 @@ def bench(run: Run, point: str = "p0", progress: Progress = _noop,
         record_clocks(run, inv, f"bench@{point}")
         progress(f"{n} samples stored, {m} service and host samples")
     return n
+
+
+def deploy_epoch(run: Run) -> str:
+    """What changes whenever the run's services are deployed again (the deploy's marker
+    and the clouds file, contents and times): the bench daemons keep a Keystone token
+    and the endpoints between benches of one epoch only."""
+    h = hashlib.sha256()
+    for name in ("deploy.digest", "clouds.json"):
+        f = run.dir / name
+        with contextlib.suppress(OSError):
+            h.update(f"{name}\0{f.stat().st_mtime_ns}\0".encode() + f.read_bytes())
+    return h.hexdigest()[:16]
 
 
 class _Background:
@@ -694,7 +707,6 @@ def run_tag(run: Run) -> str:
 
 
 def plan_sha(p: WanPlan) -> str:
-    import hashlib
     import json
 
     return hashlib.sha256(json.dumps(asdict(p), sort_keys=True).encode()).hexdigest()

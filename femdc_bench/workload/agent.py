@@ -156,6 +156,7 @@ def run_job(
     sink: JsonlSink,
     stopper: Stopper,
     start: Barrier | None = None,
+    auth_cache: Any = None,
 ) -> JobSummary:
     from femdc_bench.workload.context import JobContext  # keystoneauth1: hosts only
 
@@ -166,7 +167,7 @@ def run_job(
             jc = JobContext(job)
             jc.args = sc.resolve_args(job.args)
             if sc.openstack or job.contexts:
-                jc.open(sc.services)
+                jc.open(sc.services, cache=auth_cache)
             jc.users = task_contexts.setup(jc, job.contexts)  # Rally's users/roles
             if sc.setup is not None:
                 sc.setup(jc)
@@ -326,10 +327,12 @@ def check_spec(spec: AgentSpec, registry: Registry) -> AgentSpec:
 
 
 def run_spec(spec: AgentSpec, out_path: str, stopper: Stopper, start: Barrier | None,
-             error: Callable[[str], None] | None = None) -> tuple[int, dict[str, Any] | None]:
+             error: Callable[[str], None] | None = None, auth_cache: Any = None
+             ) -> tuple[int, dict[str, Any] | None]:
     """Run a checked spec's jobs, samples to `out_path`: (exit status, summary). `start`
     is the common start (anything with arrive()/announce(): StartSignal, or the bench
-    session's barrier in benchd.py); `error` gets each one-line error (default: stderr).
+    session's barrier in benchd.py); `error` gets each one-line error (default: stderr);
+    `auth_cache`: the bench daemon's tokens and endpoints (JobContext.open).
     The summary is None when the samples file could not be opened."""
     error = error or _error
     try:
@@ -345,7 +348,7 @@ def run_spec(spec: AgentSpec, out_path: str, stopper: Stopper, start: Barrier | 
                 if stopper.stop.is_set():
                     summaries.append(JobSummary(i, job.scenario, job.target_site, skipped=True))
                     continue
-                summaries.append(run_job(i, job, sc, spec, sink, stopper, start))
+                summaries.append(run_job(i, job, sc, spec, sink, stopper, start, auth_cache))
                 if summaries[-1].worker_failures:
                     break  # the samples cannot be written: stop here
     except OSError as e:

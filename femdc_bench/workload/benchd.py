@@ -30,6 +30,15 @@ op `stop`: the agent and sampler of the last bench stopped by their pidfiles (an
   daemon, `daemon: true`), their files sent back, `end`. op `warm`: the daemon started
   unless it runs (end of deploy); `hello` says which.
 
+Direct sessions: the controller may instead reach the daemon's socket itself, through
+its SSH master's forward of it, and send `{"t": "session", "h": HEADER}` (op bench). The
+daemon's child for that connection is then the bench session above (same frames), its
+agent in a child of its own; a daemon of other code than `zip_sha` answers `stale` and
+the controller falls back to BOOT, which restarts it. Connections from a BOOT session
+send `{"t": "run", "spec", "epoch"}`. The daemon keeps the Keystone tokens and endpoints
+its agents got (AuthCache): a child gets the daemon's copy at fork, and what it learnt
+goes back on a pipe the daemon reads.
+
 Standard library only at import: the session runs with the host's python3; only the
 daemon imports the agent (keystoneauth1), once, when it starts.
 """
@@ -40,6 +49,7 @@ import contextlib
 import json
 import os
 import queue
+import select
 import signal
 import socket
 import subprocess
@@ -79,6 +89,8 @@ DAEMON_IDLE_S = 12 * 3600  # a daemon no bench reached for this long exits
 DAEMON_START_S = 60.0
 SAMPLER_START_S = 30.0
 STOP_TERM_S = 10.0  # SIGTERM, then this long before SIGKILL
+AUTH_CACHE_S = 1800.0  # a token and endpoints the daemon keeps: at most this old
+AUTH_CACHE_MAX = 256  # entries
 
 
 class FrameError(ValueError):
@@ -286,8 +298,13 @@ class _Gone(Exception):
 
 
 class _Bench:
-    def __init__(self, h: dict[str, Any], p: Paths, out: Out, rin: BinaryIO) -> None:
+    """One bench on this host; `agent()`: a connection to a load agent waiting for its
+    `run` frame, and how it was had (ensure_daemon: through the daemon's socket)."""
+
+    def __init__(self, h: dict[str, Any], p: Paths, out: Out, rin: BinaryIO,
+                 agent: Any = None) -> None:
         self.h, self.p, self.out, self.rin = h, p, out, rin
+        self.agent = agent or (lambda: ensure_daemon(self.h, self.p))
         self.q: queue.Queue[tuple[str, dict[str, Any] | None]] = queue.Queue()
         self.conn: socket.socket | None = None
         self.conn_out: Out | None = None
@@ -377,10 +394,10 @@ class _Bench:
             self._start_sampler()
         info: dict[str, Any] = {}
         if self.h.get("spec"):
-            conn, how = ensure_daemon(self.h, p)
+            conn, how = self.agent()
             info.update(daemon=how, daemon_s=round(time.monotonic() - t0, 3))
             conn_out = Out(conn.makefile("wb"))
-            conn_out.send({"t": "run", "spec": self.h["spec"]})
+            conn_out.send({"t": "run", "spec": self.h["spec"], "epoch": self.h.get("epoch")})
             with self.lock:
                 self.conn, self.conn_out = conn, conn_out
                 if self.stopped:
@@ -551,24 +568,139 @@ class SessionStart:
             self.late_s = -wait_s
 
 
-def _child(conn: socket.socket, p: Paths) -> int:
-    """One bench in a child of the daemon: the spec from the session, the agent's jobs."""
+class AuthCache:
+    """What the daemon remembers between benches: per Keystone identity (the job's
+    credentials, interface, region, CA and the deployment's `epoch`), the token and the
+    endpoints a load agent resolved, so that the next bench's agents start without
+    authenticating nor discovering again (keystoneauth1 still renews a token near its
+    expiry, and re-authenticates on a 401). Kept in the daemon's memory only: a forked
+    child reads the copy it was born with (`entries`) and gives what it learnt back on
+    its pipe (`put`), which the daemon reads."""
+
+    def __init__(self, entries: dict[str, dict[str, Any]], w: int | None = None,
+                 epoch: str | None = None) -> None:
+        self.entries, self.w, self.epoch = entries, w, epoch or ""
+
+    def key(self, parts: list[Any]) -> str:
+        import hashlib
+
+        return hashlib.sha256(json.dumps([self.epoch, *parts], sort_keys=True,
+                                         default=str).encode()).hexdigest()
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        e = self.entries.get(key)
+        if e is None or time.time() - float(e.get("t", 0)) > AUTH_CACHE_S:
+            return None
+        v = e.get("v")
+        return v if isinstance(v, dict) else None
+
+    def put(self, key: str, value: dict[str, Any]) -> None:
+        self.entries[key] = {"t": time.time(), "v": value}
+        if self.w is None:
+            return
+        data = encode({"t": "cache", "k": key, "v": value})
+        with contextlib.suppress(OSError):
+            while data:
+                data = data[os.write(self.w, data):]
+
+
+def take_cache_lines(buf: bytearray, entries: dict[str, dict[str, Any]]) -> None:
+    """The daemon's side of AuthCache.put: every whole line of `buf` into `entries`
+    (kept by age, at most AUTH_CACHE_MAX); what is left is an unfinished line."""
+    while (i := buf.find(b"\n")) >= 0:
+        line = bytes(buf[:i])
+        del buf[:i + 1]
+        try:
+            m = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(m, dict) and m.get("t") == "cache" and isinstance(m.get("k"), str) \
+                and isinstance(m.get("v"), dict):
+            entries[m["k"]] = {"t": time.time(), "v": m["v"]}
+    now = time.time()
+    for k in [k for k, e in entries.items() if now - e["t"] > AUTH_CACHE_S]:
+        del entries[k]
+    while len(entries) > AUTH_CACHE_MAX:
+        del entries[min(entries, key=lambda k: entries[k]["t"])]
+
+
+def _child(conn: socket.socket, p: Paths, sha: str, cache: AuthCache) -> int:
+    """One connection in a child of the daemon. Its first frame says what it is: `run`
+    (a spec from a bench session on this host, ensure_daemon) or `session` (the
+    controller itself, through its SSH master's forward of the daemon's socket: this
+    child is that host's bench session, see the module's docstring)."""
+    rf = conn.makefile("rb")
+    try:
+        req = read_frame(rf)
+    except (FrameError, OSError):
+        req = None
+    if req is None:
+        return 2
+    if req.get("t") == "session":
+        return _direct(conn, rf, p, sha, cache, req)
+    if req.get("t") != "run":
+        return 2
+    cache.epoch = str(req.get("epoch") or "")
+    return _agent(conn, rf, p, req, cache)
+
+
+def _direct(conn: socket.socket, rf: BinaryIO, p: Paths, sha: str, cache: AuthCache,
+            req: dict[str, Any]) -> int:
+    """The bench session of a controller that reached the daemon's socket directly: no
+    process started on the host for it. Another code than this daemon's (`zip_sha`):
+    `stale`, and the controller opens a session over ssh instead, which restarts it."""
+    out = Out(conn.makefile("wb"))
+    h = req.get("h")
+    if not isinstance(h, dict) or h.get("zip_sha") != sha or h.get("workdir") != p.workdir:
+        out.send({"t": "stale"})
+        return 0
+    agent_conn: socket.socket | None = None
+    pid = 0
+    if h.get("spec"):
+        # the agent's process before any thread of this one (a fork copies one thread)
+        mine, theirs = socket.socketpair()
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                mine.close()
+                conn.close()
+                cache.epoch = str(h.get("epoch") or "")
+                code = _agent(theirs, theirs.makefile("rb"), p, None, cache)
+            finally:
+                os._exit(code)
+        theirs.close()
+        agent_conn = mine
+    try:
+        return _Bench(h, p, out, rf, agent=lambda: (agent_conn, "direct")).run()
+    finally:
+        if pid:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+
+
+def _agent(conn: socket.socket, rf: BinaryIO, p: Paths, req: dict[str, Any] | None,
+           cache: AuthCache) -> int:
+    """One bench's load agent: the spec (`req`, else the first frame), the agent's jobs,
+    `ready` then `done` on `conn`."""
     from femdc_bench.workload import agent
     from femdc_bench.workload.registry import REGISTRY
     from femdc_bench.workload.spec import AgentSpec, SpecError
 
     stopper = agent.Stopper()
     stopper.install()
-    rf = conn.makefile("rb")
     out = Out(conn.makefile("wb"))
     start = SessionStart(out, stopper.stop)
     errors: list[str] = []
-    try:
-        req = read_frame(rf)
-    except (FrameError, OSError):
-        req = None
-    if req is None or req.get("t") != "run":
-        return 2
+    if req is None:
+        try:
+            req = read_frame(rf)
+        except (FrameError, OSError):
+            req = None
+        if req is None or req.get("t") != "run":
+            return 2
+        if req.get("epoch"):
+            cache.epoch = str(req["epoch"])
 
     def reader() -> None:
         while True:
@@ -595,7 +727,8 @@ def _child(conn: socket.socket, p: Paths) -> int:
     _write_private(p.agent_pid, f"{os.getpid()}\n".encode())
     code, summary = agent.EXIT_SINK, None
     try:
-        code, summary = agent.run_spec(spec, p.agent_out, stopper, start, errors.append)
+        code, summary = agent.run_spec(spec, p.agent_out, stopper, start, errors.append,
+                                       auth_cache=cache)
     except Exception as e:  # noqa: BLE001 - one line to the controller, not a traceback
         errors.append(f"the agent failed: {type(e).__name__}: {e}")
     finally:
@@ -608,9 +741,11 @@ def _child(conn: socket.socket, p: Paths) -> int:
 
 
 def serve(workdir: str, sha: str, idle_s: float = DAEMON_IDLE_S) -> int:
-    """The per-run daemon: the agent imported once; one forked child per bench session.
-    Ends on SIGTERM (its children too), when no session came for `idle_s`, or when its
-    work directory is gone (the run was destroyed)."""
+    """The per-run daemon: the agent imported once; one forked child per connection
+    (a bench session's agent, or a controller's direct session). Keeps the AuthCache
+    its children give back on their pipes. Ends on SIGTERM (its children too), when no
+    session came for `idle_s`, or when its work directory is gone (the run was
+    destroyed)."""
     import femdc_bench.workload.scenarios  # noqa: F401  (registers the scenarios)
     from femdc_bench.workload import agent, context  # noqa: F401 - keystoneauth1, once
 
@@ -625,12 +760,13 @@ def serve(workdir: str, sha: str, idle_s: float = DAEMON_IDLE_S) -> int:
     finally:
         os.umask(old)
     srv.listen(16)
-    srv.settimeout(1.0)
     _write_private(p.daemon_pid, f"{os.getpid()}\n".encode())
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     signal.signal(signal.SIGINT, lambda *_: stopping.set())
     children: set[int] = set()
+    pipes: dict[int, bytearray] = {}  # a child's pipe (read end) -> what came so far
+    entries: dict[str, dict[str, Any]] = {}
     last = time.monotonic()
     try:
         while not stopping.is_set():
@@ -642,23 +778,47 @@ def serve(workdir: str, sha: str, idle_s: float = DAEMON_IDLE_S) -> int:
                     not children and time.monotonic() - last > idle_s):
                 break
             try:
+                readable, _, _ = select.select([srv, *pipes], [], [], 1.0)
+            except InterruptedError:
+                continue
+            for fd in [f for f in readable if f is not srv]:
+                data = os.read(fd, 1 << 16)
+                pipes[fd] += data
+                take_cache_lines(pipes[fd], entries)
+                if not data:
+                    os.close(fd)
+                    del pipes[fd]
+            if srv not in readable:
+                continue
+            try:
                 conn, _ = srv.accept()
-            except (TimeoutError, InterruptedError):
+            except (BlockingIOError, InterruptedError):
                 continue
             last = time.monotonic()
+            r, w = os.pipe()
             pid = os.fork()
-            if pid == 0:  # the child: this bench only
+            if pid == 0:  # the child: this connection only
                 code = 1
                 try:
+                    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                    signal.signal(signal.SIGINT, signal.SIG_DFL)
                     srv.close()
+                    os.close(r)
+                    for fd in pipes:
+                        os.close(fd)
                     conn.settimeout(None)
-                    code = _child(conn, p)
+                    code = _child(conn, p, sha, AuthCache(entries, w))
                 finally:
                     os._exit(code)
+            os.close(w)
+            pipes[r] = bytearray()
             children.add(pid)
             conn.close()
     finally:
         srv.close()
+        for fd in pipes:
+            with contextlib.suppress(OSError):
+                os.close(fd)
         if pid_from(p.daemon_pid, DAEMON_NEEDLE) == os.getpid():
             for f in (p.sock, p.daemon_pid):
                 with contextlib.suppress(OSError):

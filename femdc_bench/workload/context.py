@@ -30,7 +30,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import requests
 from keystoneauth1 import adapter as ks_adapter
@@ -78,6 +78,17 @@ TEARDOWN_ORDER: tuple[tuple[str, str], ...] = (
 TEARDOWN_WAIT_S = 120.0  # per resource that must be waited for (servers)
 TEARDOWN_POLL_S = 0.5
 TEARDOWN_CONFLICT_RETRIES = 5  # a 409 (e.g. a network whose ports are going) is retried
+
+
+class AuthCache(Protocol):
+    """Tokens and endpoints kept between jobs (the bench daemon's, benchd.AuthCache):
+    `key(parts)` names an identity, `get`/`put` its {"state", "endpoints"}."""
+
+    def key(self, parts: list[Any]) -> str: ...
+
+    def get(self, key: str) -> dict[str, Any] | None: ...
+
+    def put(self, key: str, value: dict[str, Any]) -> None: ...
 
 
 class SetupError(RuntimeError):
@@ -179,9 +190,28 @@ class JobContext:
 
     # ---------------------------------------------------------------- lifecycle
 
-    def open(self, services: tuple[str, ...] | list[str] = ("identity",)) -> None:
-        """Authenticate the admin and resolve the endpoint of each of `services` (untimed)."""
+    def open(self, services: tuple[str, ...] | list[str] = ("identity",),
+             cache: AuthCache | None = None) -> None:
+        """Authenticate the admin and resolve the endpoint of each of `services` (untimed).
+
+        With a `cache` (the bench daemon's), a token and endpoints an earlier job of the
+        same identity got are reused: no request at all when they cover `services` and
+        the token is not near its expiry (keystoneauth1 authenticates again then, and
+        on a 401). What this job learnt goes back to the cache."""
         a = self.job.auth
+        key = hit = None
+        if cache is not None:
+            key = cache.key([self.auth.get_cache_id(), a.interface, a.region_name,
+                             str(a.verify)])
+            hit = cache.get(key)
+            if hit is not None:
+                try:
+                    self.auth.set_auth_state(hit["state"])
+                    self.endpoints.update(hit["endpoints"])
+                except (KeyError, TypeError, ValueError):
+                    self.auth.set_auth_state(None)
+                    self.endpoints.clear()
+                    hit = None
         try:
             self.access = self.auth.get_access(self.session)
         except Exception as e:  # noqa: BLE001 - reported as one line
@@ -189,6 +219,11 @@ class JobContext:
         for service_type in dict.fromkeys(("identity", *services)):
             self.resolve(service_type)
         self.identity = self.admin("identity")
+        if cache is not None and key is not None:
+            state = self.auth.get_auth_state()
+            if state and (hit is None or hit.get("state") != state
+                          or hit.get("endpoints") != self.endpoints):
+                cache.put(key, {"state": state, "endpoints": dict(self.endpoints)})
 
     @property
     def endpoint(self) -> str:

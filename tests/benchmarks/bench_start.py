@@ -13,7 +13,8 @@ bench phase; and where (b) goes, from the timings the bench writes to
 samples/<point>/start.json: prepare (specs, paths), sessions open (the slowest host's
 hello), all hosts ready (sampler started, bench daemon reused or started, the agent's
 first job set up: Keystone authentication), waiting for the InfluxDB clear of the point
-(done beside the setup), and the start margin. The import of femdc_bench.cli and
+(done beside the setup), and the start margin; `via`: how the sessions went (direct to
+the bench daemons, or ssh). The import of femdc_bench.cli and
 femdc_bench.run in a fresh interpreter is measured alone (`imports`).
 
 --main-cli: `bench` with another checkout's CLI on the same run (e.g. /work/main's,
@@ -103,6 +104,7 @@ def one(cli: list[str], results: Path, run_id: str, point: str) -> dict[str, Any
             "sessions_s": t["sessions_s"], "ready_s": t["ready_s"],
             "before_go_s": t["before_go_s"], "margin_s": t["margin_s"],
             "daemon": "/".join(daemons),
+            "via": "/".join(sorted({str(h.get("via")) for h in t["hosts"].values()})),
             "slowest_setup_s": max((h.get("setup_s") or 0) for h in t["hosts"].values()),
             "max_rtt_ms": max((h.get("rtt_ms") or 0) for h in t["hosts"].values())})
     return row

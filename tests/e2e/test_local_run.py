@@ -327,6 +327,12 @@ def rally_tasks_on_a_kept_run(results: Path, run_id: str, run_dir: Path) -> None
     assert "WAN check of p0 reused" in proc.stdout, proc.stdout[-2000:]
     events = [json.loads(ln) for ln in (run_dir / "events.jsonl").read_text().splitlines()]
     assert any(e["phase"] == "check" and "reused" in e["text"] for e in events)
+    # every load host's session went straight to its bench daemon, warm since the deploy,
+    # through the run's SSH master connection (no process started on the host for it)
+    timings = json.loads((run_dir / "samples" / "p0" / "start.json").read_text())["timings"]
+    load_hosts = {a for a, h in timings["hosts"].items() if h["daemon"]}
+    assert load_hosts == {"core-ctl", "edge1-node", "edge1-node2"}, timings
+    assert all(timings["hosts"][a]["via"] == "direct" for a in load_hosts), timings
     rep = json.loads((run_dir / "report.json").read_text())
     wls = {(r["site"], r["workload"]): r for r in rep["rows"] if not r.get("action")}
     names = ("create_and_list_users", "add_and_remove_user_role",

@@ -350,3 +350,179 @@ def test_a_host_that_never_answers_is_named(local: Any, tmp_path: Path,
     # the host that was ready was stopped before its load: nothing ran there
     summary = json.loads((tmp_path / "samples" / "core-ctl.summary.json").read_text())
     assert summary["jobs"][0]["skipped"] and summary["jobs"][0]["count"] == 0
+
+
+# --------------------------------------------------------------------------- direct sessions
+
+
+@pytest.fixture
+def direct(local: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """`local`, with the master connection's forward replaced by the daemon's own
+    socket (same machine): the direct path, daemon side included, for real."""
+    def forward(h: Host, control_dir: Path) -> tuple[Any, str]:
+        s = benchrun._connect(Path(benchd.Paths(h.workdir).sock))
+        return (s, "") if s is not None else (None, "no daemon socket")
+
+    monkeypatch.setattr(benchrun, "forward", forward)
+    return local
+
+
+def test_a_direct_session_needs_no_process_on_the_host_and_falls_back_to_ssh(
+        direct: Any, tmp_path: Path) -> None:
+    host, zip_path = direct
+    a, c = host("core-ctl"), host("edge2-node")
+    work = [benchrun.HostWork(a, spec=_spec(a), sampler=_sampler(a)),
+            benchrun.HostWork(c, sampler=_sampler(c))]  # no agent: always over ssh
+    # no daemon yet: the direct session cannot be had, ssh (BOOT) starts the daemon
+    _, started = _bench(work, zip_path, tmp_path, timeout_s=60)
+    h = started["timings"]["hosts"]
+    assert (h["core-ctl"]["via"], h["core-ctl"]["daemon"]) == ("ssh", "started")
+    assert h["core-ctl"]["direct_error"] == "no daemon socket"
+    assert h["edge2-node"]["via"] == "ssh" and "direct_error" not in h["edge2-node"]
+
+    # now the daemon answers: the session is one of its children, sampler included
+    out, started = _bench(work, zip_path, tmp_path, timeout_s=60)
+    h = started["timings"]["hosts"]
+    assert (h["core-ctl"]["via"], h["core-ctl"]["daemon"]) == ("direct", "direct")
+    assert "direct_error" not in h["core-ctl"] and h["core-ctl"]["zip_sent"] is False
+    assert out.summaries["core-ctl"]["jobs"][0]["count"] == 6
+    rows = _rows(tmp_path / "samples" / "core-ctl.jsonl")
+    assert len([r for r in rows if not r.get("action")]) == 6
+    assert min(r["t0_ns"] for r in rows) >= out.start_ns
+    assert {"host", "proc"} <= {r["m"] for r in _rows(tmp_path / "metrics" / "core-ctl.jsonl")}
+    p = benchd.Paths(a.workdir)
+    assert benchd.pid_from(p.agent_pid, benchd.DAEMON_NEEDLE) is None  # the agent ended
+    assert benchd.pid_from(p.sampler_pid, benchd.SAMPLER_NEEDLE) is None
+
+    # a failed agent is reported the same way over a direct session
+    bad = _spec(a, scenario="Dummy.openstack")
+    with pytest.raises(benchrun.BenchError, match=r"^core-ctl: the load agent exited 3: "):
+        _bench([benchrun.HostWork(a, spec=bad)], zip_path, tmp_path, timeout_s=60)
+
+
+def test_a_daemon_of_other_code_answers_stale_and_ssh_restarts_it(
+        direct: Any, tmp_path: Path) -> None:
+    import zipfile
+
+    host, zip_path = direct
+    a = host("core-ctl")
+    work = [benchrun.HostWork(a, spec=_spec(a))]
+    _bench(work, zip_path, tmp_path, timeout_s=60)  # the daemon of this zip
+    old = benchd.pid_from(benchd.Paths(a.workdir).daemon_pid, benchd.DAEMON_NEEDLE)
+    other = tmp_path / "other.zip"  # the same code, another zip: another sha
+    other.write_bytes(zip_path.read_bytes())
+    with zipfile.ZipFile(other, "a") as z:
+        z.comment = b"another build"
+    out, started = _bench(work, other, tmp_path, timeout_s=60)
+    h = started["timings"]["hosts"]["core-ctl"]
+    assert (h["via"], h["daemon"], h["direct_error"]) == ("ssh", "started", "stale daemon")
+    assert benchd.pid_from(benchd.Paths(a.workdir).daemon_pid, benchd.DAEMON_NEEDLE) != old
+    assert out.summaries["core-ctl"]["jobs"][0]["count"] == 6
+
+
+def test_an_interrupt_over_a_direct_session_stops_the_agent(
+        direct: Any, tmp_path: Path) -> None:
+    import threading
+
+    host, zip_path = direct
+    a = host("core-ctl")
+    _, errors = benchrun.warm([a], python=sys.executable, zip_path=zip_path,
+                              control_dir=tmp_path / "cp")
+    assert errors == []
+    long = _spec(a, times=100000, args={"sleep": 0.05})
+
+    def ctrl_c() -> None:
+        while not (tmp_path / "go").exists():
+            time.sleep(0.01)
+        time.sleep(1.0)
+        signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
+
+    def progress(msg: str) -> None:
+        if msg == "load running":
+            (tmp_path / "go").touch()
+
+    threading.Thread(target=ctrl_c, daemon=True).start()
+    with pytest.raises(KeyboardInterrupt):
+        _bench([benchrun.HostWork(a, spec=long)], zip_path, tmp_path, timeout_s=60,
+               progress=progress)
+    summary = json.loads((tmp_path / "samples" / "core-ctl.summary.json").read_text())
+    assert summary["interrupted"] and 0 < summary["jobs"][0]["count"] < 100000
+    assert benchd.pid_from(benchd.Paths(a.workdir).agent_pid, benchd.DAEMON_NEEDLE) is None
+
+
+# --------------------------------------------------------------------------- auth cache
+
+
+def test_the_auth_cache_goes_from_a_child_to_the_daemon_by_its_pipe() -> None:
+    r, w = os.pipe()
+    child = benchd.AuthCache({}, w, epoch="e1")
+    key = child.key(["id", "public", "core", "True"])
+    assert key == benchd.AuthCache({}, None, epoch="e1").key(["id", "public", "core", "True"])
+    assert key != benchd.AuthCache({}, None, epoch="e2").key(["id", "public", "core", "True"])
+    child.put(key, {"state": "{}", "endpoints": {"identity": "http://x/v3"}})
+    os.close(w)
+    buf, entries = bytearray(), {}
+    while data := os.read(r, 1 << 16):
+        buf += data
+        benchd.take_cache_lines(buf, entries)
+    os.close(r)
+    assert buf == b"" and entries[key]["v"]["endpoints"] == {"identity": "http://x/v3"}
+    # the next child gets it; too old, it is not used
+    assert benchd.AuthCache(entries).get(key) == entries[key]["v"]
+    entries[key]["t"] -= benchd.AUTH_CACHE_S + 1
+    assert benchd.AuthCache(entries).get(key) is None
+    # a torn line waits for its end; garbage is skipped; the oldest go past the limit
+    buf = bytearray(b'not json\n{"t": "cache", "k": "a", "v": {}}\n{"t": "ca')
+    entries = {}
+    benchd.take_cache_lines(buf, entries)
+    assert set(entries) == {"a"} and buf == b'{"t": "ca'
+    many = {f"k{i}": {"t": time.time() + i, "v": {}} for i in range(benchd.AUTH_CACHE_MAX + 5)}
+    benchd.take_cache_lines(bytearray(), many)
+    assert len(many) == benchd.AUTH_CACHE_MAX and "k0" not in many
+
+
+def _job(**auth: Any) -> Any:
+    from femdc_bench.workload.spec import AgentSpec
+
+    spec = {"site": "core", "host": "core-ctl", "jobs": [{
+        "scenario": "keystone.list_users", "runner": {"type": "times", "times": 1},
+        "target_site": "core", "name_prefix": "femdc-t-",
+        "auth": {"auth_url": "http://127.0.0.1:9/v3", "username": "admin",
+                 "password": "hunter2-secret", "project_name": "admin", **auth}}]}
+    return AgentSpec.from_dict(spec).jobs[0]
+
+
+def _token_state(expires_in_s: float) -> str:
+    import datetime
+
+    exp = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=expires_in_s)
+    return json.dumps({"auth_token": "tok-1", "body": {"token": {
+        "expires_at": exp.strftime("%Y-%m-%dT%H:%M:%S.000000Z"), "methods": ["password"],
+        "user": {"id": "u1", "name": "admin", "domain": {"id": "default"}},
+        "project": {"id": "p1", "name": "admin", "domain": {"id": "default"}},
+        "catalog": []}}})
+
+
+def test_a_cached_token_and_endpoints_open_a_job_without_a_request() -> None:
+    from femdc_bench.workload.context import JobContext, SetupError
+
+    entries: dict[str, Any] = {}
+    cache = benchd.AuthCache(entries, epoch="e1")
+    jc = JobContext(_job())
+    key = cache.key([jc.auth.get_cache_id(), "public", None, "True"])
+    # nothing listens on port 9: without the cache, opening fails and nothing is kept
+    with pytest.raises(SetupError, match="cannot authenticate"):
+        jc.open(("identity",), cache=cache)
+    assert entries == {}
+    entries[key] = {"t": time.time(), "v": {"state": _token_state(3600),
+                                            "endpoints": {"identity": "http://10.0.0.1/v3"}}}
+    jc = JobContext(_job())
+    jc.open(("identity",), cache=cache)
+    assert jc.endpoint == "http://10.0.0.1/v3" and jc.project_id == "p1"
+    # another password is another identity: not served from this entry
+    with pytest.raises(SetupError):
+        JobContext(_job(password="other")).open(("identity",), cache=cache)
+    # a token near its expiry is not used: keystoneauth1 authenticates again (and fails)
+    entries[key]["v"]["state"] = _token_state(60)
+    with pytest.raises(SetupError, match="cannot authenticate"):
+        JobContext(_job()).open(("identity",), cache=cache)

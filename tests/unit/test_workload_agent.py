@@ -102,7 +102,7 @@ class FakeJobContext:
         self.args: dict[str, object] = dict(job.args)  # type: ignore[attr-defined]
         self.identity: object | None = None
 
-    def open(self, services: object = ("identity",)) -> None:
+    def open(self, services: object = ("identity",), cache: object = None) -> None:
         from femdc_bench.workload.context import SetupError
 
         if self.job.auth.password == "bad":  # type: ignore[attr-defined]

@@ -267,7 +267,7 @@ def test_agent_summary_counts_iterations(tmp_path: object, monkeypatch: pytest.M
             self.args: dict[str, object] = {}
             self.identity: object | None = None
 
-        def open(self, services: tuple[str, ...] = ("identity",)) -> None:
+        def open(self, services: tuple[str, ...] = ("identity",), cache: object = None) -> None:
             self.identity = object()
             FakeJob.opened = tuple(services)
 
