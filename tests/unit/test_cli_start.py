@@ -12,8 +12,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
+from femdc_bench.experiment import ExperimentError
 from femdc_bench.rundir import Run
 from tests.one_host import one_host_experiment
 
@@ -99,3 +101,48 @@ def test_an_experiment_naming_a_rally_task_is_read_each_time(tmp_path: Path) -> 
     assert r.experiment().workload.scenarios[0].runner.times == 4
     (r.dir / "tasks" / "task.yaml").write_text(task.replace("times: 4", "times: 5"))
     assert r.experiment().workload.scenarios[0].runner.times == 5
+
+
+def test_a_run_checks_its_unchanged_experiment_against_the_schema_once(tmp_path: Path) -> None:
+    """The schema check (jsonschema: ~50 ms to import) of the run's own experiment is
+    skipped when the same document passed it before, under the same schema."""
+    f = tmp_path / "exp.yaml"
+    f.write_text(yaml.safe_dump(one_host_experiment()))
+    results = tmp_path / "results"
+    r = Run.create(f, results, run_id="r1")
+    read = (f"from femdc_bench.rundir import Run\n"
+            f"Run.open('r1', __import__('pathlib').Path({str(results)!r})).experiment()")
+    probe = read + "\nimport sys; print('jsonschema' in sys.modules)\n"
+
+    def fresh() -> bool:
+        p = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                           cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=60)
+        assert p.returncode == 0, p.stderr
+        return p.stdout.strip() == "True"
+
+    assert fresh()  # the first command checks it
+    assert not fresh()  # the next ones know it passed
+    # another document is checked again, and a bad one still fails
+    path = r.dir / "experiment.yaml"
+    path.write_text(path.read_text().replace("times: 2", "times: 3"))
+    assert fresh()
+    assert not fresh()
+    path.write_text(path.read_text().replace("times: 3", "times: '3'"))
+    with pytest.raises(ExperimentError, match="workload.scenarios\\[0\\].runner.times"):
+        Run.open("r1", results).experiment()
+
+
+def test_the_schema_key_tells_types_and_schemas_apart(monkeypatch: pytest.MonkeyPatch) -> None:
+    from femdc_bench import experiment
+
+    doc = one_host_experiment()
+    key = experiment.schema_key(doc)
+    assert key == experiment.schema_key(one_host_experiment())
+    times = doc["workload"]["scenarios"][0]["runner"]
+    for other in ("2", 2.0, True):
+        times["times"] = other
+        assert experiment.schema_key(doc) != key
+    times["times"] = 2
+    assert experiment.schema_key(doc) == key
+    monkeypatch.setattr(experiment, "SCHEMA", {**experiment.SCHEMA, "x-changed": 1})
+    assert experiment.schema_key(doc) != key
