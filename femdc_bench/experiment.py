@@ -6,17 +6,18 @@ message is one line: ``FILE: key.path: what was expected``.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import difflib
 import fnmatch
+import hashlib
 import ipaddress
 import itertools
+import os
 import re
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
-
-import jsonschema
+from typing import TYPE_CHECKING, Any
 
 from femdc_bench.model import (
     DEVSTACK_MANAGED_VARS,
@@ -48,6 +49,9 @@ from femdc_bench.model import (
     WanSpec,
     WorkloadSpec,
 )
+
+if TYPE_CHECKING:
+    import jsonschema  # ~50 ms to import: by the schema check, which a run may skip (parse)
 
 # Host roles. "control" is the rest of a site's control plane (Placement, Glance, Nova
 # api/conductor/scheduler, Neutron server + OVN, RabbitMQ); "compute" runs nova-compute.
@@ -613,11 +617,13 @@ def _best(errors: list[jsonschema.ValidationError]) -> jsonschema.ValidationErro
 # --------------------------------------------------------------------------- loading
 
 
-def load(path: str | Path, *, task_anywhere: bool = False) -> Experiment:
+def load(path: str | Path, *, task_anywhere: bool = False, passed: Path | None = None
+         ) -> Experiment:
     """Read and check an experiment file: safeyaml's limits (a regular file of at most
     1 MiB, no duplicate keys, no Python tags, no alias bombs, bounded nesting), then the
     schema and the rules below. `task_anywhere`: workload.rally_task may be outside the
-    file's directory (`bench --task FILE`: a path the user gave on the command line)."""
+    file's directory (`bench --task FILE`: a path the user gave on the command line).
+    `passed`: see parse()."""
     from femdc_bench import safeyaml
 
     file = str(path)
@@ -627,17 +633,56 @@ def load(path: str | Path, *, task_anywhere: bool = False) -> Experiment:
         raise ExperimentError(file, "", f"cannot read: {e.strerror}") from None
     except safeyaml.YamlError as e:
         raise ExperimentError(file, e.where, e.message) from None
-    return parse(doc, file, task_anywhere=task_anywhere)
+    return parse(doc, file, task_anywhere=task_anywhere, passed=passed)
 
 
-def parse(doc: Any, file: str = "<experiment>", *, task_anywhere: bool = False
-          ) -> Experiment:
+def parse(doc: Any, file: str = "<experiment>", *, task_anywhere: bool = False,
+          passed: Path | None = None) -> Experiment:
+    """The document checked (schema, then the rules of _build) as an Experiment.
+
+    `passed`: a file that keeps the schema_key() of the last document that passed the
+    schema check (a run's own experiment, read again by every command): when it matches,
+    the check's result is known and the check is skipped; the rules of _build always run.
+    """
     if not isinstance(doc, dict):
         raise ExperimentError(file, "", "expected a mapping at the top level")
-    errors = list(jsonschema.Draft202012Validator(SCHEMA).iter_errors(doc))
-    if errors:
-        raise _schema_error(file, _best(errors))
+    key = schema_key(doc) if passed is not None else None
+    if key is None or _read_key(passed) != key:
+        import jsonschema
+
+        errors = list(jsonschema.Draft202012Validator(SCHEMA).iter_errors(doc))
+        if errors:
+            raise _schema_error(file, _best(errors))
+        if passed is not None and key is not None:
+            _write_key(passed, key)
     return _build(doc, file, task_anywhere)
+
+
+def schema_key(doc: Any) -> str:
+    """What the schema check's result depends on: the schema and the document, as their
+    repr (which tells a string from a number, a date or a boolean: YAML's safe types)."""
+    text = f"{SCHEMA!r}\0{doc!r}"
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _read_key(path: Path | None) -> str | None:
+    try:
+        return path.read_text().strip() if path is not None else None
+    except (OSError, ValueError):
+        return None
+
+
+def _write_key(path: Path, key: str) -> None:
+    """Written whole or not at all (another command may read it); a run directory that
+    cannot be written is no error: the next command checks again."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(key + "\n")
+        tmp.replace(path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
 
 
 def _expand_refs(file: str, path: str, value: Any, names: list[str]) -> tuple[str, ...]:

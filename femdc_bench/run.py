@@ -7,14 +7,13 @@ import contextlib
 import hashlib
 import logging
 import os
-import platform
 import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from femdc_bench import __version__, benchrun, ship
 from femdc_bench.ansible import (
@@ -24,7 +23,6 @@ from femdc_bench.ansible import (
     control_dir,
     run_playbook,
 )
-from femdc_bench.deploy import native
 from femdc_bench.experiment import ExperimentError
 from femdc_bench.model import (
     KILLABLE_SERVICES,
@@ -35,17 +33,22 @@ from femdc_bench.model import (
     Sample,
     SweepPoint,
 )
-from femdc_bench.providers import static, testbeds
-from femdc_bench.providers.local import LocalProvider
-from femdc_bench.providers.plan import Plan, local_plan
-from femdc_bench.providers.static import StaticProvider
-from femdc_bench.providers.testbeds import TestbedProvider
 from femdc_bench.rundir import Run, RunError, read_jsonl
 from femdc_bench.wan import apply as wan_apply
 from femdc_bench.wan import check as wan_check
 from femdc_bench.wan.check import WanCheck
 from femdc_bench.wan.plan import WanPlan, degraded, site_matrix
 from femdc_bench.wan.plan import plan as plan_wan
+
+if TYPE_CHECKING:
+    from femdc_bench.providers.local import LocalProvider
+    from femdc_bench.providers.plan import Plan
+    from femdc_bench.providers.static import StaticProvider
+    from femdc_bench.providers.testbeds import TestbedProvider
+
+# Imported where they are used: the providers (up, dry_run) and deploy.native (deploy,
+# destroy; it imports cryptography, ~30 ms), so that `bench` and the other commands on a
+# deployed run do not pay for them.
 
 log = logging.getLogger("femdc_bench")
 
@@ -76,9 +79,15 @@ def attach_log(run: Run) -> None:
 
 def provider_for(run: Run, exp: Experiment) -> LocalProvider | StaticProvider | TestbedProvider:
     if exp.provider.type == "local":
+        from femdc_bench.providers.local import LocalProvider
+
         return LocalProvider(run_id=run.id, run_dir=run.dir)
     if exp.provider.type == "static":
+        from femdc_bench.providers.static import StaticProvider
+
         return StaticProvider(exp, run_id=run.id, run_dir=run.dir)
+    from femdc_bench.providers.testbeds import TestbedProvider
+
     return TestbedProvider(exp, run_id=run.id, run_dir=run.dir)
 
 
@@ -86,6 +95,8 @@ def dry_run(exp_file: Path) -> Plan:
     """What `up` would reserve or reach and the hosts it would give, from the experiment
     and EnOSlib's configuration classes alone: no run directory, no network."""
     from femdc_bench.experiment import load
+    from femdc_bench.providers import static, testbeds
+    from femdc_bench.providers.plan import local_plan
 
     exp = load(exp_file)
     if exp.provider.type == "local":
@@ -96,6 +107,8 @@ def dry_run(exp_file: Path) -> Plan:
 
 
 def up(run: Run, progress: Progress = _noop) -> Inventory:
+    import platform
+
     exp = run.experiment()
     with run.phase("up"):
         progress(f"creating {sum(len(s.hosts) for s in exp.sites)} hosts ({exp.provider.type})")
@@ -127,6 +140,8 @@ def record_clocks(run: Run, inv: Inventory, when: str) -> dict[str, Any]:
 
 
 def deploy(run: Run, progress: Progress = _noop) -> Clouds:
+    from femdc_bench.deploy import native
+
     exp = run.experiment()
     inv = run.inventory()
     with run.phase("deploy"):
@@ -183,6 +198,8 @@ def _method(name: str) -> Any:
         from femdc_bench.deploy import kolla
 
         return kolla
+    from femdc_bench.deploy import native
+
     return native
 
 
@@ -1331,6 +1348,8 @@ def _destroy_deployment(run: Run, exp: Experiment, inv: Inventory) -> None:
 
         kolla.destroy(exp, inv, run_dir=run.dir, log=run.log("destroy"))
     else:
+        from femdc_bench.deploy import native
+
         native.destroy(inv, **kw)
 
 

@@ -109,6 +109,7 @@ class Run:
         self.dir = path
         self.id = path.name
         self.state = RunState.from_json((path / "state.json").read_text())
+        self._experiment: tuple[bytes, Experiment] | None = None
 
     # ------------------------------------------------------------ create / open
     @classmethod
@@ -145,7 +146,23 @@ class Run:
         tmp.replace(self.dir / "state.json")
 
     def experiment(self) -> Experiment:
-        return experiment_mod.load(self.dir / "experiment.yaml")
+        """The run's experiment. A command asks for it several times (bench: 4 times
+        before the load starts): read and checked once per content of experiment.yaml
+        (its bytes compared, not its time stamps) and kept by this Run. Not kept when it
+        names a Rally task: the task file is read again each time, as it always was.
+        tmp/experiment.schema-passed: the document that last passed the schema check
+        (experiment.parse), so that the next commands skip that check, not the rules."""
+        path = self.dir / "experiment.yaml"
+        try:
+            data = path.read_bytes()
+        except OSError:
+            data = None  # load() reports it as usual
+        if data is not None and self._experiment is not None and self._experiment[0] == data:
+            return self._experiment[1]
+        exp = experiment_mod.load(path, passed=self.dir / "tmp" / "experiment.schema-passed")
+        task = (exp.raw.get("workload") or {}).get("rally_task")
+        self._experiment = (data, exp) if data is not None and not task else None
+        return exp
 
     def use_task(self, task_file: Path, task_args: dict[str, Any]) -> Experiment:
         """Make a Rally task file (and its args) the run's workload, as `bench --task`
