@@ -295,19 +295,12 @@ def test_a_failed_agent_names_its_host_and_the_others_still_finish(
                 if not r.get("action")]) == 6
 
 
-def test_an_interrupt_stops_every_agent_and_keeps_what_was_measured(
-        local: Any, tmp_path: Path) -> None:
-    host, zip_path = local
-    a = host("core-ctl")
-    long = _spec(a, times=100000, args={"sleep": 0.05})
-    t_go: list[float] = []
-
-    def interrupt_later() -> None:
-        t_go.append(time.monotonic())
-
+def _ctrl_c_once_loaded(tmp_path: Path) -> Any:
+    """A bench's `progress` that, 1 s after "load running", does what SIGINT does to the
+    CLI: KeyboardInterrupt in its main thread."""
     import threading
 
-    def ctrl_c() -> None:  # what SIGINT does to the CLI: KeyboardInterrupt in its thread
+    def ctrl_c() -> None:
         while not (tmp_path / "go").exists():
             time.sleep(0.01)
         time.sleep(1.0)
@@ -318,6 +311,15 @@ def test_an_interrupt_stops_every_agent_and_keeps_what_was_measured(
             (tmp_path / "go").touch()
 
     threading.Thread(target=ctrl_c, daemon=True).start()
+    return progress
+
+
+def test_an_interrupt_stops_every_agent_and_keeps_what_was_measured(
+        local: Any, tmp_path: Path) -> None:
+    host, zip_path = local
+    a = host("core-ctl")
+    long = _spec(a, times=100000, args={"sleep": 0.05})
+    progress = _ctrl_c_once_loaded(tmp_path)
     t0 = time.monotonic()
     with pytest.raises(KeyboardInterrupt):
         _bench([benchrun.HostWork(a, spec=long, sampler=_sampler(a))], zip_path, tmp_path,
@@ -422,26 +424,13 @@ def test_a_daemon_of_other_code_answers_stale_and_ssh_restarts_it(
 
 def test_an_interrupt_over_a_direct_session_stops_the_agent(
         direct: Any, tmp_path: Path) -> None:
-    import threading
-
     host, zip_path = direct
     a = host("core-ctl")
     _, errors = benchrun.warm([a], python=sys.executable, zip_path=zip_path,
                               control_dir=tmp_path / "cp")
     assert errors == []
     long = _spec(a, times=100000, args={"sleep": 0.05})
-
-    def ctrl_c() -> None:
-        while not (tmp_path / "go").exists():
-            time.sleep(0.01)
-        time.sleep(1.0)
-        signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
-
-    def progress(msg: str) -> None:
-        if msg == "load running":
-            (tmp_path / "go").touch()
-
-    threading.Thread(target=ctrl_c, daemon=True).start()
+    progress = _ctrl_c_once_loaded(tmp_path)
     with pytest.raises(KeyboardInterrupt):
         _bench([benchrun.HostWork(a, spec=long)], zip_path, tmp_path, timeout_s=60,
                progress=progress)
