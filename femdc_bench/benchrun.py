@@ -34,7 +34,14 @@ from typing import Any
 from femdc_bench.ansible import ssh_argv, ssh_forward_argv
 from femdc_bench.clocks import best_offset
 from femdc_bench.model import Host
-from femdc_bench.workload.benchd import BOOT, FrameError, Paths, encode, read_frame
+from femdc_bench.workload.benchd import (
+    BOOT,
+    FrameError,
+    Paths,
+    connect_socket,
+    encode,
+    read_frame,
+)
 
 log = logging.getLogger(__name__)
 
@@ -113,23 +120,13 @@ def forward_path(control_dir: Path, h: Host) -> Path:
     return control_dir / f"b-{tag.hexdigest()[:12]}.sock"
 
 
-def _connect(path: Path) -> socket.socket | None:
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        s.connect(str(path))
-    except OSError:
-        s.close()
-        return None
-    return s
-
-
 def forward(h: Host, control_dir: Path) -> tuple[socket.socket | None, str]:
     """A connection to the host's bench daemon socket through the run's master
     connection to `h`, which forwards forward_path() there (asked for when that does
     not answer): (the connection, "") or (None, why not: no master runs, ...). The
     daemon may still not be there: the connection then ends at once."""
     local = forward_path(control_dir, h)
-    s = _connect(local)
+    s = connect_socket(str(local))
     if s is not None:
         return s, ""
     control_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -147,7 +144,7 @@ def forward(h: Host, control_dir: Path) -> tuple[socket.socket | None, str]:
         elif p.returncode != 0:
             lines = [ln for ln in p.stderr.decode(errors="replace").splitlines() if ln.strip()]
             return None, (lines[-1] if lines else f"ssh -O forward exited {p.returncode}")[:300]
-    s = _connect(local)
+    s = connect_socket(str(local))
     return (s, "") if s is not None else (None, f"{local} does not answer")
 
 

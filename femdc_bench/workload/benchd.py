@@ -471,7 +471,8 @@ class DaemonError(RuntimeError):
     pass
 
 
-def _connect(path: str) -> socket.socket | None:
+def connect_socket(path: str) -> socket.socket | None:
+    """A connection to the unix socket `path`; None when nothing answers there."""
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         s.connect(path)
@@ -504,7 +505,7 @@ def ensure_daemon(h: dict[str, Any], p: Paths) -> tuple[socket.socket, str]:
                 current = sha in f.read().split(b"\0")
         except OSError:
             current = False
-        conn = _connect(p.sock) if current else None
+        conn = connect_socket(p.sock) if current else None
         if conn is not None:
             return conn, "reused"
         stop_pids([pid], term_s=5.0)
@@ -519,7 +520,7 @@ def ensure_daemon(h: dict[str, Any], p: Paths) -> tuple[socket.socket, str]:
     deadline = time.monotonic() + DAEMON_START_S
     while time.monotonic() < deadline:
         if pid_from(p.daemon_pid, DAEMON_NEEDLE) == proc.pid:
-            conn = _connect(p.sock)
+            conn = connect_socket(p.sock)
             if conn is not None:
                 return conn, "started"
         if proc.poll() is not None:
@@ -640,7 +641,6 @@ def _child(conn: socket.socket, p: Paths, sha: str, cache: AuthCache) -> int:
         return _direct(conn, rf, p, sha, cache, req)
     if req.get("t") != "run":
         return 2
-    cache.epoch = str(req.get("epoch") or "")
     return _agent(conn, rf, p, req, cache)
 
 
@@ -665,7 +665,6 @@ def _direct(conn: socket.socket, rf: BinaryIO, p: Paths, sha: str, cache: AuthCa
             try:
                 mine.close()
                 conn.close()
-                cache.epoch = str(h.get("epoch") or "")
                 code = _agent(theirs, theirs.makefile("rb"), p, None, cache)
             finally:
                 os._exit(code)
@@ -699,8 +698,7 @@ def _agent(conn: socket.socket, rf: BinaryIO, p: Paths, req: dict[str, Any] | No
             req = None
         if req is None or req.get("t") != "run":
             return 2
-        if req.get("epoch"):
-            cache.epoch = str(req["epoch"])
+    cache.epoch = str(req.get("epoch") or "")  # what names the deployment (AuthCache.key)
 
     def reader() -> None:
         while True:

@@ -362,7 +362,7 @@ def direct(local: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     """`local`, with the master connection's forward replaced by the daemon's own
     socket (same machine): the direct path, daemon side included, for real."""
     def forward(h: Host, control_dir: Path) -> tuple[Any, str]:
-        s = benchrun._connect(Path(benchd.Paths(h.workdir).sock))
+        s = benchd.connect_socket(benchd.Paths(h.workdir).sock)
         return (s, "") if s is not None else (None, "no daemon socket")
 
     monkeypatch.setattr(benchrun, "forward", forward)
