@@ -23,7 +23,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -97,13 +97,39 @@ def _del_link(name: str) -> bool:
     return proc.returncode == 0
 
 
-def _used_networks() -> list[ipaddress.IPv4Network]:
+def _used_networks(but: str | None = None) -> list[ipaddress.IPv4Network]:
+    """The IPv4 networks of this machine's links (the root namespace's), `but` one."""
     out = json.loads(_ip("-j", "-4", "addr").stdout or "[]")
     nets = []
     for link in out:
+        if link.get("ifname") == but:
+            continue
         for a in link.get("addr_info", []):
             nets.append(ipaddress.IPv4Network(f"{a['local']}/{a['prefixlen']}", strict=False))
     return nets
+
+
+def route_device(address: str) -> str | None:
+    """The link the root namespace sends `address`'s packets out of (`ip route get`)."""
+    proc = _ip("-j", "route", "get", address, check=False)
+    try:
+        routes = json.loads(proc.stdout or "[]")
+    except ValueError:
+        return None
+    return routes[0].get("dev") if routes else None
+
+
+def check_routes(st: LocalState, device: Callable[[str], str | None] = route_device) -> None:
+    """Every host's address is reached through the run's bridge. Anything else (the
+    bridge lost its address: the route falls back to the default gateway) would send
+    ssh, and everything after it, off this machine: an error before any packet goes."""
+    for h in st.hosts:
+        dev = device(h.address)
+        if dev != st.bridge:
+            raise ProviderError(
+                f"{h.alias} ({h.address}) is routed through {dev or 'no link'}, not the "
+                f"run's bridge {st.bridge}: another route or address on this machine "
+                f"covers {st.subnet}")
 
 
 def choose_subnet(n_hosts: int, used: list[ipaddress.IPv4Network]) -> ipaddress.IPv4Network:
@@ -146,17 +172,41 @@ def _pid_alive(pid: int | None, needle: str) -> bool:
     return needle in cmd
 
 
-def _wait_port(address: str, port: int, timeout: float = 10.0) -> None:
+def _keygen(path: Path, comment: str) -> None:
+    """An ed25519 key pair at `path` and `path`.pub unless both are there. Made under
+    another name and renamed, public half first: a CLI killed while ssh-keygen wrote
+    leaves no half-written key that a later `up` would take as made."""
+    pub = path.with_name(path.name + ".pub")
+    if path.exists() and pub.exists():
+        return
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    for f in (tmp, tmp.with_name(tmp.name + ".pub")):
+        f.unlink(missing_ok=True)
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment,
+                    "-f", str(tmp)], check=True, stdin=subprocess.DEVNULL)
+    os.replace(tmp.with_name(tmp.name + ".pub"), pub)
+    os.replace(tmp, path)
+
+
+def _wait_sshd(address: str, port: int, timeout: float = 10.0) -> None:
+    """sshd answers on address:port: its banner, not only a TCP accept (anything on the
+    path may accept a connection)."""
     deadline = time.monotonic() + timeout
+    last = ""
     while True:
         try:
-            with socket.create_connection((address, port), timeout=1):
+            with socket.create_connection((address, port), timeout=1) as s:
+                s.settimeout(max(0.5, min(2.0, deadline - time.monotonic())))
+                banner = s.recv(256)
+            if banner.startswith(b"SSH-"):
                 return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise ProviderError(f"sshd on {address}:{port} did not come up in "
-                                    f"{timeout:.0f}s") from None
-            time.sleep(0.1)
+            last = f"it answered {banner[:40]!r}, not an SSH banner"
+        except OSError as e:
+            last = str(e) or type(e).__name__
+        if time.monotonic() > deadline:
+            raise ProviderError(f"sshd on {address}:{port} did not come up in "
+                                f"{timeout:.0f}s ({last})")
+        time.sleep(0.1)
 
 
 class LocalProvider:
@@ -175,15 +225,19 @@ class LocalProvider:
             raise ProviderError("provider 'local' needs root (network namespaces, sshd)")
         # Two runs starting at once would both see the same subnet free: choosing one
         # and claiming it (the bridge's address) happen under a machine-wide lock.
+        # Each step below checks what is there, not what the state file says was done:
+        # a CLI killed between two of them (kill -9 in `up`) leaves any prefix of them,
+        # and `run --resume` finishes the rest.
         with _machine_lock():
             state = self._plan(exp)
             self._ensure_bridge(state)
+        check_routes(state)
         self._ensure_key()
         for idx, h in enumerate(state.hosts):
             self._ensure_host(state, idx, h)
             state.save(self.state_file)  # record as we go: destroy knows what exists
         for h in state.hosts:
-            _wait_port(h.address, 22)
+            _wait_sshd(h.address, 22)
         return self.inventory(state)
 
     def _plan(self, exp: Experiment) -> LocalState:
@@ -217,34 +271,43 @@ class LocalProvider:
         return state
 
     def _ensure_key(self) -> None:
-        if self.key.exists():
-            return
         self.key.parent.mkdir(parents=True, exist_ok=True)
         os.chmod(self.key.parent, 0o700)
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C",
-                        f"femdc-bench {self.run_id}", "-f", str(self.key)], check=True)
+        _keygen(self.key, f"femdc-bench {self.run_id}")
 
     def _ensure_bridge(self, st: LocalState) -> None:
+        """The run's bridge, up, holding the gateway address (which claims the subnet:
+        a bridge without it, left by a CLI killed in between, gets it here)."""
         if not _link_exists(st.bridge):
             _ip("link", "add", st.bridge, "type", "bridge")
-            prefix = ipaddress.IPv4Network(st.subnet).prefixlen
-            _ip("addr", "add", f"{st.gateway}/{prefix}", "dev", st.bridge)
+        net = ipaddress.IPv4Network(st.subnet)
+        held = _ip("-4", "-o", "addr", "show", "dev", st.bridge).stdout
+        if f" {st.gateway}/{net.prefixlen} " not in held:
+            clash = [u for u in _used_networks(but=st.bridge) if net.overlaps(u)]
+            if clash:
+                raise ProviderError(f"the subnet {net} of run {self.run_id} now overlaps "
+                                    f"{clash[0]} on this machine: destroy the run")
+            _ip("addr", "add", f"{st.gateway}/{net.prefixlen}", "dev", st.bridge)
         _ip("link", "set", st.bridge, "up")
 
     def _ensure_host(self, st: LocalState, idx: int, h: LocalHostState) -> None:
         prefix = ipaddress.IPv4Network(st.subnet).prefixlen
         if not _netns_exists(h.netns):
             _ip("netns", "add", h.netns)
-        if not _link_exists(h.veth):
+        if _ip("-n", h.netns, "link", "show", "eth0", check=False).returncode != 0:
+            # No eth0 yet, or a pair half made (its peer not yet moved or renamed):
+            # deleting our end deletes the peer wherever it is; made again whole.
+            _del_link(h.veth)
             peer = f"fp{st.short}{idx}"
             _ip("link", "add", h.veth, "type", "veth", "peer", "name", peer)
             _ip("link", "set", peer, "netns", h.netns)
             _ip("-n", h.netns, "link", "set", peer, "name", "eth0")
-            _ip("link", "set", h.veth, "master", st.bridge)
+        _ip("link", "set", h.veth, "master", st.bridge)
         _ip("link", "set", h.veth, "up")
         _ip("-n", h.netns, "link", "set", "lo", "up")
         _ip("-n", h.netns, "link", "set", "eth0", "up")
-        if h.address not in _ip("-n", h.netns, "-4", "addr", "show", "eth0").stdout:
+        if f" {h.address}/{prefix} " not in _ip("-n", h.netns, "-4", "-o", "addr", "show",
+                                                  "eth0").stdout:
             _ip("-n", h.netns, "addr", "add", f"{h.address}/{prefix}", "dev", "eth0")
         Path(HOST_ROOT / self.run_id / h.alias).mkdir(parents=True, exist_ok=True)
         self._ensure_sshd(h)
@@ -256,9 +319,7 @@ class LocalProvider:
             return
         hdir.mkdir(parents=True, exist_ok=True)
         hostkey = hdir / "ssh_host_ed25519_key"
-        if not hostkey.exists():
-            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(hostkey)],
-                           check=True)
+        _keygen(hostkey, f"femdc-bench {self.run_id} {h.alias}")
         pidfile = hdir / "sshd.pid"
         conf.write_text("\n".join([
             f"ListenAddress {h.address}",
