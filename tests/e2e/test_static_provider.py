@@ -27,7 +27,6 @@ venv on each host.
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -37,7 +36,7 @@ import pytest
 from femdc_bench import ansible
 from femdc_bench.deploy import native
 from femdc_bench.rundir import Run
-from tests.e2e.test_local_run import femdc, leftovers, write_experiment
+from tests.e2e.test_local_run import femdc, leftovers, processes_with, write_experiment
 
 pytestmark = pytest.mark.e2e
 
@@ -75,20 +74,6 @@ def ensure_venv(hosts_run: Path) -> float:
         extra_vars={"femdc_venv_dir": native.venv_dir(), "femdc_lock_file": str(native.LOCK),
                     "femdc_venv_on_controller": True, "femdc_python": "/usr/bin/python3"})
     return time.monotonic() - t0
-
-
-def processes_under(path: str) -> list[str]:
-    out = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        if path in cmd and "pytest" not in cmd:
-            out.append(f"{pid}: {cmd[:120]}")
-    return out
 
 
 def test_static_provider_runs_on_ssh_hosts(tmp_path: Path, results: Path) -> None:
@@ -150,12 +135,13 @@ def test_static_provider_runs_on_ssh_hosts(tmp_path: Path, results: Path) -> Non
         assert "ok: [core-ctl]" in build and "changed:" not in build, build
         workdirs = [HOST_ROOT / "static" / a for a in addresses]
         assert all(d.is_dir() for d in workdirs)
-        assert processes_under(f"{HOST_ROOT}/static/")  # its services run on the hosts
+        assert processes_with(f"{HOST_ROOT}/static/")  # its services run on the hosts
 
         proc = femdc(results, "destroy", "static", check=True)
         assert "OpenStack services and their data on every host" in proc.stderr
-        assert processes_under(f"{HOST_ROOT}/static/") == []
+        assert processes_with(f"{HOST_ROOT}/static/") == []
         assert not any(d.exists() for d in workdirs)
+        assert not (HOST_ROOT / "static").exists()  # the run's directory above them
         assert (run_dir / "provider" / "state.destroyed.json").exists()
         # the hosts are not the static provider's: still there and answering over SSH
         assert (hosts_run / "provider" / "state.json").exists()
