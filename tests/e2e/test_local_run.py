@@ -110,6 +110,22 @@ def keystone_two_sites(name: str, runner: dict[str, Any], delay: str) -> dict[st
     }
 
 
+def processes_with(*needles: str) -> list[str]:
+    """'<pid>: <command line>' of each process (but pytest) whose command line holds
+    one of `needles`."""
+    out = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if any(n in cmd for n in needles) and "pytest" not in cmd:
+            out.append(f"{pid}: {cmd[:120]}")
+    return out
+
+
 def leftovers(run_dir: Path) -> list[str]:
     """Namespaces, links and processes of this run still on the machine."""
     state = json.loads((run_dir / "provider" / "state.destroyed.json").read_text())
@@ -123,16 +139,8 @@ def leftovers(run_dir: Path) -> list[str]:
             out.append(f"veth {h['veth']}")
     if f" {state['bridge']}:" in links:
         out.append(f"bridge {state['bridge']}")
-    needles = (str(run_dir), f"/var/lib/femdc-bench/runs/{run_dir.name}/")
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        if any(n in cmd for n in needles) and "pytest" not in cmd:
-            out.append(f"process {pid}: {cmd[:120]}")
+    out += [f"process {p}" for p in processes_with(
+        str(run_dir), f"/var/lib/femdc-bench/runs/{run_dir.name}/")]
     if Path(f"/var/lib/femdc-bench/runs/{run_dir.name}").exists():
         out.append("host directories")
     return out
