@@ -12,7 +12,8 @@ answers with its `time.time_ns()`, the controller notes when it sent and receive
 (t0, t1). offset = remote - (t0 + t1) / 2, within +- (t1 - t0) / 2 whatever the path's
 asymmetry; of several exchanges the one with the shortest round trip is kept. SSH
 session set-up is outside the exchanges, so only the pipe's round trip (~1 ms here)
-bounds the uncertainty.
+bounds the uncertainty. The session goes through the run's SSH master (`control_dir`),
+the one the bench uses: no new connection, no login shell, per measurement.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from femdc_bench.ansible import ssh_argv as ansible_ssh_argv
 from femdc_bench.model import Host, Inventory
@@ -65,13 +67,14 @@ def best_offset(exchanges: list[tuple[int, int, int]]) -> ClockOffset:
                        measured_at_ns=t1)
 
 
-def ssh_argv(h: Host) -> list[str]:
-    return ansible_ssh_argv(h, REMOTE)
+def ssh_argv(h: Host, control_dir: Path | None = None) -> list[str]:
+    return ansible_ssh_argv(h, REMOTE, control_dir=control_dir)
 
 
-def measure_host(h: Host, exchanges: int = EXCHANGES, timeout_s: float = 20.0) -> ClockOffset:
+def measure_host(h: Host, exchanges: int = EXCHANGES, timeout_s: float = 20.0,
+                 control_dir: Path | None = None) -> ClockOffset:
     """One SSH session, `exchanges` timestamps asked one after the other."""
-    proc = subprocess.Popen(ssh_argv(h), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+    proc = subprocess.Popen(ssh_argv(h, control_dir), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, bufsize=1)
     assert proc.stdin is not None and proc.stdout is not None
     deadline = time.monotonic() + timeout_s
@@ -106,14 +109,17 @@ def measure_host(h: Host, exchanges: int = EXCHANGES, timeout_s: float = 20.0) -
     return best_offset(got)
 
 
-def measure(inv: Inventory, exchanges: int = EXCHANGES) -> dict[str, dict[str, object]]:
+def measure(inv: Inventory, exchanges: int = EXCHANGES, control_dir: Path | None = None
+            ) -> dict[str, dict[str, object]]:
     """Every host at once: alias -> ClockOffset as a dict, or {"error": one line}."""
     def one(h: Host) -> dict[str, object]:
         try:
-            return dict(measure_host(h, exchanges).to_dict())
+            return dict(measure_host(h, exchanges, control_dir=control_dir).to_dict())
         except (ClockError, OSError) as e:
             log.warning("clock offset of %s not measured: %s", h.alias, e)
             return {"error": str(e)}
 
+    if control_dir is not None:
+        control_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     with ThreadPoolExecutor(max_workers=min(32, max(1, len(inv.hosts)))) as pool:
         return dict(zip((h.alias for h in inv.hosts), pool.map(one, inv.hosts), strict=True))

@@ -128,7 +128,7 @@ def record_clocks(run: Run, inv: Inventory, when: str) -> dict[str, Any]:
     the offsets explain a plot, they do not decide a run."""
     from femdc_bench import clocks
 
-    offsets = clocks.measure(inv)
+    offsets = clocks.measure(inv, control_dir=control_dir(run.dir))
     run.update_manifest(clocks={when: offsets})
     worst = max((abs(float(o["offset_ms"])) for o in offsets.values() if "offset_ms" in o),
                 default=0.0)

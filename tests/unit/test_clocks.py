@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from femdc_bench.clocks import REMOTE, ClockError, best_offset, ssh_argv
@@ -45,3 +47,10 @@ def test_ssh_argv_uses_the_hosts_key_port_and_user() -> None:
     assert argv[0] == "ssh" and argv[-2:] == ["bench@10.231.0.5", REMOTE]
     assert argv[argv.index("-p") + 1] == "2222" and argv[argv.index("-i") + 1] == "/r/ssh/id"
     assert "BatchMode=yes" in argv
+
+
+def test_ssh_argv_goes_through_the_runs_master(tmp_path: Path) -> None:
+    h = Host(alias="core-ctl", address="10.231.0.2", site="core", roles=("load",))
+    argv = ssh_argv(h, tmp_path)
+    assert f"ControlPath={tmp_path}/s-%C" in argv and "ControlMaster=auto" in argv
+    assert not any(a.startswith("ControlPath") for a in ssh_argv(h))
