@@ -857,15 +857,18 @@ class WanCheckError(RuntimeError):
 
 
 def _store_wan(run: Run, exp: Experiment, target: Any, point: str, chk: WanCheck) -> None:
-    from femdc_bench.metrics.client import connect
+    """The check's measured pairs into InfluxDB (`wan`), replacing the point's earlier
+    ones; spooled like every other point while InfluxDB does not answer."""
+    from femdc_bench.metrics.client import InfluxUnavailable
     from femdc_bench.metrics.names import WAN
-    from femdc_bench.metrics.writer import InfluxWriter
 
     now = time.time_ns()
-    with connect(target) as client, InfluxWriter(
-            client, common_tags=_point_tags(exp, point),
-            spool_path=spool_file(run)) as w:
-        client.delete(WAN, {"run": run.id, "point": point})
+    with spooling_writer(run, target, _point_tags(exp, point)) as (client, w):
+        try:
+            if client is not None:
+                client.delete(WAN, {"run": run.id, "point": point})
+        except InfluxUnavailable as e:
+            log.warning("wan points of %s not deleted before storing (%s)", point, e)
         for p in chk.pairs:
             fields: dict[str, Any] = {"target_ms": p.expected_ms, "loss_pct": p.loss_pct,
                                       "tolerance_ms": p.tolerance_ms, "ok": int(p.ok)}

@@ -26,6 +26,7 @@ from femdc_bench.metrics.client import InfluxClient, InfluxTarget
 from femdc_bench.metrics.names import API, EVENT, SAMPLED
 from femdc_bench.model import Sample
 from femdc_bench.rundir import Run, RunError
+from femdc_bench.wan.check import PairCheck, WanCheck
 from femdc_bench.workload.sink import JsonlSink
 from tests.one_host import one_host_experiment
 
@@ -84,6 +85,12 @@ def test_store_steps_spool_everything_while_influxdb_is_away(run: Run) -> None:
     assert n_events == len(run.events()) >= 1
     assert phases.spool_waiting(run) == N_SAMPLES + N_PROC + N_HOST + n_events
     assert _spooled(run) == {API: N_SAMPLES, "proc": N_PROC, "host": N_HOST, EVENT: n_events}
+    # the WAN check's pairs too (before, the check phase raised on its connect)
+    pair = PairCheck(src_site="s1", dst_site="s2", src_host="s1-h", dst_host="s2-h",
+                     target_ms=20.0, measured_ms=20.4, p95_ms=21.0, loss_pct=0.0,
+                     base_ms=None, tolerance_ms=2.0, ok=True)
+    phases._store_wan(run, exp, target, "p0", WanCheck("p0", 10, False, (pair,)))
+    assert _spooled(run)["wan"] == 1
 
 
 class _Influx1x(BaseHTTPRequestHandler):
