@@ -10,7 +10,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -534,7 +534,6 @@ def read_metrics(run: Run, point: str) -> list[dict[str, Any]]:
 
 def store_metrics(run: Run, exp: Experiment, target: Any, point: str) -> int:
     """The point's sampler records into InfluxDB (replacing the point's earlier ones)."""
-    from femdc_bench.metrics.client import InfluxUnavailable
     from femdc_bench.metrics.names import SAMPLED
 
     recs = read_metrics(run, point)
@@ -542,11 +541,7 @@ def store_metrics(run: Run, exp: Experiment, target: Any, point: str) -> int:
     with spooling_writer(run, target, _point_tags(exp, point)) as (client, w):
         # Away: the bench deleted them before its load; `store` asks for InfluxDB first.
         # (The records of the files are the same points again: a resend overwrites.)
-        try:
-            for measurement in SAMPLED if client is not None else ():
-                client.delete(measurement, {"run": run.id, "point": point})
-        except InfluxUnavailable as e:
-            log.warning("sampler records of %s not deleted before storing (%s)", point, e)
+        _delete_before_store(run, client, point, SAMPLED, "sampler records")
         for r in recs:
             if r["m"] not in SAMPLED:
                 continue
@@ -609,6 +604,20 @@ def spooling_writer(run: Run, target: Any, tags: dict[str, str] | None = None
     finally:
         if client is not None:
             client.close()
+
+
+def _delete_before_store(run: Run, client: Any, point: str, measurements: Iterable[str],
+                         what: str) -> None:
+    """The point's earlier `measurements`, deleted before a store step writes them again
+    (`client` of spooling_writer). InfluxDB away is a warning: the new points wait in
+    the spool."""
+    from femdc_bench.metrics.client import InfluxUnavailable
+
+    try:
+        for measurement in measurements if client is not None else ():
+            client.delete(measurement, {"run": run.id, "point": point})
+    except InfluxUnavailable as e:
+        log.warning("%s of %s not deleted before storing (%s)", what, point, e)
 
 
 def replace_point(run: Run, client: Any, point: str) -> int:
@@ -859,16 +868,11 @@ class WanCheckError(RuntimeError):
 def _store_wan(run: Run, exp: Experiment, target: Any, point: str, chk: WanCheck) -> None:
     """The check's measured pairs into InfluxDB (`wan`), replacing the point's earlier
     ones; spooled like every other point while InfluxDB does not answer."""
-    from femdc_bench.metrics.client import InfluxUnavailable
     from femdc_bench.metrics.names import WAN
 
     now = time.time_ns()
     with spooling_writer(run, target, _point_tags(exp, point)) as (client, w):
-        try:
-            if client is not None:
-                client.delete(WAN, {"run": run.id, "point": point})
-        except InfluxUnavailable as e:
-            log.warning("wan points of %s not deleted before storing (%s)", point, e)
+        _delete_before_store(run, client, point, (WAN,), "wan points")
         for p in chk.pairs:
             fields: dict[str, Any] = {"target_ms": p.expected_ms, "loss_pct": p.loss_pct,
                                       "tolerance_ms": p.tolerance_ms, "ok": int(p.ok)}
