@@ -9,8 +9,8 @@ from femdc_bench.report.stats import (
     compute_stats,
     compute_stats_by_point,
     iteration_rows,
-    percentile,
 )
+from femdc_bench.workload.percentile import percentile
 
 __all__ = [
     "StatsRow",

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from femdc_bench.model import Sample
-from femdc_bench.report.stats import percentile_sorted
+from femdc_bench.workload.percentile import percentile_sorted
 
 FAULT_KINDS = ("partition", "kill", "degrade")
 PHASES = ("before", "during", "after")

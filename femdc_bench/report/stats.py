@@ -13,11 +13,9 @@ Definitions (stable: results of different runs are only comparable if these are)
 * Latency figures (mean, min, max, p50, p95, p99) are over the **successful**
   iterations only (as Rally does): a fast failure must not make a service look fast.
   They are None when no iteration of the group succeeded.
-* Percentile: linear interpolation between closest ranks, the "inclusive" definition
-  (numpy's default `linear`, Excel PERCENTILE.INC, ``statistics.quantiles(method=
-  "inclusive")``): for n sorted values x[0..n-1] and p in [0, 100],
-  h = (n - 1) * p / 100 and P = x[floor(h)] + (h - floor(h)) * (x[floor(h) + 1] - x[floor(h)]).
-  p0 is the minimum, p100 the maximum, one value is its own every percentile.
+* Percentile: Rally's, as its MainStatsTable computes it (linear interpolation between the
+  closest ranks, the "inclusive" definition): `femdc_bench.workload.percentile`, the one
+  definition of the SLA verdicts, reports, exports and the WAN check.
 * iterations_per_s = count / span, span = max(t0 + duration) - min(t0) over all the
   group's iterations (wall clock start to last end). None when the span is 0, and for
   atomic-action rows.
@@ -34,28 +32,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from femdc_bench.model import Sample, SlaSpec
+from femdc_bench.workload.percentile import percentile_sorted
 
 OK = "ok"
-
-
-def percentile(values: Iterable[float], p: float) -> float:
-    """The p-th percentile (0 <= p <= 100) of `values` by linear interpolation (inclusive)."""
-    xs = sorted(values)
-    return percentile_sorted(xs, p)
-
-
-def percentile_sorted(xs: Sequence[float], p: float) -> float:
-    """`percentile` for already sorted values (no copy)."""
-    if not xs:
-        raise ValueError("percentile of no values")
-    if not 0.0 <= p <= 100.0 or math.isnan(p):
-        raise ValueError(f"percentile must be within [0, 100], got {p}")
-    h = (len(xs) - 1) * p / 100.0
-    lo = math.floor(h)
-    if lo >= len(xs) - 1:
-        return float(xs[-1])
-    frac = h - lo
-    return float(xs[lo]) + frac * (float(xs[lo + 1]) - float(xs[lo]))
 
 
 @dataclass(frozen=True)

@@ -7,11 +7,11 @@ run on the hosts through playbooks/wan/check.yml (one probing host per site).
 from __future__ import annotations
 
 import re
-import statistics
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from femdc_bench.model import Inventory
+from femdc_bench.workload.percentile import percentile_sorted
 
 TOLERANCE_MS = 1.0
 TOLERANCE_PCT = 5.0
@@ -123,8 +123,8 @@ def compare(
             values = rtts.get(inv.host(dst).address, [])
             got = sorted(v for v in values if v is not None)
             lost = count - len(got)
-            median = statistics.median(got) if got else None
-            p95 = got[min(len(got) - 1, round(0.95 * (len(got) - 1)))] if got else None
+            median = percentile_sorted(got, 50) if got else None
+            p95 = percentile_sorted(got, 95) if got else None
             target = targets.get((src_site, dst_site), 0.0)
             b = base.get((src_site, dst_site)) if base else None
             expected = target + (b or 0.0)

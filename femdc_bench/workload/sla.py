@@ -4,8 +4,9 @@ Only whole iterations count (``Sample.action == ""``): atomic-action samples are
 an iteration, not iterations.
 
 - failure rate: errors / all iterations, in percent;
-- p95: 95th percentile of the durations of the *successful* iterations (as Rally does),
-  nearest-rank method (the smallest value with at least 95 % of values <= it).
+- p95: 95th percentile of the durations of the *successful* iterations, Rally's
+  percentile (linear interpolation, `femdc_bench.workload.percentile`), the one the
+  report and the exports use.
 
 Standard library and femdc_bench.model only.
 """
@@ -17,6 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from femdc_bench.model import Sample, SlaSpec
+from femdc_bench.workload.percentile import percentile
 
 
 @dataclass(frozen=True)
@@ -29,20 +31,11 @@ class SlaVerdict:
     reasons: tuple[str, ...] = ()  # one per failed criterion
 
 
-def percentile(values: Sequence[float], pct: float) -> float | None:
-    """Nearest-rank percentile of `values` (None when empty)."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = max(1, math.ceil(pct / 100.0 * len(ordered)))
-    return ordered[min(rank, len(ordered)) - 1]
-
-
 def evaluate_counts(
     sla: SlaSpec, *, count: int, errors: int, ok_durations_ms: Sequence[float]
 ) -> SlaVerdict:
     rate = 100.0 * errors / count if count else 0.0
-    p95 = percentile(ok_durations_ms, 95)
+    p95 = percentile(ok_durations_ms, 95) if ok_durations_ms else None
     reasons: list[str] = []
     if count == 0:
         reasons.append("no iteration ran")

@@ -55,6 +55,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from femdc_bench.workload.percentile import percentile
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from local_keystone import LocalKeystone  # noqa: E402
 from tiny_http import TinyHttp  # noqa: E402
@@ -429,11 +431,8 @@ def _write_private(path: Path, data: object) -> None:
 
 
 def pct(values: list[float], p: float) -> float:
-    """Nearest-rank percentile (as femdc_bench.workload.sla)."""
-    if not values:
-        return float("nan")
-    s = sorted(values)
-    return s[min(len(s), max(1, math.ceil(p / 100 * len(s)))) - 1]
+    """Rally's percentile (femdc_bench.workload.percentile, as the report and SLA use)."""
+    return percentile(values, p) if values else float("nan")
 
 
 def row(small: Run, big: Run, part: str) -> Row:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from femdc_bench.model import Host, Inventory
 from femdc_bench.wan.check import compare, parse_ping, probe_hosts, tolerance
 
@@ -42,6 +44,7 @@ def test_compare_tolerance_and_loss() -> None:
     ab = pairs[("a", "b")]
     assert ab.measured_ms == 100.4 and ab.loss_pct == 25.0 and ab.ok
     assert ab.tolerance_ms == 5.0
+    assert ab.p95_ms == pytest.approx(100.94)  # Rally's: 100.4 * 0.1 + 101.0 * 0.9
     ac = pairs[("a", "c")]
     assert ac.measured_ms is None and ac.loss_pct == 100.0 and not ac.ok
     assert not pairs[("b", "a")].ok  # no output from b at all
