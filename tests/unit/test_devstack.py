@@ -1,10 +1,9 @@
 """Deployment method devstack, checked offline (no DevStack can run here).
 
 1. The local.conf of every host, for two layouts of three sites (central control, region
-   per site), equals the expected file under tests/unit/data/devstack/<layout>/. After a
-   deliberate change of the template or the renderer, rewrite them with
-       FEMDC_UPDATE_EXPECTED=1 python -m pytest tests/unit/test_devstack.py
-   and review the diff.
+   per site), equals the expected file under tests/unit/data/devstack/<layout>/. The test
+   never writes them: after a deliberate change of the template or the renderer, rewrite
+   them with `python tests/regenerate_expected.py devstack` and review the diff.
 2. FINDINGS' check: the [[local|localrc]] part of each passes `bash -n`, then is sourced
    under `set -u` with DevStack's enable_service/disable_service/enable_plugin stubbed;
    the variables stack.sh would see are asserted host by host.
@@ -37,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[2]
 TOPOLOGIES = ROOT / "topologies"
 DATA = Path(__file__).parent / "data" / "devstack"
 PLAYBOOKS = ROOT / "playbooks"
-UPDATE = os.environ.get("FEMDC_UPDATE_EXPECTED") == "1"
+REGENERATE = "a deliberate change: python tests/regenerate_expected.py devstack"
 SECRETS = {"admin": "admin-Secret_0001", "db_root": "db-Secret_0002",
            "rabbit": "rabbit-Secret_0003", "service": "service-Secret_0004"}
 
@@ -81,17 +80,11 @@ def test_local_conf_files_equal_the_expected_ones(layout: str) -> None:
     exp, inv, confs = rendered(layout)
     assert len(exp.sites) == 3
     where = DATA / layout
-    if UPDATE:
-        where.mkdir(parents=True, exist_ok=True)
-        for old in where.glob("*.local.conf"):
-            old.unlink()
-        for alias, text in confs.items():
-            (where / f"{alias}.local.conf").write_text(text)
     expected = {p.name.removesuffix(".local.conf"): p.read_text()
                 for p in where.glob("*.local.conf")}
-    assert sorted(confs) == sorted(expected), "hosts differ (FEMDC_UPDATE_EXPECTED=1 rewrites)"
+    assert sorted(confs) == sorted(expected), f"hosts differ ({REGENERATE})"
     for alias, text in confs.items():
-        assert text == expected[alias], f"{alias} differs (FEMDC_UPDATE_EXPECTED=1 rewrites)"
+        assert text == expected[alias], f"{alias} differs ({REGENERATE})"
 
 
 def test_load_only_hosts_get_no_local_conf() -> None:

@@ -2,9 +2,9 @@
 rendered Kolla-Ansible inputs (checked against expected files, and parsed as Ansible
 and YAML read them), clouds.yaml, the venv's lock and interpreter, the environment.
 
-The expected files live in tests/unit/data/kolla/<layout>/; after a deliberate change
-to the templates, rewrite them with `FEMDC_UPDATE_EXPECTED=1 pytest tests/unit/test_kolla.py`
-and review the diff.
+The expected files live in tests/unit/data/kolla/<layout>/ and the tests never write
+them: after a deliberate change to the templates, rewrite them with
+`python tests/regenerate_expected.py kolla` and review the diff.
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ from femdc_bench.model import (
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = Path(__file__).parent / "data" / "kolla"
-UPDATE = os.environ.get("FEMDC_UPDATE_EXPECTED") == "1"
 
 LAYOUTS: dict[str, dict[str, Any]] = {
     # a VIP (haproxy + keepalived), a registry
@@ -74,16 +73,12 @@ def rendered(layout: str) -> dict[str, str]:
 def test_rendered_files_are_the_expected_ones(layout: str) -> None:
     files = rendered(layout)
     base = DATA / layout
-    if UPDATE:
-        for rel, text in files.items():
-            (base / rel).parent.mkdir(parents=True, exist_ok=True)
-            (base / rel).write_text(text)
     expected = {p.relative_to(base).as_posix(): p.read_text()
                 for p in sorted(base.rglob("*")) if p.is_file()}
     assert sorted(files) == sorted(expected)
     for rel, text in files.items():
-        assert text == expected[rel], f"{layout}/{rel} differs (FEMDC_UPDATE_EXPECTED=1 " \
-                                      "rewrites the expected files)"
+        assert text == expected[rel], f"{layout}/{rel} differs (a deliberate change: " \
+                                      "python tests/regenerate_expected.py kolla)"
 
 
 def test_files_per_region() -> None:
