@@ -38,6 +38,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import re
 import tarfile
 import time
@@ -92,7 +93,11 @@ def write_archive(run_dir: Path, run_id: str, lines: Iterable[tuple[str, str]],
     sums: list[str] = []
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".part")
-    with tarfile.open(tmp, "w:gz", compresslevel=6) as tar:
+    tmp.unlink(missing_ok=True)  # a crashed backup's: its mode is not ours to keep
+    # 0600 from the first byte: the archive holds logs and configurations of the run.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "wb") as f, \
+            tarfile.open(tmp, "w:gz", fileobj=f, compresslevel=6) as tar:
 
         def add(name: str, data: bytes, mtime: float | None = None) -> None:
             info = tarfile.TarInfo(f"{run_id}/{name}")
@@ -132,7 +137,6 @@ def write_archive(run_dir: Path, run_id: str, lines: Iterable[tuple[str, str]],
         info.size, info.mtime, info.mode = len(data), int(time.time()), 0o644
         tar.addfile(info, io.BytesIO(data))
     tmp.replace(out)
-    out.chmod(0o600)
     return res
 
 

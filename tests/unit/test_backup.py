@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import tarfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -52,6 +54,28 @@ def test_round_trip_with_exclusions_and_redaction(tmp_path: Path) -> None:
     assert (dest / "report.json").read_text() == '{"rows": []}'
     with pytest.raises(bk.BackupError, match="exists"):
         bk.extract_files(o, dest)
+
+
+def test_archive_is_0600_from_its_first_byte(tmp_path: Path) -> None:
+    """The .part file is private while it is written (not chmod'ed afterwards), even under a
+    permissive umask and over a crashed backup's world-readable .part."""
+    out = tmp_path / "r1.tar.gz"
+    part = out.with_name(out.name + ".part")
+    part.write_text("left by a crash")
+    part.chmod(0o644)
+    modes: list[int] = []
+
+    def lines() -> Iterator[tuple[str, str]]:
+        modes.append(part.stat().st_mode & 0o777)  # the archive is open, nothing written yet
+        yield from LINES
+
+    old = os.umask(0o022)
+    try:
+        bk.write_archive(run_dir(tmp_path), "r1", lines(), out)
+    finally:
+        os.umask(old)
+    assert modes == [0o600]
+    assert (out.stat().st_mode & 0o777) == 0o600 and not part.exists()
 
 
 def test_line_protocol_is_split_into_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
