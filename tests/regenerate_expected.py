@@ -22,16 +22,16 @@ DATA = ROOT / "tests" / "unit" / "data"
 
 
 def devstack_files() -> dict[str, str]:
-    """layout/<alias>.local.conf -> text, as tests/unit/test_devstack.py renders them."""
-    from tests.unit.test_devstack import layouts, rendered
+    """layout/<alias>.local.conf -> text, as tests/unit/deploy/test_devstack.py renders them."""
+    from tests.unit.deploy.test_devstack import layouts, rendered
 
     return {f"{layout}/{alias}.local.conf": text
             for layout in sorted(layouts()) for alias, text in rendered(layout)[2].items()}
 
 
 def kolla_files() -> dict[str, str]:
-    """layout/<path> -> text, as tests/unit/test_kolla.py renders them."""
-    from tests.unit.test_kolla import LAYOUTS, rendered
+    """layout/<path> -> text, as tests/unit/deploy/test_kolla.py renders them."""
+    from tests.unit.deploy.test_kolla import LAYOUTS, rendered
 
     return {f"{layout}/{rel}": text for layout in LAYOUTS for rel, text in rendered(layout).items()}
 

@@ -13,7 +13,7 @@ from femdc_bench.experiment import parse
 from femdc_bench.model import Host, Inventory
 from femdc_bench.wan import netem
 from femdc_bench.wan.plan import plan
-from tests.unit.test_wan_plan import three_sites
+from tests.unit.wan.test_plan import three_sites
 
 
 @pytest.mark.bench

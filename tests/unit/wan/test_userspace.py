@@ -18,7 +18,7 @@ from femdc_bench.model import Host, Inventory
 from femdc_bench.wan import nfqdelay, userspace
 from femdc_bench.wan.commands import GONE_RE, HostCommands, htb_quantum, is_gone, wan_vars
 from femdc_bench.wan.plan import partition, plan
-from tests.unit.test_wan_plan import WAN, inventory, three_sites
+from tests.unit.wan.test_plan import WAN, inventory, three_sites
 
 TAG = "run1"
 Q = userspace.queue_num(TAG)

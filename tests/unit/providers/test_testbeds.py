@@ -23,7 +23,7 @@ from femdc_bench.model import Experiment, flavour_for
 from femdc_bench.providers import static, testbeds
 from femdc_bench.providers.local import ProviderError
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 CENTRAL = ROOT / "topologies" / "central-control.yaml"
 # the provider examples (topologies/testbeds/ also has the devstack and kolla ones)
 TESTBEDS = [ROOT / "topologies" / "testbeds" / f"{p}.yaml"

@@ -32,9 +32,9 @@ from femdc_bench.deploy import devstack, native
 from femdc_bench.experiment import ExperimentError, load, parse
 from femdc_bench.model import DEVSTACK_MANAGED_VARS, Experiment, Host, Inventory
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 TOPOLOGIES = ROOT / "topologies"
-DATA = Path(__file__).parent / "data" / "devstack"
+DATA = Path(__file__).parents[1] / "data" / "devstack"
 PLAYBOOKS = ROOT / "playbooks"
 REGENERATE = "a deliberate change: python tests/regenerate_expected.py devstack"
 SECRETS = {"admin": "admin-Secret_0001", "db_root": "db-Secret_0002",

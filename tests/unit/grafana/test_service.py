@@ -20,9 +20,9 @@ from femdc_bench.experiment import ExperimentError, parse
 from femdc_bench.grafana import service
 from femdc_bench.model import GRAFANA_IMAGE, Experiment
 from femdc_bench.providers import static
-from tests.unit.test_providers import BASE, STATIC, no_network  # noqa: F401 - fixture
+from tests.unit.providers.test_testbeds import BASE, STATIC, no_network  # noqa: F401 - fixture
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 INFLUX = {"url": "http://10.0.0.9:8086", "database": "bench", "username_env": "T_USER",
           "password_env": "T_PASS"}
 

@@ -28,8 +28,8 @@ from femdc_bench.model import (
     Inventory,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
-DATA = Path(__file__).parent / "data" / "kolla"
+ROOT = Path(__file__).resolve().parents[3]
+DATA = Path(__file__).parents[1] / "data" / "kolla"
 
 LAYOUTS: dict[str, dict[str, Any]] = {
     # a VIP (haproxy + keepalived), a registry
