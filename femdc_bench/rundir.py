@@ -77,6 +77,18 @@ class RunState:
         d["phases"] = {k: PhaseState(**v) for k, v in d.get("phases", {}).items()}
         return cls(**d)
 
+    def phase_times(self) -> str:
+        """One line of where the run's time went, phases in the order they ran:
+        `up 12.3 s, deploy 180.0 s, emulate@p1 32.1 s, ...; 295.4 s in all` ("" before
+        any phase has ended). A phase that did not end well says so."""
+        ran = sorted(((ph.started or 0.0, name, ph) for name, ph in self.phases.items()
+                      if ph.seconds is not None), key=lambda t: t[0])
+        if not ran:
+            return ""
+        parts = [f"{name} {ph.seconds:.1f} s" + ("" if ph.status == "done" else f" ({ph.status})")
+                 for _, name, ph in ran]
+        return ", ".join(parts) + f"; {sum(ph.seconds or 0.0 for _, _, ph in ran):.1f} s in all"
+
 
 def new_run_id(name: str) -> str:
     return f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
