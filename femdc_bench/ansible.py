@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -197,8 +198,20 @@ def _env(run_dir: Path) -> dict[str, str]:
         # Per-task durations beside the phase's log (playbooks/callback_plugins).
         "ANSIBLE_CALLBACK_PLUGINS": str(PLAYBOOKS / "callback_plugins"),
         "ANSIBLE_CALLBACKS_ENABLED": "femdc_timings",
+        # uv (pyproject's, in our venv) for the locked venvs (playbooks/common/tasks/
+        # locked-venv.yml): used on the controller, shipped to testbed hosts; pip builds
+        # them where it is absent or cannot run.
+        "FEMDC_UV": uv_path(),
     })
     return env
+
+
+def uv_path() -> str:
+    """The uv beside our interpreter (install.sh puts it in .venv), else one on PATH."""
+    beside = Path(sys.executable).parent / "uv"
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    return shutil.which("uv") or ""
 
 
 _TASK = re.compile(r"^TASK \[(.*)\]")

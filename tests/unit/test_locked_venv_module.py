@@ -83,3 +83,71 @@ def test_failures_say_what_failed(tmp_path: Path) -> None:
     bad = _params(tmp_path / "b", "=== not a requirement\n")  # pip refuses it offline
     with pytest.raises(mod.VenvError, match="pip install -r .* failed"):
         mod.build({**bad, "python": sys.executable})
+
+
+# --------------------------------------------------------------------------- uv or pip
+
+UV = Path(sys.executable).parent / "uv"  # pyproject's uv, in the tool's venv
+
+
+def _wheel(where: Path) -> Path:
+    """A one-module wheel (femdc_probe 1.0): installable offline by pip and uv alike."""
+    import base64
+    import zipfile
+
+    files = {"femdc_probe.py": b"VALUE = 42\n",
+             "femdc_probe-1.0.dist-info/METADATA":
+                 b"Metadata-Version: 2.1\nName: femdc-probe\nVersion: 1.0\n",
+             "femdc_probe-1.0.dist-info/WHEEL":
+                 b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
+    def digest(data: bytes) -> str:
+        return base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+
+    record = [f"{name},sha256={digest(data)},{len(data)}" for name, data in files.items()]
+    files["femdc_probe-1.0.dist-info/RECORD"] = (
+        "\n".join([*record, "femdc_probe-1.0.dist-info/RECORD,,"]) + "\n").encode()
+    path = where / "femdc_probe-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w") as z:
+        for name, data in files.items():
+            z.writestr(name, data)
+    return path
+
+
+def _fake_uv(tmp_path: Path, script: str) -> str:
+    path = tmp_path / "fake-uv"
+    path.write_text(f"#!/bin/sh\n{script}\n")
+    path.chmod(0o755)
+    return str(path)
+
+
+def test_only_a_uv_that_runs_is_used(tmp_path: Path) -> None:
+    mod = load(MODULE)
+    assert mod.usable_uv(str(UV))
+    assert not mod.usable_uv("")
+    assert not mod.usable_uv(str(tmp_path / "absent"))
+    assert not mod.usable_uv(_fake_uv(tmp_path, "exit 1"))  # e.g. another libc
+    assert not mod.usable_uv(_fake_uv(tmp_path, "echo 'something else 1.0'"))
+
+
+@pytest.mark.parametrize("uv", ["uv", "broken"])
+def test_uv_installs_when_it_runs_else_pip(tmp_path: Path, uv: str) -> None:
+    mod = load(MODULE)
+    wheel = _wheel(tmp_path)
+    p = _params(tmp_path, f"{wheel}\n")
+    venv = p["venv"]
+    p["selftest"] = [f"{venv}/bin/python", "-c",
+                     "import femdc_probe; print('ok', femdc_probe.VALUE)"]
+    p["expect"] = "ok 42"
+    given = str(UV) if uv == "uv" else _fake_uv(tmp_path, "exit 1")
+    res = mod.build({**p, "uv": given})
+    assert res["changed"] and res["installer"] == ("uv" if uv == "uv" else "pip")
+
+
+def test_install_commands_take_no_cache() -> None:
+    mod = load(MODULE)
+    pip = mod.install_argv("pip", "/v", "/l.lock")
+    assert pip[:2] == ["/v/bin/pip", "install"] and "--no-cache-dir" in pip
+    assert pip[-2:] == ["-r", "/l.lock"]
+    uv = mod.install_argv("uv", "/v", "/l.lock", "/bin/uv")
+    assert uv[:3] == ["/bin/uv", "pip", "install"] and "--no-cache" in uv
+    assert uv[uv.index("--python") + 1] == "/v/bin/python" and uv[-2:] == ["-r", "/l.lock"]

@@ -6,6 +6,9 @@
 # finds the venv built instead of building it twice over the same directory. The marker
 # `<venv>/.femdc-lock.sha256` is written last and atomically: a venv without it (an
 # interrupted build) is removed and built again.
+# The requirements are installed by uv when a working `uv` is given (the controller's,
+# shipped to testbed hosts: several times faster than pip on the same lock, cold), by
+# the venv's pip otherwise (no uv, or one this host cannot run).
 from __future__ import annotations
 
 import contextlib
@@ -29,6 +32,7 @@ options:
   selftest: {type: list, elements: str, required: true, description: argv run once built}
   expect: {type: str, required: true, description: text the self-test prints (stdout or stderr)}
   wait: {type: int, default: 1800, description: seconds to wait for another build}
+  uv: {type: str, default: "", description: a uv binary; pip installs when empty or not runnable}
 """
 
 MARKER = ".femdc-lock.sha256"
@@ -53,6 +57,32 @@ def _run(argv: list[str], what: str) -> str:
         last = (out.strip().splitlines() or ["no output"])[-1]
         raise VenvError(f"{what} failed (exit {p.returncode}): {last}"[:600], out[-4000:])
     return out
+
+
+def usable_uv(uv: str) -> bool:
+    """`uv` names a uv this host can run (a binary of another architecture or libc, or
+    none at all, leaves the install to pip)."""
+    if not uv or not os.access(uv, os.X_OK):
+        return False
+    try:
+        p = subprocess.run([uv, "--version"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return p.returncode == 0 and p.stdout.startswith("uv ")
+
+
+def install_argv(installer: str, venv: str, lock: str, uv: str = "") -> list[str]:
+    """The command that installs `lock` into `venv`. No cache either way: pip's wheel
+    cache is keyed by wheel tag only, and a wheel compiled by another CPython of the same
+    version (pyenv's) must not be reused here; uv's no-cache mode builds in a temporary
+    cache removed afterwards."""
+    if installer == "uv":
+        # --native-tls: the system's certificates, as pip (through certifi or PIP_CERT)
+        # trusts what the host's administrator set up.
+        return [uv, "pip", "install", "--python", f"{venv}/bin/python", "--no-cache",
+                "--native-tls", "--no-progress", "-r", lock]
+    return [f"{venv}/bin/pip", "install", "--no-input", "--disable-pip-version-check",
+            "--no-cache-dir", "--progress-bar", "off", "-r", lock]
 
 
 def build(p: dict[str, Any]) -> dict[str, Any]:
@@ -81,11 +111,9 @@ def build(p: dict[str, Any]) -> dict[str, Any]:
         t1 = time.monotonic()
         shutil.rmtree(venv, ignore_errors=True)
         _run([p["python"], "-m", "venv", venv], "python -m venv")
-        # --no-cache-dir: pip's wheel cache is keyed by wheel tag only; a wheel compiled
-        # by another CPython of the same version (pyenv's) must not be reused here.
-        _run([f"{venv}/bin/pip", "install", "--no-input", "--disable-pip-version-check",
-              "--no-cache-dir", "--progress-bar", "off", "-r", p["lock"]],
-             "pip install -r " + p["lock"])
+        installer = "uv" if usable_uv(p.get("uv") or "") else "pip"
+        _run(install_argv(installer, venv, p["lock"], p.get("uv") or ""),
+             f"{installer} install -r {p['lock']}")
         out = _run(list(p["selftest"]), "self-test")
         if p["expect"] not in out:
             raise VenvError(f"self-test did not print {p['expect']!r}", out[-4000:])
@@ -93,7 +121,8 @@ def build(p: dict[str, Any]) -> dict[str, Any]:
         with open(tmp, "w") as f:
             f.write(sha + "\n")
         os.replace(tmp, os.path.join(venv, MARKER))
-    return {"changed": True, "waited_s": waited, "build_s": round(time.monotonic() - t1, 1)}
+    return {"changed": True, "waited_s": waited, "build_s": round(time.monotonic() - t1, 1),
+            "installer": installer}
 
 
 def main() -> None:
@@ -106,6 +135,7 @@ def main() -> None:
             "selftest": {"type": "list", "elements": "str", "required": True},
             "expect": {"type": "str", "required": True},
             "wait": {"type": "int", "default": 1800},
+            "uv": {"type": "str", "default": ""},
         },
         supports_check_mode=False,
     )
