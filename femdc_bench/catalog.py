@@ -282,8 +282,10 @@ def ansible_vars() -> dict[str, object]:
       secret}]}, what a role reads of its own record;
     - femdc_roles_of: host role -> the roles its hosts run, in deployment order (the
       plays of deploy.yml loop over them);
-    - femdc_apis: [{role, port, health, hosts}] of every API (verify.yml);
-    - femdc_stop_stages: destroy.yml's stages (stop_stages())."""
+    - femdc_apis: [{role, port, health, hosts}] of every API (verify.yml).
+
+    destroy.yml takes `femdc_stop_stages` (stop_stages(), deploy/native.py adds the
+    sampler)."""
     return {
         "femdc_catalog": {s.role: {"name": s.name, "ports": list(s.ports),
                                    "health": s.health,
@@ -293,5 +295,4 @@ def ansible_vars() -> dict[str, object]:
         "femdc_roles_of": {r: [s.role for s in on(r)] for r in HOST_ROLES},
         "femdc_apis": [{"role": s.role, "port": s.ports[0], "health": s.health,
                         "hosts": list(s.hosts)} for s in SERVICES if s.health and s.ports],
-        "femdc_stop_stages": stop_stages(),
     }
