@@ -71,7 +71,11 @@ class Service:
     - devstack: DevStack service names enabled on the hosts that run it;
     - kolla_flag: the globals.yml `enable_*` flag that deploys it with Kolla-Ansible;
     - teardown: (rank, collection) of what scenarios create in this API, deleted at a
-      job's end in rank order across services (lower first), newest first within one.
+      job's end in rank order across services (lower first), newest first within one;
+      ranks are spaced by 10 so that a new service's collections fit between (a
+      volume after the servers it is attached to, before their networks);
+    - packages: its PyPI distributions in the native method's lock (recorded in the
+      run's manifest with their versions).
     """
 
     name: str
@@ -91,6 +95,7 @@ class Service:
     devstack: tuple[str, ...] = ()
     kolla_flag: str | None = None
     teardown: tuple[tuple[int, str], ...] = ()
+    packages: tuple[str, ...] = ()
 
     @property
     def is_api(self) -> bool:
@@ -108,7 +113,7 @@ KEYSTONE = Service(
     secrets=("keystone_db", "admin", "service"),
     keys=("fernet_0", "fernet_1", "credential_0", "credential_1"),
     processes=(Process("keystone", "uwsgi"),), devstack=("key",),
-    kolla_flag="enable_keystone")
+    kolla_flag="enable_keystone", packages=("keystone",))
 
 MARIADB = Service(  # Galera too: the same server, in a cluster (deployment.database)
     name="mariadb", role="mariadb", hosts=("database",), ports=(3306,), secrets=("db_root",),
@@ -132,14 +137,16 @@ PLACEMENT = Service(
     ports=(8778,), health="/", databases=(Database("placement", "placement", "placement_db"),),
     secrets=("placement_db",), processes=(Process("placement", "uwsgi"),),
     devstack=("placement-api",), kolla_flag="enable_placement",
-    teardown=((6, "/allocations"), (7, "/resource_providers")))
+    packages=("openstack-placement",),
+    teardown=((70, "/allocations"), (80, "/resource_providers")))
 
 GLANCE = Service(
     name="glance", role="glance", hosts=("control",), catalog_type="image",
     api_versions=("2", "2.latest"), rally_versions=("2",), ports=(9292,), health="/versions",
     databases=(Database("glance", "glance", "glance_db"),), secrets=("glance_db",),
     processes=(Process("glance", "uwsgi"),), devstack=("g-api",), kolla_flag="enable_glance",
-    teardown=((4, "/images"),))
+    packages=("glance",),
+    teardown=((50, "/images"),))
 
 NOVA = Service(  # the control services; the fake computes are NOVA_COMPUTE
     name="nova", role="nova", hosts=("control",), catalog_type="compute",
@@ -150,9 +157,9 @@ NOVA = Service(  # the control services; the fake computes are NOVA_COMPUTE
     secrets=("nova_db",),
     processes=(Process("nova-api", "uwsgi"), Process("nova-conductor", "nova-conductor:"),
                Process("nova-scheduler", "nova-scheduler:")),
-    devstack=("n-api", "n-cond", "n-sch"), kolla_flag="enable_nova",
+    devstack=("n-api", "n-cond", "n-sch"), kolla_flag="enable_nova", packages=("nova",),
     # servers first, waited for until gone: their ports must be gone before networks
-    teardown=((0, "/servers"), (5, "/flavors")))
+    teardown=((10, "/servers"), (60, "/flavors")))
 
 NEUTRON = Service(  # with ML2/OVN: DevStack's OVN services come with it
     name="neutron", role="neutron", hosts=("control",), catalog_type="network",
@@ -160,8 +167,8 @@ NEUTRON = Service(  # with ML2/OVN: DevStack's OVN services come with it
     databases=(Database("neutron", "neutron", "neutron_db"),), secrets=("neutron_db",),
     processes=(Process("neutron", "uwsgi"),),
     devstack=("q-svc", "ovn-northd", "ovn-controller", "ovs-vswitchd", "ovsdb-server"),
-    kolla_flag="enable_neutron",
-    teardown=((1, "/ports"), (2, "/subnets"), (3, "/networks")))
+    kolla_flag="enable_neutron", packages=("neutron",),
+    teardown=((20, "/ports"), (30, "/subnets"), (40, "/networks")))
 
 NOVA_COMPUTE = Service(  # one pool process forking a fake nova-compute per name
     name="nova-compute", role="nova_compute", hosts=("compute",),
@@ -262,6 +269,11 @@ def devstack_services(host_roles: tuple[str, ...] | list[str]) -> list[str]:
     deployment order)."""
     return list(dict.fromkeys(n for s in SERVICES if set(s.hosts) & set(host_roles)
                               for n in s.devstack))
+
+
+def packages() -> tuple[str, ...]:
+    """The services' PyPI distributions (native method)."""
+    return tuple(p for s in SERVICES for p in s.packages)
 
 
 def stop_stages() -> list[list[list[str]]]:

@@ -32,6 +32,9 @@ SECRET_KEYS = catalog.secret_keys()
 # of the run: Keystones over one database (central, Galera) must decrypt each other's
 # tokens. A fernet key is 32 random bytes, URL-safe base64 (44 characters with '=').
 KEY_KEYS = catalog.key_keys()
+# Libraries whose versions the manifest records beside the services' packages.
+MANIFEST_LIBRARIES = ("keystoneauth1", "uwsgi", "sqlalchemy", "oslo.cache", "pymysql",
+                      "python-memcached", "oslo.messaging", "ovsdbapp")
 
 
 def _new_secret(key: str) -> str:
@@ -229,9 +232,7 @@ def deploy(exp: Experiment, inv: Inventory, *, run_id: str, run_dir: Path, log: 
     clouds_yaml = run_dir / "clouds.yaml"
     write_clouds_yaml(clouds_yaml, clouds, pw["admin"], ca_file)
     versions = {k: v for k, v in lock_versions().items()
-                if k in ("keystone", "keystoneauth1", "uwsgi", "sqlalchemy", "oslo.cache",
-                         "pymysql", "python-memcached", "openstack-placement", "glance",
-                         "nova", "neutron", "oslo.messaging", "ovsdbapp")}
+                if k in (*catalog.packages(), *MANIFEST_LIBRARIES)}
     return Clouds(clouds=tuple(clouds), clouds_yaml=str(clouds_yaml),
                   secrets_file=str(secrets_file), agent_python=f"{venv}/bin/python",
                   versions=versions, ca_file=ca_file)

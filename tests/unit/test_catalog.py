@@ -105,6 +105,11 @@ def test_derived_tables_equal_the_ones_they_replaced() -> None:
     assert v["femdc_roles_of"] == OLD_DEPLOY_ROLES
     assert {s.name: s.ports[0] for s in catalog.SERVICES if s.name in OLD_PORTS} == OLD_PORTS
     assert catalog.OVN.ports == (6641, 6642)
+    # native.deploy's manifest versions: this list, now the records' packages + libraries
+    assert {*catalog.packages(), *native.MANIFEST_LIBRARIES} == {
+        "keystone", "keystoneauth1", "uwsgi", "sqlalchemy", "oslo.cache", "pymysql",
+        "python-memcached", "openstack-placement", "glance", "nova", "neutron",
+        "oslo.messaging", "ovsdbapp"}
 
 
 # ------------------------------------------------------------------ consistency
@@ -136,7 +141,7 @@ def test_every_record_is_complete_for_what_it_is() -> None:
             assert d.secret in s.secrets, (s.name, d)
         if s.is_api:
             assert s.api_versions and s.ports and s.health and s.health.startswith("/"), s.name
-            assert s.rally_versions, s.name
+            assert s.rally_versions and s.packages, s.name
         else:
             assert s.api_versions is None and s.microversion is None and not s.teardown
         if s.kolla_flag:
