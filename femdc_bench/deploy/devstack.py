@@ -119,6 +119,7 @@ def render(exp: Experiment, inv: Inventory, secrets: Mapping[str, str]) -> dict[
             service_host=inv.with_role("control", region)[0].address,
             keystone_host=keystone_host, region=region, keystone_region=keystone_region,
             services=services, computes=n, api_workers=d.api_workers,
+            glance_port=catalog.GLANCE.ports[0],
             extra_localrc=ds.extra_localrc, **pw)
     return out
 

@@ -50,7 +50,7 @@ from femdc_bench.model import (
 HERE = PLAYBOOKS / "kolla"
 TEMPLATES = HERE / "templates"
 GROUPS = HERE / "files" / "groups.yml"
-KEYSTONE_PORT = 5000
+KEYSTONE_PORT = catalog.KEYSTONE.ports[0]
 # The interface given to neutron as its external one when the experiment names none: a
 # dummy interface that playbooks/kolla/prepare.yml makes on network and compute hosts
 # (kolla's OVN bridge needs one; the benchmarks need no provider network).
