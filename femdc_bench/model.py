@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from femdc_bench import catalog
+
 # --------------------------------------------------------------------------- experiment
 
 
@@ -151,12 +153,12 @@ class ProviderSpec:
     chameleon: ChameleonSpec | None = None
 
 
-# Services of the control plane beyond Keystone, in deployment order. A deployment that
-# has a control plane runs all of them (Nova needs Placement, Glance and Neutron).
-CONTROL_SERVICES = ("placement", "glance", "nova", "neutron")
+# Services of the control plane beyond Keystone, in deployment order (catalog.py). A
+# deployment that has a control plane runs all of them (Nova needs Placement, Glance
+# and Neutron).
+CONTROL_SERVICES = catalog.control_services()
 # Sample.service (the catalog's service type) -> the deployed service that serves it.
-SERVICE_OF_TYPE = {"identity": "keystone", "placement": "placement", "image": "glance",
-                   "compute": "nova", "network": "neutron"}
+SERVICE_OF_TYPE = catalog.service_of_type()
 
 
 DEVSTACK_REPO = "https://opendev.org/openstack/devstack"
@@ -193,9 +195,8 @@ KOLLA_CONTROLLED_GLOBALS = (
     "neutron_external_interface", "kolla_internal_vip_address", "kolla_internal_fqdn",
     "kolla_external_vip_address", "enable_haproxy", "enable_keepalived",
     "keepalived_virtual_router_id", "docker_registry", "enable_openstack_core",
-    "enable_keystone", "enable_horizon", "enable_glance", "enable_nova", "enable_neutron",
-    "enable_placement", "enable_mariadb", "enable_memcached", "enable_rabbitmq",
-    "neutron_plugin_agent", "enable_nova_fake", "num_nova_fake_per_node",
+    *catalog.kolla_flags(), "enable_horizon", "neutron_plugin_agent", "enable_nova_fake",
+    "num_nova_fake_per_node",
     "enable_nova_libvirt_container",
     "openstack_region_name", "multiple_regions_names", "kolla_internal_fqdn_r1",
     "keystone_internal_url", "openstack_auth", "node_custom_config",
@@ -379,12 +380,7 @@ class SlaSpec:
 
 
 # Services a `kill` fault can crash, and the roles of the hosts that run them.
-KILLABLE_SERVICES: dict[str, tuple[str, ...]] = {
-    "keystone": ("keystone",), "memcached": ("keystone", "control"), "mariadb": ("database",),
-    "rabbitmq": ("control",), "placement": ("control",), "glance": ("control",),
-    "nova-api": ("control",), "nova-conductor": ("control",), "nova-scheduler": ("control",),
-    "neutron": ("control",), "ovn-northd": ("control",), "nova-compute": ("compute",),
-}
+KILLABLE_SERVICES: dict[str, tuple[str, ...]] = catalog.killable()
 
 
 @dataclass(frozen=True)

@@ -23,18 +23,17 @@ from pathlib import Path
 
 import jinja2
 
+from femdc_bench import catalog
 from femdc_bench.ansible import PLAYBOOKS, run_playbook
 from femdc_bench.deploy import native
 from femdc_bench.model import DEVSTACK_MANAGED_VARS, Cloud, Clouds, Experiment, Inventory
 
 TEMPLATES = PLAYBOOKS / "devstack" / "templates"
-# DevStack services of a region's controller (the whole control plane of a region) and
-# of a compute host; a controller with role compute runs both.
-CONTROLLER_SERVICES = ("key", "mysql", "rabbit", "placement-api", "g-api", "n-api", "n-cond",
-                       "n-sch", "q-svc", "ovn-northd", "ovn-controller", "ovs-vswitchd",
-                       "ovsdb-server")
-COMPUTE_SERVICES = ("n-cpu", "placement-client", "ovn-controller", "ovs-vswitchd",
-                    "ovsdb-server")
+# DevStack services of a region's controller (the whole control plane of a region: its
+# database, Keystone and control services) and of a compute host, from the catalog's
+# records; a controller with role compute runs both.
+CONTROLLER_SERVICES = tuple(catalog.devstack_services(("database", "keystone", "control")))
+COMPUTE_SERVICES = tuple(catalog.devstack_services(("compute",)))
 # A password goes unquoted into DevStack's SQL, URLs and INI files: what
 # secrets.token_urlsafe() gives, like the native method's.
 _SAFE_SECRET = re.compile(r"[A-Za-z0-9_.~-]{8,}")
@@ -120,6 +119,7 @@ def render(exp: Experiment, inv: Inventory, secrets: Mapping[str, str]) -> dict[
             service_host=inv.with_role("control", region)[0].address,
             keystone_host=keystone_host, region=region, keystone_region=keystone_region,
             services=services, computes=n, api_workers=d.api_workers,
+            glance_port=catalog.GLANCE.ports[0],
             extra_localrc=ds.extra_localrc, **pw)
     return out
 

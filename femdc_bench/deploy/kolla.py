@@ -26,7 +26,7 @@ from typing import Any
 import jinja2
 import yaml
 
-from femdc_bench import ship
+from femdc_bench import catalog, ship
 from femdc_bench.ansible import (
     PLAYBOOKS,
     SSH_OPTIONS,
@@ -50,7 +50,7 @@ from femdc_bench.model import (
 HERE = PLAYBOOKS / "kolla"
 TEMPLATES = HERE / "templates"
 GROUPS = HERE / "files" / "groups.yml"
-KEYSTONE_PORT = 5000
+KEYSTONE_PORT = catalog.KEYSTONE.ports[0]
 # The interface given to neutron as its external one when the experiment names none: a
 # dummy interface that playbooks/kolla/prepare.yml makes on network and compute hosts
 # (kolla's OVN bridge needs one; the benchmarks need no provider network).
@@ -168,6 +168,8 @@ def render(exp: Experiment, inv: Inventory) -> dict[str, str]:
         out[f"regions/{region}/multinode"] = env.get_template("multinode.j2").render(
             experiment=exp.name, region=region, top=top, groups=groups)
         vip = k.internal_vip.get(region)
+        region_roles = {r for h in inv.hosts if d.region_for(h.site) == region
+                        for r in h.roles}
         ctx = {
             "experiment": exp.name, "region": region, "first": region == first,
             "release": d.release, "version": k.version, "base_distro": k.base_distro,
@@ -188,6 +190,9 @@ def render(exp: Experiment, inv: Inventory) -> dict[str, str]:
                                  "project_name": "{{ keystone_admin_project }}",
                                  "domain_name": "default", "user_domain_name": "default"},
             "extra": sorted(k.globals.items()),
+            # the catalog's Kolla enable flags, on where a host of the region runs it
+            "services": [(s.kolla_flag, bool(set(s.hosts) & region_roles))
+                         for s in catalog.SERVICES if s.kolla_flag],
         }
         out[f"regions/{region}/globals.yml"] = env.get_template("globals.yml.j2").render(ctx)
         if region != first:

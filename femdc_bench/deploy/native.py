@@ -17,20 +17,24 @@ from pathlib import Path
 
 import yaml
 
-from femdc_bench import ship
+from femdc_bench import catalog, ship
 from femdc_bench.ansible import PLAYBOOKS, AnsibleError, run_playbook
 from femdc_bench.deploy import tls
+from femdc_bench.metrics.sampler import SELF as SAMPLER
 from femdc_bench.model import Cloud, Clouds, Experiment, Inventory
 
 LOCK = PLAYBOOKS / "native" / "files" / "openstack.lock"
-KEYSTONE_PORT = 5000
-# Every generated secret: URL-safe (they go unquoted into SQL, URLs and INI files).
-SECRET_KEYS = ("db_root", "keystone_db", "admin", "service", "rabbit", "placement_db",
-               "glance_db", "nova_db", "neutron_db")
+KEYSTONE_PORT = catalog.KEYSTONE.ports[0]
+# Every generated secret (the catalog's records name them): URL-safe (they go unquoted
+# into SQL, URLs and INI files).
+SECRET_KEYS = catalog.secret_keys()
 # Keystone's fernet and credential keys (0 = staged, 1 = primary), shared by every Keystone
 # of the run: Keystones over one database (central, Galera) must decrypt each other's
 # tokens. A fernet key is 32 random bytes, URL-safe base64 (44 characters with '=').
-KEY_KEYS = ("fernet_0", "fernet_1", "credential_0", "credential_1")
+KEY_KEYS = catalog.key_keys()
+# Libraries whose versions the manifest records beside the services' packages.
+MANIFEST_LIBRARIES = ("keystoneauth1", "uwsgi", "sqlalchemy", "oslo.cache", "pymysql",
+                      "python-memcached", "oslo.messaging", "ovsdbapp")
 
 
 def _new_secret(key: str) -> str:
@@ -205,6 +209,7 @@ def deploy(exp: Experiment, inv: Inventory, *, run_id: str, run_dir: Path, log: 
         "femdc_results_dir": str(run_dir),
         "femdc_secrets": pw,
         "femdc_tls": exp.deployment.tls,
+        **catalog.ansible_vars(),
     }
     # Nothing changed since the last successful deploy: check that it is still whole
     # (processes alive, APIs answering) instead of walking every role again; anything
@@ -227,9 +232,7 @@ def deploy(exp: Experiment, inv: Inventory, *, run_id: str, run_dir: Path, log: 
     clouds_yaml = run_dir / "clouds.yaml"
     write_clouds_yaml(clouds_yaml, clouds, pw["admin"], ca_file)
     versions = {k: v for k, v in lock_versions().items()
-                if k in ("keystone", "keystoneauth1", "uwsgi", "sqlalchemy", "oslo.cache",
-                         "pymysql", "python-memcached", "openstack-placement", "glance",
-                         "nova", "neutron", "oslo.messaging", "ovsdbapp")}
+                if k in (*catalog.packages(), *MANIFEST_LIBRARIES)}
     return Clouds(clouds=tuple(clouds), clouds_yaml=str(clouds_yaml),
                   secrets_file=str(secrets_file), agent_python=f"{venv}/bin/python",
                   versions=versions, ca_file=ca_file)
@@ -248,6 +251,15 @@ def inputs_digest(inv: Inventory, extra_vars: dict[str, object]) -> str:
     return h.hexdigest()
 
 
+def stop_stages() -> list[list[list[str]]]:
+    """destroy.yml's stop stages: the catalog's, a bench's sampler (a killed CLI may
+    have left one) stopped first with the computes."""
+    stages = catalog.stop_stages()
+    stages[0].insert(0, [SAMPLER, "python3"])
+    return stages
+
+
 def destroy(inv: Inventory, *, run_id: str, run_dir: Path, log: Path) -> None:
     run_playbook(PLAYBOOKS / "native" / "destroy.yml", inv, run_dir=run_dir, log=log,
-                 extra_vars={"femdc_run": run_id, "femdc_results_dir": str(run_dir)})
+                 extra_vars={"femdc_run": run_id, "femdc_results_dir": str(run_dir),
+                             "femdc_stop_stages": stop_stages()})

@@ -47,10 +47,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from femdc_bench import catalog  # standard library only, in the agent zip
+
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_MB = os.sysconf("SC_PAGE_SIZE") / 1e6
 SELF = "femdc-sampler"
-#: The measurements written (metrics/names.py SAMPLED: this file imports nothing of ours).
+#: The measurements written (metrics/names.py SAMPLED: this file imports nothing of ours
+#: but the service catalog).
 MEASUREMENTS = ("proc", "tcp", "host", "db", "mq")
 TCP_ESTABLISHED = "01"
 
@@ -373,11 +376,11 @@ class Sampler:
                 "repl_latency_ms": (round(v * 1000, 3) if (v := _num(lat[1])) is not None
                                     else None) if len(lat) > 1 else None,
             })
-        self.emit("db", {**base, "service": "mariadb"}, fields, ts)
+        self.emit("db", {**base, "service": catalog.MARIADB.name}, fields, ts)
 
     def sample_mq(self, ts: int, dt: float, base: dict[str, str]) -> None:
         m = prometheus(self.conf["rabbitmq_metrics_url"])
-        self.emit("mq", {**base, "service": "rabbitmq"}, {
+        self.emit("mq", {**base, "service": catalog.RABBITMQ.name}, {
             "connections": m.get("rabbitmq_connections"),
             "channels": m.get("rabbitmq_channels"),
             "queues": m.get("rabbitmq_queues"),
@@ -395,11 +398,11 @@ def detect_sources(conf: dict[str, Any]) -> None:
     work directory: MariaDB's client options file (0600, root over the socket) and
     RabbitMQ's plugin list naming rabbitmq_prometheus."""
     wd = conf["workdir"]
-    cnf = os.path.join(wd, "mariadb", "root.cnf")
+    cnf = os.path.join(wd, catalog.MARIADB.role, "root.cnf")
     if "mariadb_cnf" not in conf and os.path.exists(cnf):
         conf["mariadb_cnf"] = cnf
     try:
-        with open(os.path.join(wd, "rabbitmq", "enabled_plugins")) as f:
+        with open(os.path.join(wd, catalog.RABBITMQ.role, "enabled_plugins")) as f:
             prom = "rabbitmq_prometheus" in f.read()
     except OSError:
         prom = False

@@ -5,11 +5,11 @@ endpoint of every catalog service type the scenario needs (`Scenario.services`: 
 compute, image, network, placement), with the spec's interface and region. It is what
 scenario setup/teardown functions receive. Each worker thread gets a `WorkerContext`
 with its own keystoneauth1 Session (one keep-alive connection) and, made on first use,
-one Adapter per service type (``ctx.identity``, ``ctx.compute``, ``ctx.image``,
-``ctx.network``, ``ctx.placement``), pinned to the resolved endpoint: no catalog lookup
-or version discovery per request. All of them share the admin auth plugin, whose token
-keystoneauth1 caches (and renews only near expiry), so iterations never re-authenticate
-the admin and make no request beyond the scenario's own.
+one Adapter per service type (``ctx.api("compute")``, keyed by the catalog type of
+catalog.py's records; ``ctx.identity`` the admin's), pinned to the resolved endpoint:
+no catalog lookup or version discovery per request. All of them share the admin auth
+plugin, whose token keystoneauth1 caches (and renews only near expiry), so iterations
+never re-authenticate the admin and make no request beyond the scenario's own.
 
 Endpoints are versioned: identity ".../v3", compute ".../v2.1", image ".../v2", network
 ".../v2.0", placement the root (it has a single major version). Microversions
@@ -37,43 +37,31 @@ from keystoneauth1 import adapter as ks_adapter
 from keystoneauth1 import session as ks_session
 from keystoneauth1.identity import v3
 
+from femdc_bench import catalog
 from femdc_bench.workload import runner
 from femdc_bench.workload.runner import AtomicAction, describe_error
 from femdc_bench.workload.spec import JobSpec
-from femdc_bench.workload.task_contexts import ContextUser, ContextUsers
+from femdc_bench.workload.task_contexts import QUOTA_API, ContextUser, ContextUsers
 
 USER_AGENT = "femdc-bench-agent"
 NAME_MAX = 64  # Keystone's limit for project names (users: 255)
 NAME_SUFFIX_HEX = 12
 T = TypeVar("T")
 
-#: Service type -> (min_version, max_version) asked of the one discovery at open().
-API_VERSIONS: dict[str, tuple[str, str]] = {
-    "identity": ("3", "3.latest"),
-    "compute": ("2.1", "2.latest"),
-    "image": ("2", "2.latest"),
-    "network": ("2.0", "2.latest"),
-    "placement": ("1.0", "1.latest"),
-}
+#: Service type -> (min_version, max_version) asked of the one discovery at open()
+#: (catalog.py, each API's record).
+API_VERSIONS: dict[str, tuple[str, str]] = catalog.api_versions()
 #: Service type -> the microversion all its requests carry (OpenStack-API-Version).
-MICROVERSIONS: dict[str, str] = {"compute": "2.79", "placement": "1.39"}
+MICROVERSIONS: dict[str, str] = catalog.microversions()
 
 #: Teardown order: (service type, collection); within a group newest first; anything
 #: else (identity users, projects...) afterwards, newest first. Servers are deleted
-#: first and waited for until gone: their ports must be gone before networks are.
+#: first and waited for until gone: their ports must be gone before networks are. The
+#: catalog's records rank their collections; then the quotas context's resets (back to
+#: the defaults before the projects go).
 TEARDOWN_ORDER: tuple[tuple[str, str], ...] = (
-    ("compute", "/servers"),
-    ("network", "/ports"),
-    ("network", "/subnets"),
-    ("network", "/networks"),
-    ("image", "/images"),
-    ("compute", "/flavors"),
-    ("placement", "/allocations"),
-    ("placement", "/resource_providers"),
-    # quotas context: back to the defaults before the projects go
-    ("compute", "/os-quota-sets"),
-    ("network", "/quotas"),
-    ("volumev3", "/os-quota-sets"),
+    *catalog.teardown_order(),
+    *((svc, path) for svc, path, _ in QUOTA_API.values()),
 )
 TEARDOWN_WAIT_S = 120.0  # per resource that must be waited for (servers)
 TEARDOWN_POLL_S = 0.5
@@ -339,21 +327,11 @@ class JobContext:
             self._admin[service_type] = self.adapter(self.session, service_type)
         return self._admin[service_type]
 
-    @property
-    def compute(self) -> ks_adapter.Adapter:
-        return self.admin("compute")
-
-    @property
-    def image(self) -> ks_adapter.Adapter:
-        return self.admin("image")
-
-    @property
-    def network(self) -> ks_adapter.Adapter:
-        return self.admin("network")
-
-    @property
-    def placement(self) -> ks_adapter.Adapter:
-        return self.admin("placement")
+    def api(self, service_type: str) -> ks_adapter.Adapter:
+        """The admin's Adapter for `service_type` (a catalog type: "compute", "image",
+        "volume", ...), as WorkerContext.api gives a worker's: what setup and teardown
+        helpers shared with iterations call."""
+        return self.admin(service_type)
 
     # ---------------------------------------------------------------- admin identity
 
@@ -515,22 +493,6 @@ class WorkerContext:
             a = self._adapters[("", service_type)] = self.job.adapter(self.session,
                                                                        service_type)
         return a
-
-    @property
-    def compute(self) -> ks_adapter.Adapter:
-        return self.api("compute")
-
-    @property
-    def image(self) -> ks_adapter.Adapter:
-        return self.api("image")
-
-    @property
-    def network(self) -> ks_adapter.Adapter:
-        return self.api("network")
-
-    @property
-    def placement(self) -> ks_adapter.Adapter:
-        return self.api("placement")
 
     @property
     def job_context(self) -> JobContext:

@@ -62,13 +62,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from femdc_bench import catalog
+
 SUPPORTED = ("users", "roles", "quotas", "network", "images", "flavors", "api_versions")
 #: api_versions context: Rally's service names -> the API versions our scenarios speak
-#: (it only checks: asking another version, or another endpoint, is an error)
-API_VERSIONS: dict[str, tuple[str, ...]] = {
-    "keystone": ("3",), "nova": ("2", "2.1"), "glance": ("2",), "neutron": ("2", "2.0"),
-    "placement": ("1", "1.0"),
-}
+#: (it only checks: asking another version, or another endpoint, is an error); from
+#: catalog.py's records
+API_VERSIONS: dict[str, tuple[str, ...]] = catalog.rally_versions()
 CHOICE_METHODS = ("random", "round_robin")
 USERS_KEYS = frozenset({"tenants", "users_per_tenant", "user_password",
                         "resource_management_workers", "project_domain", "user_domain",

@@ -38,7 +38,9 @@ from typing import Any
 
 import pytest
 
+from femdc_bench import catalog
 from femdc_bench.ansible import PLAYBOOKS, run_playbook
+from femdc_bench.deploy import native
 from femdc_bench.model import Host, Inventory, LinkSpec, WanSpec
 from femdc_bench.wan import apply as wan_apply
 from femdc_bench.wan import check as wan_check
@@ -350,7 +352,8 @@ def _service_play(g: vm.Guest, run_dir: Path, action: str, monkeypatch: pytest.M
                  extra_vars={"femdc_run": RUN, "femdc_supervisor": "auto",
                              "femdc_venv_dir": "/var/cache/femdc-bench/venvs/unused",
                              "femdc_lock_file": "/nonexistent/openstack.lock",
-                             "femdc_test_action": action, "femdc_test_out": str(out), **more})
+                             "femdc_test_action": action, "femdc_test_out": str(out),
+                             **catalog.ansible_vars(), **more})
     return _changed(log)
 
 
@@ -382,7 +385,8 @@ def test_systemd_memcached_life_cycle(guest: vm.Guest, tmp_path: Path,
     _service_play(guest, tmp_path, "start", monkeypatch, "start-before-destroy")
     steps["restarted_active"] = _unit(guest, "ActiveState")
     run_playbook(PLAYBOOKS / "native" / "destroy.yml", guest_inventory(guest), run_dir=tmp_path,
-                 log=tmp_path / "log" / "destroy.log", extra_vars={"femdc_run": RUN})
+                 log=tmp_path / "log" / "destroy.log",
+                 extra_vars={"femdc_run": RUN, "femdc_stop_stages": native.stop_stages()})
     steps["destroyed"] = {
         "active": guest.ssh("systemctl", "is-active", unit, check=False).stdout.strip(),
         "unit_file": guest.ssh("test", "-e", f"/etc/systemd/system/{unit}.service",

@@ -154,7 +154,7 @@ def wait_active(ctx: Ctx, image_id: str, *, poll_s: float, timeout_s: float) -> 
         return f"status {status}" if status in ("killed", "deleted", "pending_delete") else None
 
     image: dict[str, Any] = wait_for(
-        lambda: ctx.image.get(f"/images/{image_id}").json(),
+        lambda: ctx.api("image").get(f"/images/{image_id}").json(),
         lambda img: img.get("status") == "active",
         failed=failed,
         what=f"image {image_id}",
@@ -190,10 +190,10 @@ def create_image(
             "min_disk": min_disk,
             "min_ram": min_ram,
         }
-        image_id = str(ctx.image.post("/images", json=body).json()["id"])
+        image_id = str(ctx.api("image").post("/images", json=body).json()["id"])
         ctx.track("/images", image_id, SERVICE)
         with ctx.atomic("glance.upload_data"):
-            ctx.image.put(
+            ctx.api("image").put(
                 f"/images/{image_id}/file",
                 data=data,
                 headers={"Content-Type": "application/octet-stream"},
@@ -223,9 +223,9 @@ def _create(ctx: Ctx) -> str:
 def delete_image(ctx: Ctx, image_id: str, *, poll_s: float, timeout_s: float) -> None:
     """glance.delete_image: DELETE, then GET until 404 (Rally checks the deletion)."""
     with ctx.atomic("glance.delete_image"):
-        ctx.image.delete(f"/images/{image_id}")
+        ctx.api("image").delete(f"/images/{image_id}")
         wait_for(
-            lambda: ctx.image.get(f"/images/{image_id}", raise_exc=False),
+            lambda: ctx.api("image").get(f"/images/{image_id}", raise_exc=False),
             lambda r: r.status_code == 404,
             failed=lambda r: f"HTTP {r.status_code}" if r.status_code != 200 else None,
             what=f"image {image_id} deletion",
@@ -269,7 +269,7 @@ def create_and_list_image(ctx: WorkerContext) -> None:
     image_id = _create(ctx)
     with ctx.atomic("glance.list_images"):
         images = pages(
-            ctx.image,
+            ctx.api("image"),
             "/images",
             "images",
             {"status": "active", "limit": LIST_LIMIT},
@@ -282,7 +282,7 @@ def create_and_list_image(ctx: WorkerContext) -> None:
 def download_image(ctx: Ctx, image_id: str, size: int) -> None:
     """glance.download_image: GET /images/{id}/file, streamed, bytes counted, size checked."""
     with ctx.atomic("glance.download_image"):
-        r = ctx.image.get(f"/images/{image_id}/file", stream=True)
+        r = ctx.api("image").get(f"/images/{image_id}/file", stream=True)
         try:
             got = 0
             for chunk in r.iter_content(CHUNK_BYTES):
@@ -314,7 +314,7 @@ def create_and_download_image(ctx: WorkerContext) -> None:
 def list_images(ctx: WorkerContext) -> None:
     """List the images this iteration's user sees (every page)."""
     with ctx.atomic("glance.list_images"):
-        pages(ctx.image, "/images", "images", {"limit": LIST_LIMIT}, strip_prefix="/v2")
+        pages(ctx.api("image"), "/images", "images", {"limit": LIST_LIMIT}, strip_prefix="/v2")
 
 
 @scenario(
@@ -330,7 +330,7 @@ def create_and_get_image(ctx: WorkerContext) -> None:
     """Create an image, then get it (as Rally: the image stays until teardown)."""
     image_id = _create(ctx)
     with ctx.atomic("glance.get_image"):
-        got = ctx.image.get(f"/images/{image_id}").json()
+        got = ctx.api("image").get(f"/images/{image_id}").json()
     if got.get("id") != image_id:
         raise ScenarioFailed(f"GET /images/{image_id} answered image {got.get('id')!r}")
 
@@ -377,7 +377,7 @@ def create_and_update_image(ctx: WorkerContext) -> None:
     ]
     ops += [{"op": "remove", "path": f"/{p}"} for p in a["remove_props"] or ()]
     with ctx.atomic("glance.update_image"):
-        got = ctx.image.patch(
+        got = ctx.api("image").patch(
             f"/images/{image_id}", json=ops,
             headers={"Content-Type": "application/openstack-images-v2.1-json-patch"}).json()
     if (got.get("name"), got.get("min_disk"), got.get("min_ram")) != (

@@ -55,7 +55,7 @@ def create_network(ctx: Ctx, shared: bool = False, extra: dict[str, Any] | None 
         body: dict[str, Any] = {"network": {"name": ctx.new_name(), **(extra or {})}}
         if shared:
             body["network"]["shared"] = True
-        net_id = str(ctx.network.post("/networks", json=body).json()["network"]["id"])
+        net_id = str(ctx.api("network").post("/networks", json=body).json()["network"]["id"])
     ctx.track("/networks", net_id, SERVICE)
     return net_id
 
@@ -71,14 +71,14 @@ def create_subnet(ctx: Ctx, net_id: str, prefix: int = 24) -> str:
                 "cidr": random_cidr(prefix),
             }
         }
-        subnet_id = str(ctx.network.post("/subnets", json=body).json()["subnet"]["id"])
+        subnet_id = str(ctx.api("network").post("/subnets", json=body).json()["subnet"]["id"])
     ctx.track("/subnets", subnet_id, SERVICE)
     return subnet_id
 
 
 def delete_network(ctx: Ctx, net_id: str, subnets: tuple[str, ...] = ()) -> None:
     with ctx.atomic("neutron.delete_network"):
-        ctx.network.delete(f"/networks/{net_id}")
+        ctx.api("network").delete(f"/networks/{net_id}")
     for sid in subnets:
         ctx.untrack("/subnets", sid, SERVICE)
     ctx.untrack("/networks", net_id, SERVICE)
@@ -86,10 +86,10 @@ def delete_network(ctx: Ctx, net_id: str, subnets: tuple[str, ...] = ()) -> None
 
 def find_network(job: JobContext, name_or_id: str) -> str:
     """The id of an existing network, by id or name (setup)."""
-    r = job.network.get(f"/networks/{name_or_id}", raise_exc=False)
+    r = job.api("network").get(f"/networks/{name_or_id}", raise_exc=False)
     if r.status_code == 200:
         return str(r.json()["network"]["id"])
-    nets: list[dict[str, Any]] = job.network.get(
+    nets: list[dict[str, Any]] = job.api("network").get(
         "/networks", params={"name": name_or_id}
     ).json()["networks"]
     if not nets:
@@ -114,7 +114,7 @@ def create_and_list_networks(ctx: WorkerContext) -> None:
     """Create a network, then list networks (networks deleted at teardown)."""
     create_network(ctx, extra=ctx.args["network_create_args"])
     with ctx.atomic("neutron.list_networks"):
-        ctx.network.get("/networks")
+        ctx.api("network").get("/networks")
 
 
 @scenario(
@@ -166,7 +166,7 @@ def create_and_list_ports(ctx: WorkerContext) -> None:
         with ctx.atomic("neutron.create_port"):
             body = {"port": {"name": ctx.new_name(), **ctx.args["port_create_args"],
                              "network_id": net_id}}
-            port_id = str(ctx.network.post("/ports", json=body).json()["port"]["id"])
+            port_id = str(ctx.api("network").post("/ports", json=body).json()["port"]["id"])
         ctx.track("/ports", port_id, SERVICE)
     with ctx.atomic("neutron.list_ports"):
-        ctx.network.get("/ports")
+        ctx.api("network").get("/ports")

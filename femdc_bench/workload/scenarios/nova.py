@@ -110,7 +110,7 @@ def find_image(job: JobContext, spec: Any) -> str:
     sees, by Rally's resource rules (common.match_resource)."""
     if (made := _from_context(job, "image", spec)) is not None:
         return made
-    images = pages(job.image, "/images", "images", {"status": "active"}, strip_prefix="/v2")
+    images = pages(job.api("image"), "/images", "images", {"status": "active"}, strip_prefix="/v2")
     return _find(job, "image", spec, images)
 
 
@@ -118,11 +118,11 @@ def find_flavor(job: JobContext, spec: Any) -> str:
     """This job's flavors-context flavor of that name, else one by Rally's rules."""
     if (made := _from_context(job, "flavor", spec)) is not None:
         return made
-    return _find(job, "flavor", spec, pages(job.compute, "/flavors", "flavors"))
+    return _find(job, "flavor", spec, pages(job.api("compute"), "/flavors", "flavors"))
 
 
 def find_network(job: JobContext, spec: Any) -> str:
-    return _find(job, "network", spec, pages(job.network, "/networks", "networks"))
+    return _find(job, "network", spec, pages(job.api("network"), "/networks", "networks"))
 
 
 def setup_boot(job: JobContext) -> None:
@@ -144,7 +144,7 @@ def setup_boot(job: JobContext) -> None:
         image_id = find_image(job, image)
     if flavor is None:
         body = {"flavor": {"name": job.new_name(), **FLAVOR}}
-        flavor_id = str(job.compute.post("/flavors", json=body).json()["flavor"]["id"])
+        flavor_id = str(job.api("compute").post("/flavors", json=body).json()["flavor"]["id"])
         job.track("/flavors", flavor_id, SERVICE)
     else:
         flavor_id = find_flavor(job, flavor)
@@ -181,10 +181,10 @@ def boot_server(ctx: Ctx) -> str:
                 "networks": [{"uuid": network_for(ctx)}],
             }
         }
-        server_id = str(ctx.compute.post("/servers", json=body).json()["server"]["id"])
+        server_id = str(ctx.api("compute").post("/servers", json=body).json()["server"]["id"])
         ctx.track("/servers", server_id, SERVICE)
         wait_for(
-            lambda: ctx.compute.get(f"/servers/{server_id}").json()["server"],
+            lambda: ctx.api("compute").get(f"/servers/{server_id}").json()["server"],
             lambda s: s.get("status") == "ACTIVE",
             failed=_fault,
             what=f"server {server_id}",
@@ -201,11 +201,11 @@ def delete_server(ctx: Ctx, server_id: str, force: bool = False) -> None:
     path = f"/servers/{server_id}"
     with ctx.atomic("nova.force_delete_server" if force else "nova.delete_server"):
         if force:
-            ctx.compute.post(f"{path}/action", json={"forceDelete": None})
+            ctx.api("compute").post(f"{path}/action", json={"forceDelete": None})
         else:
-            ctx.compute.delete(path)
+            ctx.api("compute").delete(path)
         wait_for(
-            lambda: is_gone(ctx.compute, path),
+            lambda: is_gone(ctx.api("compute"), path),
             lambda v: v is True,
             failed=lambda v: _fault(v) if isinstance(v, dict) else None,
             what=f"server {server_id} deletion",
@@ -264,7 +264,7 @@ def boot_and_list_server(ctx: WorkerContext) -> None:
     server_id = boot_server(ctx)
     path = "/servers/detail" if ctx.args["detailed"] else "/servers"
     with ctx.atomic("nova.list_servers"):
-        servers = pages(ctx.compute, path, "servers")
+        servers = pages(ctx.api("compute"), path, "servers")
     if not any(s.get("id") == server_id for s in servers):
         raise ScenarioFailed(f"server {server_id} not in the list of {len(servers)} servers")
 
@@ -308,7 +308,7 @@ def list_flavors(ctx: WorkerContext) -> None:
         if a[k] is not None}
     path = "/flavors/detail" if a["detailed"] else "/flavors"
     with ctx.atomic("nova.list_flavors"):
-        ctx.compute.get(path, params=params)
+        ctx.api("compute").get(path, params=params)
 
 
 @scenario("NovaFlavors.create_and_delete_flavor", service=SERVICE, qualified=True,

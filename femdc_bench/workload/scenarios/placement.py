@@ -43,7 +43,7 @@ CONSUMER_TYPE = "INSTANCE"  # required from 1.38
 def create_resource_provider(ctx: WorkerContext) -> dict[str, Any]:
     """placement.create_resource_provider; returns the provider (1.20+), tracked."""
     with ctx.atomic("placement.create_resource_provider"):
-        rp: dict[str, Any] = ctx.placement.post(
+        rp: dict[str, Any] = ctx.api("placement").post(
             "/resource_providers", json={"name": ctx.new_name()}
         ).json()
     ctx.track("/resource_providers", rp["uuid"], SERVICE)
@@ -52,7 +52,7 @@ def create_resource_provider(ctx: WorkerContext) -> dict[str, Any]:
 
 def delete_resource_provider(ctx: WorkerContext, rp_uuid: str) -> None:
     with ctx.atomic("placement.delete_resource_provider"):
-        ctx.placement.delete(f"/resource_providers/{rp_uuid}")
+        ctx.api("placement").delete(f"/resource_providers/{rp_uuid}")
     ctx.untrack("/resource_providers", rp_uuid, SERVICE)
 
 
@@ -79,14 +79,14 @@ def set_inventory_and_allocate(ctx: WorkerContext) -> None:
     rp = create_resource_provider(ctx)
     rp_uuid = rp["uuid"]
     with ctx.atomic("placement.set_inventory"):
-        ctx.placement.put(
+        ctx.api("placement").put(
             f"/resource_providers/{rp_uuid}/inventories",
             json={"resource_provider_generation": rp["generation"], "inventories": INVENTORY},
         )
     consumer = str(uuid.uuid4())
     job = ctx.job_context
     with ctx.atomic("placement.create_allocation"):
-        ctx.placement.put(
+        ctx.api("placement").put(
             f"/allocations/{consumer}",
             json={
                 "allocations": {rp_uuid: {"resources": ALLOCATION}},
@@ -98,6 +98,6 @@ def set_inventory_and_allocate(ctx: WorkerContext) -> None:
         )
     ctx.track("/allocations", consumer, SERVICE)
     with ctx.atomic("placement.delete_allocation"):
-        ctx.placement.delete(f"/allocations/{consumer}")
+        ctx.api("placement").delete(f"/allocations/{consumer}")
     ctx.untrack("/allocations", consumer, SERVICE)
     delete_resource_provider(ctx, rp_uuid)

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from femdc_bench import backup
+from femdc_bench import backup, catalog
 from femdc_bench import run as phases
 from femdc_bench.deploy import native, tls
 from femdc_bench.experiment import ExperimentError, load
@@ -194,7 +194,7 @@ def _render(template: Path, role: str, tls_on: bool, **host: Any) -> str:
         "inventory_hostname": "core-ctl", "ansible_managed": "managed",
         "femdc_region_computes": 1, "femdc_keystone_region": "core",
         "service_name": "nova-api", "uwsgi_port": 8774, "uwsgi_socket": "/s",
-        "uwsgi_module": "m", "uwsgi_processes": 1, **host})
+        "uwsgi_module": "m", "uwsgi_processes": 1, **catalog.ansible_vars(), **host})
     templar = Templar(loader=DataLoader(), variables=variables)
     return templar.template(template.read_text())
 
@@ -237,7 +237,8 @@ def test_rabbitmq_listens_on_tls_only(tls_on: bool) -> None:
     group = yaml.safe_load((NATIVE / "group_vars/all.yml").read_text())
     env = Templar(loader=DataLoader(), variables={
         **group, **defaults, "femdc_tls": tls_on, "femdc_address": "10.9.0.2",
-        "femdc_workdir": "/w", "femdc_region": "core"}).template("{{ rabbitmq_env }}")
+        "femdc_workdir": "/w", "femdc_region": "core", **catalog.ansible_vars()}
+                   ).template("{{ rabbitmq_env }}")
     if tls_on:
         assert "listeners.tcp = none" in conf.splitlines()
         assert "listeners.ssl.1 = 10.9.0.2:5671" in conf.splitlines()

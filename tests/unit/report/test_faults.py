@@ -55,7 +55,7 @@ def test_kill_degrade_and_partition_parse() -> None:
      "workload.faults[0].duration: not a key of a kill fault; expected kill, at, site, "
      "restart_after"),
     ({"kill": "httpd", "site": "site1", "at": "1s"}, "workload.faults[0].kill: expected one "
-     "of keystone, memcached, mariadb"),
+     "of memcached, keystone, mariadb"),
     ({"degrade": "site1", "at": "1s", "duration": "3s"},
      "a degrade fault needs delay, rate or loss"),
     ({"partition": "site1", "degrade": "site2", "at": "1s", "duration": "3s"},

@@ -88,8 +88,8 @@ def test_adapters_need_a_resolved_endpoint_and_carry_microversions() -> None:
     assert jc.adapter(jc.session, "placement").default_microversion == "1.39"
     assert jc.adapter(jc.session, "image").default_microversion is None
     w = jc.worker(0)
-    assert w.compute is w.compute  # one adapter per worker and service type
-    assert w.compute.endpoint_override == "http://c/v2.1"
+    assert w.api("compute") is w.api("compute")  # one adapter per worker and service type
+    assert w.api("compute").endpoint_override == "http://c/v2.1"
     jc.close()
 
 
