@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from femdc_bench.errors import ExperimentError
-from femdc_bench.experiment.loading import load, parse, schema_key
+from femdc_bench.experiment.loading import load, parse, scenario_table, schema_key
 from femdc_bench.model import ROLES
 from femdc_bench.units import (
     MAX_HOSTS,
@@ -28,7 +28,7 @@ from femdc_bench.units import (
 )
 
 __all__ = ["MAX_HOSTS", "MAX_RANGE", "ROLES", "SCHEMA", "ExperimentError", "duration_ms",
-           "expand_range", "load", "parse", "percent", "rate_kbit", "schema_key"]
+           "expand_range", "load", "parse", "percent", "rate_kbit", "scenario_table", "schema_key"]
 
 
 def __getattr__(name: str) -> Any:

@@ -17,6 +17,7 @@ import hashlib
 import ipaddress
 import itertools
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -80,12 +81,14 @@ def parse(doc: Any, file: str = "<experiment>", *, task_anywhere: bool = False,
     if key is None or _read_key(passed) != key:
         import jsonschema
 
-        errors = list(jsonschema.Draft202012Validator(schema.full()).iter_errors(doc))
+        names = tuple(sorted(scenario_table(passed)))
+        checker = jsonschema.Draft202012Validator(schema.with_scenarios(names))
+        errors = list(checker.iter_errors(doc))
         if errors:
             raise schema.error(file, schema.best(errors))
         if passed is not None and key is not None:
             _write_key(passed, key)
-    return _build(doc, file, task_anywhere)
+    return _build(doc, file, task_anywhere, lambda: scenario_table(passed))
 
 
 def schema_key(doc: Any) -> str:
@@ -96,6 +99,36 @@ def schema_key(doc: Any) -> str:
 
     text = f"{schema.SCHEMA!r}\0{source_digest()}\0{doc!r}"
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+#: beside `passed`: the scenario registry's table and the digest of its sources
+SCENARIO_TABLE = "scenarios.json"
+
+
+def scenario_table(passed: Path | None = None) -> dict[str, str]:
+    """The scenario registry's table (name -> service type). With `passed` (a run's),
+    it is kept beside it with the digest of the scenario sources and read from there
+    while they are unchanged: importing the scenarios costs ~0.3 s (keystoneauth1), and
+    every command reads the run's experiment; Run.create keeps it first."""
+    import json
+
+    from femdc_bench.workload.registry import source_digest
+
+    cache = passed.with_name(SCENARIO_TABLE) if passed is not None else None
+    digest = source_digest()
+    if cache is not None:
+        try:
+            data = json.loads(cache.read_text())
+            if data["digest"] == digest:
+                return {str(k): str(v) for k, v in data["table"].items()}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            pass
+    from femdc_bench.workload import scenarios
+
+    table = scenarios.table()
+    if cache is not None:
+        _write_key(cache, json.dumps({"digest": digest, "table": table}))
+    return table
 
 
 def _read_key(path: Path | None) -> str | None:
@@ -152,7 +185,10 @@ def _link(d: dict[str, Any] | None, base: LinkSpec | None = None) -> LinkSpec:
     )
 
 
-def _build(doc: dict[str, Any], file: str, task_anywhere: bool = False) -> Experiment:
+def _build(doc: dict[str, Any], file: str, task_anywhere: bool,
+           table: Callable[[], Mapping[str, str]]) -> Experiment:
+    """The Experiment of a document that passed the schema; `table`: the scenario
+    registry's (name -> service type), asked only when some service is not deployed."""
     # --- sites and hosts (ranges expand; aliases are "<site>-<host>")
     sites: list[SiteSpec] = []
     host_paths: dict[str, str] = {}  # alias -> "sites[i].hosts[j]", for error messages
@@ -221,10 +257,11 @@ def _build(doc: dict[str, Any], file: str, task_anywhere: bool = False) -> Exper
     if "rally_task" in wl:
         sources, targets = _from_to(file, "workload", wl, load_sites, names, regions,
                                     deployment)
-        scenarios = _task_scenarios(file, wl, sources, targets, deployment, task_anywhere)
+        scenarios = _task_scenarios(file, wl, sources, targets, deployment, task_anywhere,
+                                    table)
     for i, sc in enumerate(wl.get("scenarios", [])):
         base = f"workload.scenarios[{i}]"
-        _check_deployed(file, f"{base}.name", sc["name"], deployment)
+        _check_deployed(file, f"{base}.name", sc["name"], deployment, table)
         r = sc["runner"]
         if r["type"] == "times" and "times" not in r:
             raise ExperimentError(file, f"{base}.runner.times",
@@ -496,15 +533,12 @@ def _from_to(file: str, base: str, sc: dict[str, Any], load_sites: list[str],
     return sources, targets
 
 
-def _check_deployed(file: str, path: str, scenario: str, deployment: DeploymentSpec) -> None:
-    """The service `scenario` loads is deployed (HttpRequests need none). The scenario
-    registry is imported only when some service is not deployed (a Keystone-only
-    layout): it costs ~0.3 s, and every command reads the run's experiment."""
+def _check_deployed(file: str, path: str, scenario: str, deployment: DeploymentSpec,
+                    table: Callable[[], Mapping[str, str]]) -> None:
+    """The service `scenario` loads is deployed (HttpRequests need none)."""
     if set(SERVICE_OF_TYPE.values()) <= set(deployment.services):
-        return
-    from femdc_bench.workload import scenarios
-
-    service = SERVICE_OF_TYPE.get(scenarios.table().get(scenario, ""))
+        return  # everything is: no need for the table
+    service = SERVICE_OF_TYPE.get(table().get(scenario, ""))
     if service is not None and service not in deployment.services:
         raise ExperimentError(file, path, f"{scenario} needs {service}: set "
                               "deployment.control (per_site or {centralized: <site>})")
@@ -512,7 +546,8 @@ def _check_deployed(file: str, path: str, scenario: str, deployment: DeploymentS
 
 def _task_scenarios(file: str, wl: dict[str, Any], sources: tuple[str, ...],
                     targets: tuple[str, ...] | None, deployment: DeploymentSpec,
-                    task_anywhere: bool = False) -> list[ScenarioSpec]:
+                    task_anywhere: bool, table: Callable[[], Mapping[str, str]]
+                    ) -> list[ScenarioSpec]:
     """The workloads of `workload.rally_task`, in the task's order, each run from every
     site of `sources` (workload.from, default: every site with a load host) against its
     own region (or workload.to); each keeps its own SLA."""
@@ -532,7 +567,7 @@ def _task_scenarios(file: str, wl: dict[str, Any], sources: tuple[str, ...],
         raise ExperimentError(e.file, e.path, e.message) from None
     out = []
     for w in task.workloads:
-        _check_deployed(task.file, w.path, w.scenario, deployment)
+        _check_deployed(task.file, w.path, w.scenario, deployment, table)
         out.append(ScenarioSpec(name=w.scenario, runner=w.runner, args=dict(w.args),
                                 sources=sources, targets=targets,
                                 workload=f"{path.name}:{w.path}", sla=w.sla,

@@ -4,8 +4,8 @@ carries the path of the bad value) and the one-line message of its first error.
 The schema is a literal but for three lists it takes from their one home: provider
 types (providers/__init__.py), deployment methods (deploy/__init__.py) and scenario
 names (the scenario registry, workload/registry.py). The scenarios are imported only
-when the schema check runs (`full()`): importing them costs ~0.3 s (keystoneauth1), and
-a run's own experiment, read again by every command, skips the check (loading.parse).
+when their table is not cached (loading.scenario_table): importing them costs ~0.3 s
+(keystoneauth1), and every command reads the run's experiment again.
 """
 
 from __future__ import annotations
@@ -401,20 +401,20 @@ SCHEMA: dict[str, Any] = _obj(
 )
 
 
-def with_scenarios(names: list[str]) -> dict[str, Any]:
+@functools.cache
+def with_scenarios(names: tuple[str, ...]) -> dict[str, Any]:
     """SCHEMA with `names` as the enum of workload.scenarios[].name."""
     out = copy.deepcopy(SCHEMA)
     items = out["properties"]["workload"]["properties"]["scenarios"]["items"]
-    items["properties"]["name"] = {"enum": names, "x-expected": SCENARIO_EXPECTED}
+    items["properties"]["name"] = {"enum": list(names), "x-expected": SCENARIO_EXPECTED}
     return out
 
 
-@functools.cache
 def full() -> dict[str, Any]:
-    """The schema the check uses: SCHEMA with the registry's scenario names."""
+    """The schema with the registry's scenario names (importing the scenarios)."""
     from femdc_bench.workload import scenarios
 
-    return with_scenarios(sorted(scenarios.table()))
+    return with_scenarios(tuple(sorted(scenarios.table())))
 
 
 def _path(parts: Any) -> str:
