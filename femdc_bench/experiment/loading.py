@@ -262,20 +262,7 @@ def _build(doc: dict[str, Any], file: str, task_anywhere: bool,
     for i, sc in enumerate(wl.get("scenarios", [])):
         base = f"workload.scenarios[{i}]"
         _check_deployed(file, f"{base}.name", sc["name"], deployment, table)
-        r = sc["runner"]
-        if r["type"] == "times" and "times" not in r:
-            raise ExperimentError(file, f"{base}.runner.times",
-                                  "missing required key (runner type 'times')")
-        if r["type"] == "duration" and "duration" not in r:
-            raise ExperimentError(file, f"{base}.runner.duration",
-                                  "missing required key (runner type 'duration')")
-        other = "duration" if r["type"] == "times" else "times"
-        if other in r:
-            raise ExperimentError(file, f"{base}.runner.{other}",
-                                  f"not allowed with runner type {r['type']!r}")
-        runner = RunnerSpec(
-            type=r["type"], concurrency=r.get("concurrency", 1), times=r.get("times"),
-            duration_s=duration_ms(r["duration"]) / 1000 if "duration" in r else None)
+        runner = _runner(file, f"{base}.runner", sc["runner"])
         sources, targets = _from_to(file, base, sc, load_sites, names, regions, deployment)
         scenarios.append(ScenarioSpec(name=sc["name"], runner=runner,
                                       args=dict(sc.get("args", {})), sources=sources,
@@ -316,6 +303,27 @@ def _build(doc: dict[str, Any], file: str, task_anywhere: bool,
         deployment=deployment, wan=points[0].wan,
         workload=WorkloadSpec(scenarios=tuple(scenarios), sla=sla, faults=tuple(faults)),
         metrics=metrics, points=tuple(points), raw=doc)
+
+
+#: an experiment's words for a broken runner rule (workload/runners.py), by rule
+RUNNER_RULES = {"required": "missing required key (runner type {type!r})",
+                "only": "not allowed with runner type {type!r}",
+                "positive": "expected a duration above 0"}
+
+
+def _runner(file: str, path: str, r: dict[str, Any]) -> RunnerSpec:
+    """workload.scenarios[].runner (types and ranges checked by the schema) through the
+    one set of runner rules; their errors name the experiment's keys."""
+    from femdc_bench.workload.runners import RunnerError, runner
+
+    try:
+        return runner(r["type"], concurrency=r.get("concurrency", 1), times=r.get("times"),
+                      duration_s=duration_ms(r["duration"]) / 1000 if "duration" in r
+                      else None)
+    except RunnerError as e:
+        key = "duration" if e.key == "duration_s" else e.key
+        raise ExperimentError(file, f"{path}.{key}", RUNNER_RULES.get(
+            e.rule, e.message).format(type=r["type"])) from None
 
 
 def _grafana(file: str, g: dict[str, Any], metrics: MetricsSpec, provider: ProviderSpec,
