@@ -328,7 +328,7 @@ def _runner(file: str, path: str, r: dict[str, Any]) -> RunnerSpec:
 
 def _grafana(file: str, g: dict[str, Any], metrics: MetricsSpec, provider: ProviderSpec,
              aliases: list[str]) -> GrafanaSpec:
-    if provider.type == "local":
+    if not providers.get(provider.type).docker_hosts:
         raise ExperimentError(file, "metrics.grafana", "expected a testbed provider (g5k, "
                               "vagrant, chameleon, static): Grafana runs in Docker on a "
                               "testbed host; for the local provider write the dashboards "

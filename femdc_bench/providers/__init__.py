@@ -59,6 +59,9 @@ class ProviderType(Protocol):
     """One provider type: its experiment checks, its dry run, its hosts for a run."""
 
     name: str
+    #: its hosts can run a Docker container of their own (metrics.grafana); not the local
+    #: provider's namespaces, which share this machine
+    docker_hosts: bool
 
     def check(self, file: str, p: Mapping[str, Any], sites: Sequence[SiteSpec]
               ) -> ProviderSpec:

@@ -430,6 +430,7 @@ class Local:
     """provider.type local (providers/__init__.py: ProviderType)."""
 
     name = "local"
+    docker_hosts = False
 
     def check(self, file: str, p: Mapping[str, Any], sites: Sequence[SiteSpec]
               ) -> ProviderSpec:

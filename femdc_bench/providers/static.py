@@ -126,6 +126,7 @@ class Static:
     """provider.type static (providers/__init__.py: ProviderType)."""
 
     name = "static"
+    docker_hosts = True
 
     def check(self, file: str, p: Mapping[str, Any], sites: Sequence[SiteSpec]
               ) -> ProviderSpec:

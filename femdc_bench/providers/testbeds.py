@@ -468,6 +468,8 @@ class Testbed:
     the checks EnOSlib's configuration classes leave to us (sites and hosts of the
     experiment, addresses, dates); EnOSlib checks the rest offline (`plan`, `up`)."""
 
+    docker_hosts = True
+
     def __init__(self, name: str) -> None:
         self.name = name
 

@@ -29,6 +29,10 @@ def test_every_type_has_its_entry(name: str) -> None:
     assert params == ["exp", "run_id", "run_dir"]
 
 
+def test_only_the_local_hosts_cannot_run_docker() -> None:
+    assert [n for n in providers.NAMES if not providers.get(n).docker_hosts] == ["local"]
+
+
 def test_an_unknown_type_is_a_key_error() -> None:
     with pytest.raises(KeyError):
         providers.get("openstack")
