@@ -103,6 +103,11 @@ class G5kSpec:
         raise KeyError(site)
 
 
+# Host roles. "control" is the rest of a site's control plane (Placement, Glance, Nova
+# api/conductor/scheduler, Neutron server + OVN, RabbitMQ); "compute" runs nova-compute.
+ROLES = ("database", "keystone", "load", "control", "compute")
+
+
 # A host's flavour (VM size, Chameleon flavour or node type): by its alias, else by the
 # first of its roles in this order (the heaviest first), else `default`.
 FLAVOUR_ROLE_ORDER = ("control", "compute", "database", "keystone", "load")
@@ -288,6 +293,19 @@ class DeploymentSpec:
             assert self.database_site is not None
             return self.database_site
         return site
+
+    # As the experiment file says it, for error messages.
+    def keystone_text(self) -> str:
+        return f"{{centralized: {self.keystone_site}}}" if self.keystone == "centralized" \
+            else "per_site"
+
+    def control_text(self) -> str:
+        return f"{{centralized: {self.control_site}}}" if self.control == "centralized" \
+            else str(self.control)
+
+    def database_text(self) -> str:
+        return f"{{central: {self.database_site}}}" if self.database == "central" \
+            else self.database
 
 
 @dataclass(frozen=True)

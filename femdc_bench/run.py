@@ -41,10 +41,9 @@ from femdc_bench.wan.plan import WanPlan, degraded, site_matrix
 from femdc_bench.wan.plan import plan as plan_wan
 
 if TYPE_CHECKING:
-    from femdc_bench.providers.local import LocalProvider
+    from femdc_bench.deploy import Method
+    from femdc_bench.providers import Hosts
     from femdc_bench.providers.plan import Plan
-    from femdc_bench.providers.static import StaticProvider
-    from femdc_bench.providers.testbeds import TestbedProvider
 
 # Imported where they are used: the providers (up, dry_run) and deploy.native (deploy,
 # destroy; it imports cryptography, ~30 ms), so that `bench` and the other commands on a
@@ -77,33 +76,21 @@ def attach_log(run: Run) -> None:
 # ---------------------------------------------------------------------------- up
 
 
-def provider_for(run: Run, exp: Experiment) -> LocalProvider | StaticProvider | TestbedProvider:
-    if exp.provider.type == "local":
-        from femdc_bench.providers.local import LocalProvider
+def provider_for(run: Run, exp: Experiment) -> Hosts:
+    """The run's hosts from the provider of provider.type (providers.get)."""
+    from femdc_bench import providers
 
-        return LocalProvider(run_id=run.id, run_dir=run.dir)
-    if exp.provider.type == "static":
-        from femdc_bench.providers.static import StaticProvider
-
-        return StaticProvider(exp, run_id=run.id, run_dir=run.dir)
-    from femdc_bench.providers.testbeds import TestbedProvider
-
-    return TestbedProvider(exp, run_id=run.id, run_dir=run.dir)
+    return providers.get(exp.provider.type).open(exp, run_id=run.id, run_dir=run.dir)
 
 
 def dry_run(exp_file: Path) -> Plan:
     """What `up` would reserve or reach and the hosts it would give, from the experiment
     and EnOSlib's configuration classes alone: no run directory, no network."""
+    from femdc_bench import providers
     from femdc_bench.experiment import load
-    from femdc_bench.providers import static, testbeds
-    from femdc_bench.providers.plan import local_plan
 
     exp = load(exp_file)
-    if exp.provider.type == "local":
-        return local_plan(exp)
-    if exp.provider.type == "static":
-        return static.plan(exp)
-    return testbeds.plan(exp)
+    return providers.get(exp.provider.type).plan(exp)
 
 
 def up(run: Run, progress: Progress = _noop) -> Inventory:
@@ -188,19 +175,11 @@ def grafana_url(run: Run) -> str | None:
         else None
 
 
-def _method(name: str) -> Any:
-    """The module of a deployment method (deploy/<name>.py): deploy() and destroy()."""
-    if name == "devstack":
-        from femdc_bench.deploy import devstack
+def _method(name: str) -> Method:
+    """The deployment method `name` (deploy.get): validate, deploy, destroy."""
+    from femdc_bench import deploy
 
-        return devstack
-    if name == "kolla":
-        from femdc_bench.deploy import kolla
-
-        return kolla
-    from femdc_bench.deploy import native
-
-    return native
+    return deploy.get(name)
 
 
 def deployment_memory(run: Run) -> dict[str, Any]:
@@ -1344,20 +1323,8 @@ def destroy(run: Run, progress: Progress = _noop) -> DestroyReport:
 
 
 def _destroy_deployment(run: Run, exp: Experiment, inv: Inventory) -> None:
-    kw = {"run_id": run.id, "run_dir": run.dir, "log": run.log("destroy")}
-    if exp.deployment.method == "devstack":
-        from femdc_bench.deploy import devstack
-
-        assert exp.deployment.devstack is not None
-        devstack.destroy(inv, stack_user=exp.deployment.devstack.stack_user, **kw)
-    elif exp.deployment.method == "kolla":
-        from femdc_bench.deploy import kolla
-
-        kolla.destroy(exp, inv, run_dir=run.dir, log=run.log("destroy"))
-    else:
-        from femdc_bench.deploy import native
-
-        native.destroy(inv, **kw)
+    _method(exp.deployment.method).destroy(exp, inv, run_id=run.id, run_dir=run.dir,
+                                           log=run.log("destroy"))
 
 
 def stop_local_influx(run: Run) -> str | None:

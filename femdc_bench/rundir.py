@@ -131,6 +131,8 @@ class Run:
         run_id = path.name
         (path / "logs").mkdir()
         _copy_experiment(Path(exp_file), path)
+        # the scenario names the load above imported, kept for the run's commands
+        experiment_mod.scenario_table(path / "tmp" / "experiment.schema-passed")
         state = RunState(run_id=run_id, experiment=exp.name,
                          experiment_file=str(Path(exp_file).resolve()), created=time.time())
         (path / "state.json").write_text(state.to_json())

@@ -233,3 +233,111 @@ def destroy(inv: Inventory, *, run_id: str, run_dir: Path, log: Path,
     run_playbook(PLAYBOOKS / "devstack" / "destroy.yml", inv, run_dir=run_dir, log=log,
                  extra_vars={"femdc_run": run_id, "femdc_results_dir": str(run_dir),
                              "femdc_devstack_user": stack_user})
+
+
+# ------------------------------------------------------------------ the registry's entry
+
+import typing  # noqa: E402  (this section is appended: the top is another concern's)
+
+if typing.TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any
+
+    from femdc_bench.deploy import Phase
+    from femdc_bench.model import DeploymentSpec, SiteSpec
+
+LAYOUTS = ("DevStack supports central control (keystone and control {centralized: "
+           "<site>}) and region per site (keystone {centralized: <site>}, control "
+           "per_site), database per_site")
+
+
+class Devstack:
+    """deployment.method devstack (deploy/__init__.py: Method)."""
+
+    name = "devstack"
+    tls = False
+    service_faults = False
+
+    def options(self, file: str, d: Mapping[str, Any], names: Sequence[str]
+                ) -> dict[str, Any]:
+        """deployment.release (required), deployment.devstack (ref, repo, stack user,
+        extra localrc lines that set nothing femdc-bench sets)."""
+        from femdc_bench.deploy import refuse_others
+        from femdc_bench.errors import ExperimentError
+        from femdc_bench.model import DEVSTACK_REPO, DevstackSpec
+
+        refuse_others(file, d, self)
+        if "release" not in d:
+            raise ExperimentError(file, "deployment.release", "missing required key: method "
+                                  "devstack deploys one OpenStack release, e.g. '2025.1'")
+        if "keystone_workers" in d:
+            raise ExperimentError(file, "deployment.keystone_workers", "not used by method "
+                                  "devstack: DevStack runs every API, Keystone's too, with "
+                                  "API_WORKERS processes (deployment.api_workers)")
+        ds = d.get("devstack", {})
+        extra = ds.get("extra_localrc", {})
+        for var, value in extra.items():
+            where = f"deployment.devstack.extra_localrc.{var}"
+            if not re.fullmatch(r"[A-Z][A-Z0-9_]*", var):
+                raise ExperimentError(file, where, "expected a variable name of upper-case "
+                                      "letters, digits and '_' (like GIT_BASE)")
+            if var in DEVSTACK_MANAGED_VARS:
+                raise ExperimentError(file, where, "set by femdc-bench from the layout, the "
+                                      "hosts and the run's secrets; not settable here")
+            if any(c in value for c in "\n\r\0"):
+                raise ExperimentError(file, where, "expected a value on one line")
+        return {"devstack": DevstackSpec(
+            ref=ds.get("ref", f"stable/{d['release']}"), repo=ds.get("repo", DEVSTACK_REPO),
+            stack_user=ds.get("stack_user", "stack"), extra_localrc=dict(extra))}
+
+    def validate(self, file: str, dep: DeploymentSpec) -> None:
+        """The regions share one Keystone (KEYSTONE_SERVICE_HOST), each runs its own
+        control plane and MySQL."""
+        from femdc_bench.errors import ExperimentError
+
+        if dep.keystone != "centralized":
+            raise ExperimentError(file, "deployment.keystone", "per_site is not supported by "
+                                  f"deployment.method devstack; {LAYOUTS}")
+        if dep.control is None:
+            raise ExperimentError(file, "deployment.control", "missing: a Keystone-only "
+                                  "layout is not supported by deployment.method devstack; "
+                                  f"{LAYOUTS}")
+        if dep.database == "galera" or (dep.database == "central" and not (
+                dep.control == "centralized" and dep.database_site == dep.control_site)):
+            raise ExperimentError(file, "deployment.database", f"{dep.database_text()} is not "
+                                  "supported by deployment.method devstack (MySQL runs on "
+                                  f"each region's controller host); {LAYOUTS}")
+
+    def validate_hosts(self, file: str, dep: DeploymentSpec, sites: Sequence[SiteSpec],
+                       index: Mapping[str, int]) -> None:
+        """DevStack runs a region's Keystone, MySQL, RabbitMQ and APIs on one controller
+        host (its SERVICE_HOST)."""
+        from femdc_bench.errors import ExperimentError
+
+        for s in sites:
+            controllers = s.hosts_with("control")
+            if not controllers:
+                continue
+            ctl = controllers[0]
+            for role in ("keystone", "database"):
+                other = next((h for h in s.hosts_with(role) if h is not ctl), None)
+                if other is not None:
+                    raise ExperimentError(
+                        file, f"sites[{index[s.name]}].hosts", "deployment.method devstack "
+                        "runs a region's Keystone, MySQL and control plane on one host: role "
+                        f"{role!r} must be on {ctl.name!r} (the site's 'control' host), not "
+                        f"on {other.name!r}")
+
+    def deploy(self, exp: Experiment, inv: Inventory, *, run_id: str, run_dir: Path,
+               log: Path, on_task: Callable[[str], None] | None = None,
+               phase: Phase | None = None) -> Clouds:
+        return deploy(exp, inv, run_id=run_id, run_dir=run_dir, log=log, on_task=on_task)
+
+    def destroy(self, exp: Experiment, inv: Inventory, *, run_id: str, run_dir: Path,
+                log: Path) -> None:
+        assert exp.deployment.devstack is not None
+        destroy(inv, run_id=run_id, run_dir=run_dir, log=log,
+                stack_user=exp.deployment.devstack.stack_user)
+
+
+METHOD = Devstack()

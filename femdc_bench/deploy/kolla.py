@@ -509,3 +509,139 @@ def destroy(exp: Experiment, inv: Inventory, *, run_dir: Path, log: Path,
 
 __all__ = ["KollaError", "clouds", "clouds_for", "deploy", "destroy", "ensure_venv",
            "find_python", "kolla_env", "render", "regions", "venv_dir"]
+
+
+# ------------------------------------------------------------------ the registry's entry
+
+import contextlib  # noqa: E402  (this section is appended: the top is another concern's)
+import typing  # noqa: E402
+
+if typing.TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    from femdc_bench.deploy import Phase
+    from femdc_bench.model import SiteSpec
+
+LAYOUTS = ("method 'kolla' deploys two layouts: central control (keystone and control "
+           "{centralized: X}) or one region per site with a shared Keystone (keystone "
+           "{centralized: X}, control per_site), both with database per_site")
+
+
+class Kolla:
+    """deployment.method kolla (deploy/__init__.py: Method)."""
+
+    name = "kolla"
+    tls = False
+    service_faults = False
+
+    def options(self, file: str, d: Mapping[str, Any], names: Sequence[str]
+                ) -> dict[str, Any]:
+        """deployment.release (one kolla-ansible is pinned for) and deployment.kolla."""
+        import ipaddress
+
+        from femdc_bench.deploy import refuse_others
+        from femdc_bench.errors import ExperimentError
+        from femdc_bench.model import KOLLA_CONTROLLED_GLOBALS
+
+        refuse_others(file, d, self)
+        release = d.get("release")
+        if release is None:
+            raise ExperimentError(file, "deployment.release", "missing required key (method "
+                                  "'kolla' deploys a release, e.g. "
+                                  f"{list(KOLLA_VERSIONS)[-1]!r})")
+        if release not in KOLLA_VERSIONS:
+            raise ExperimentError(file, "deployment.release", "expected a release "
+                                  "kolla-ansible is pinned for "
+                                  f"({', '.join(KOLLA_VERSIONS)}), got {release!r}")
+        if "kolla" not in d:
+            raise ExperimentError(file, "deployment.kolla", "missing required key (method "
+                                  "'kolla' needs at least network_interface)")
+        k = d["kolla"]
+        default = KOLLA_VERSIONS[release]
+        version = k.get("version", default)
+        if version.split(".")[0] != default.split(".")[0]:
+            raise ExperimentError(file, "deployment.kolla.version", f"kolla-ansible {version} "
+                                  f"does not deploy {release}: expected "
+                                  f"{default.split('.')[0]}.x (default {default})")
+        vips: dict[str, str] = {}
+        for site, address in k.get("internal_vip", {}).items():
+            where = f"deployment.kolla.internal_vip.{site}"
+            if site not in names:
+                raise ExperimentError(file, where, "expected one of the sites "
+                                      f"({', '.join(names)}), got {site!r}")
+            try:
+                vips[site] = str(ipaddress.ip_address(address))
+            except ValueError:
+                raise ExperimentError(file, where, f"expected an IP address, got {address!r}"
+                                      ) from None
+            if list(vips.values()).count(vips[site]) > 1:
+                raise ExperimentError(file, where,
+                                      f"{address} is the VIP of another region too")
+        for key in k.get("globals", {}):
+            if key in KOLLA_CONTROLLED_GLOBALS or str(key).startswith("ansible_"):
+                raise ExperimentError(file, f"deployment.kolla.globals.{key}", "set by "
+                                      "femdc-bench from the experiment (layout, regions, "
+                                      "interfaces, deployment.kolla); remove it here")
+        return {"kolla": KollaSpec(
+            version=version, network_interface=k["network_interface"],
+            neutron_external_interface=k.get("neutron_external_interface"),
+            internal_vip=vips, registry=k.get("registry"),
+            base_distro=k.get("base_distro", "debian"),
+            horizon=bool(k.get("horizon", False)), globals=dict(k.get("globals", {})))}
+
+    def validate(self, file: str, dep: DeploymentSpec) -> None:
+        from femdc_bench.errors import ExperimentError
+
+        if dep.keystone != "centralized":
+            raise ExperimentError(file, "deployment.keystone",
+                                  f"{LAYOUTS}; got keystone {dep.keystone_text()}")
+        if dep.control is None:
+            raise ExperimentError(file, "deployment.control",
+                                  f"{LAYOUTS}; got no control (Keystone only)")
+        if dep.database != "per_site":
+            raise ExperimentError(file, "deployment.database",
+                                  f"{LAYOUTS}; got database {dep.database_text()}")
+
+    def validate_hosts(self, file: str, dep: DeploymentSpec, sites: Sequence[SiteSpec],
+                       index: Mapping[str, int]) -> None:
+        """Kolla runs a region's database, its Keystone and the rest of its control plane
+        on the hosts of its `control` group: here, the region's one control host."""
+        from femdc_bench.errors import ExperimentError
+
+        assert dep.kolla is not None
+        regions = dep.control_sites([s.name for s in sites])
+        for s in sites:
+            if s.name not in regions:
+                continue
+            ctl = s.hosts_with("control")[0]
+            need = ("database", "keystone", "control") if s.name == dep.keystone_site else (
+                "database", "control")
+            for role in need:
+                others = [h.name for h in s.hosts_with(role) if h is not ctl]
+                if others:
+                    raise ExperimentError(
+                        file, f"sites[{index[s.name]}].hosts", "method 'kolla' runs a "
+                        f"region's {', '.join(need[:-1])} and control plane on one host "
+                        f"(kolla's control group): give {ctl.name!r} the roles "
+                        f"{', '.join(need)}; {others[0]!r} has role {role!r}")
+        for site in dep.kolla.internal_vip:
+            if site not in regions:
+                raise ExperimentError(
+                    file, f"deployment.kolla.internal_vip.{site}", f"site {site!r} is not a "
+                    f"region (regions: {', '.join(regions)})")
+        if len(regions) > 200:
+            raise ExperimentError(file, "sites", f"method 'kolla' deploys at most 200 regions "
+                                  f"(keepalived router ids), got {len(regions)}")
+
+    def deploy(self, exp: Experiment, inv: Inventory, *, run_id: str, run_dir: Path,
+               log: Path, on_task: Callable[[str], None] | None = None,
+               phase: Phase | None = None) -> Clouds:
+        return deploy(exp, inv, run_id=run_id, run_dir=run_dir, log=log, on_task=on_task,
+                      phase=phase or (lambda _name: contextlib.nullcontext()))
+
+    def destroy(self, exp: Experiment, inv: Inventory, *, run_id: str, run_dir: Path,
+                log: Path) -> None:
+        destroy(exp, inv, run_dir=run_dir, log=log)
+
+
+METHOD = Kolla()

@@ -412,3 +412,53 @@ def _zombie(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] == "Z"
     except OSError:
         return False
+
+
+# ------------------------------------------------------------------ the registry's entry
+
+import typing  # noqa: E402  (this section is appended: the top is another concern's)
+
+if typing.TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from typing import Any
+
+    from femdc_bench.model import ProviderSpec, SiteSpec
+    from femdc_bench.providers.plan import Plan
+
+
+class Local:
+    """provider.type local (providers/__init__.py: ProviderType)."""
+
+    name = "local"
+    docker_hosts = False
+
+    def check(self, file: str, p: Mapping[str, Any], sites: Sequence[SiteSpec]
+              ) -> ProviderSpec:
+        """provider.subnet: an IPv4 network with room for every host."""
+        from femdc_bench.errors import ExperimentError
+        from femdc_bench.model import ProviderSpec
+
+        n_hosts = sum(len(s.hosts) for s in sites)
+        if "subnet" in p:
+            try:
+                net = ipaddress.IPv4Network(p["subnet"])
+            except ValueError:
+                raise ExperimentError(file, "provider.subnet",
+                                      f"expected an IPv4 network like '10.231.0.0/24', "
+                                      f"got {p['subnet']!r}") from None
+            if net.num_addresses - 3 < n_hosts:
+                raise ExperimentError(file, "provider.subnet",
+                                      f"{net} has room for {net.num_addresses - 3} hosts, "
+                                      f"the experiment has {n_hosts}")
+        return ProviderSpec(type="local", subnet=p.get("subnet"))
+
+    def plan(self, exp: Experiment) -> Plan:
+        from femdc_bench.providers.plan import local_plan
+
+        return local_plan(exp)
+
+    def open(self, exp: Experiment, *, run_id: str, run_dir: Path) -> LocalProvider:
+        return LocalProvider(run_id=run_id, run_dir=run_dir)
+
+
+PROVIDERS = {"local": Local()}

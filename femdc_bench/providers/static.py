@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from femdc_bench.ansible import PLAYBOOKS, AnsibleError, run_playbook
-from femdc_bench.experiment import ExperimentError
+from femdc_bench.errors import ExperimentError
 from femdc_bench.model import Experiment, Host, Inventory
 from femdc_bench.providers.local import HOST_ROOT, ProviderError
 from femdc_bench.providers.plan import Plan, PlannedHost
@@ -110,3 +110,78 @@ class StaticProvider:
         if self.state_file.exists():
             self.state_file.rename(self.state_file.with_name("state.destroyed.json"))
         return []
+
+
+# ------------------------------------------------------------------ the registry's entry
+
+import typing  # noqa: E402  (this section is appended: the top is another concern's)
+
+if typing.TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    from femdc_bench.model import ProviderSpec, SiteSpec, SshHostSpec
+
+
+class Static:
+    """provider.type static (providers/__init__.py: ProviderType)."""
+
+    name = "static"
+    docker_hosts = True
+
+    def check(self, file: str, p: Mapping[str, Any], sites: Sequence[SiteSpec]
+              ) -> ProviderSpec:
+        from femdc_bench.model import ProviderSpec
+
+        aliases = [h.name for s in sites for h in s.hosts]
+        return ProviderSpec(type="static", hosts=check_hosts(file, p["hosts"], aliases))
+
+    def plan(self, exp: Experiment) -> Plan:
+        return plan(exp)
+
+    def open(self, exp: Experiment, *, run_id: str, run_dir: Path) -> StaticProvider:
+        return StaticProvider(exp, run_id=run_id, run_dir=run_dir)
+
+
+def check_hosts(file: str, d: Mapping[str, Any], aliases: list[str]
+                ) -> tuple[SshHostSpec, ...]:
+    """provider.hosts: one entry per host of the experiment, each its own address."""
+    import ipaddress
+
+    from femdc_bench.errors import unknown
+    from femdc_bench.model import SshHostSpec
+
+    for alias in d:
+        if alias not in aliases:
+            raise ExperimentError(
+                file, f"provider.hosts.{alias}", f"not a host of the experiment"
+                f"{unknown(alias, aliases)}; hosts: {', '.join(aliases)}")
+    missing = [a for a in aliases if a not in d]
+    if missing:
+        raise ExperimentError(
+            file, "provider.hosts", f"no entry for {', '.join(missing)}: every host of the "
+            "experiment needs its address (keys are aliases '<site>-<host>')")
+    out, seen = [], {}
+    for alias in aliases:  # in the experiment's order
+        h = d[alias]
+        where = f"provider.hosts.{alias}"
+        try:
+            address = str(ipaddress.ip_address(h["address"]))
+        except ValueError:
+            raise ExperimentError(
+                file, f"{where}.address", "expected an IP address (services bind to it and "
+                f"the WAN rules match it), got {h['address']!r}") from None
+        if address in seen:
+            raise ExperimentError(file, f"{where}.address", f"{address} is also "
+                                  f"{seen[address]}'s: every host needs its own address")
+        seen[address] = alias
+        key = h.get("key")
+        if key is not None and ("\n" in key or "PRIVATE KEY" in key):
+            raise ExperimentError(file, f"{where}.key", "expected the path of a private key "
+                                  "file, not the key itself")
+        out.append(SshHostSpec(alias=alias, address=address, user=h.get("user", "root"),
+                               port=h.get("port", 22), key=key,
+                               device=h.get("device", "eth0")))
+    return tuple(out)
+
+
+PROVIDERS = {"static": Static()}

@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from femdc_bench.experiment import ExperimentError
+from femdc_bench.errors import ExperimentError
 from femdc_bench.model import Experiment, Host, HostSpec, Inventory, flavour_for
 from femdc_bench.providers.local import HOST_ROOT, ProviderError, short_id
 from femdc_bench.providers.plan import Plan, PlannedHost
@@ -451,3 +451,127 @@ class TestbedProvider:
                 if self.exp.provider.g5k else "Grid'5000 job",
                 "vagrant": "Vagrant VMs", "chameleon": "Chameleon lease/instances"}
         return [what.get(self.kind, self.kind)]
+
+
+# ------------------------------------------------------------------ the registry's entries
+
+import typing  # noqa: E402  (this section is appended: the top is another concern's)
+
+if typing.TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    from femdc_bench.model import G5kSpec, ProviderSpec, SiteSpec
+
+
+class Testbed:
+    """provider.type g5k, vagrant or chameleon (providers/__init__.py: ProviderType):
+    the checks EnOSlib's configuration classes leave to us (sites and hosts of the
+    experiment, addresses, dates); EnOSlib checks the rest offline (`plan`, `up`)."""
+
+    docker_hosts = True
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def check(self, file: str, p: Mapping[str, Any], sites: Sequence[SiteSpec]
+              ) -> ProviderSpec:
+        from femdc_bench.model import ChameleonSpec, ProviderSpec, VagrantSpec
+
+        names = [s.name for s in sites]
+        aliases = [h.name for s in sites for h in s.hosts]
+        if self.name == "g5k":
+            return ProviderSpec(type="g5k", g5k=check_g5k(file, p, names))
+        flavours = check_flavours(file, p.get("flavours", {"default": "medium"}), aliases)
+        if self.name == "vagrant":
+            import ipaddress
+
+            cidr = p.get("cidr", "192.168.42.0/24")
+            try:
+                net = ipaddress.IPv4Network(cidr)
+            except ValueError:
+                raise ExperimentError(file, "provider.cidr", "expected an IPv4 network like "
+                                      f"'192.168.42.0/24', got {cidr!r}") from None
+            # EnOSlib's Vagrant provider gives VMs the addresses of the network but its
+            # first and last ten.
+            if net.num_addresses - 20 < len(aliases):
+                raise ExperimentError(file, "provider.cidr",
+                                      f"{net} has room for {max(0, net.num_addresses - 20)} "
+                                      "VMs (EnOSlib leaves out its first and last 10 "
+                                      f"addresses), the experiment has {len(aliases)}")
+            return ProviderSpec(type="vagrant", vagrant=VagrantSpec(
+                backend=p.get("backend", "libvirt"), box=p.get("box", "generic/debian12"),
+                flavours=flavours, cidr=str(net)))
+        if p["kind"] == "kvm":
+            for key in ("lease_name", "walltime"):
+                if key in p:
+                    raise ExperimentError(file, f"provider.{key}", "only with kind "
+                                          "'baremetal' (KVM instances are not leased)")
+        return ProviderSpec(type="chameleon", chameleon=ChameleonSpec(
+            kind=p["kind"], image=p["image"], key_name=p["key_name"], flavours=flavours,
+            rc_file=p.get("rc_file"), user=p.get("user", "cc"),
+            lease_name=p.get("lease_name", "femdc-bench"),
+            walltime=p.get("walltime", "02:00:00")))
+
+    def plan(self, exp: Experiment) -> Plan:
+        return plan(exp)
+
+    def open(self, exp: Experiment, *, run_id: str, run_dir: Path) -> TestbedProvider:
+        return TestbedProvider(exp, run_id=run_id, run_dir=run_dir)
+
+
+def check_g5k(file: str, p: Mapping[str, Any], names: list[str]) -> G5kSpec:
+    """provider.reservation a real date; provider.clusters: every site placed (keys are
+    site names, ranges or patterns; the first key that names a site places it)."""
+    import datetime
+    import fnmatch
+
+    from femdc_bench.errors import unknown
+    from femdc_bench.model import G5kSpec
+    from femdc_bench.units import expand_range
+
+    if "reservation" in p:
+        try:
+            datetime.datetime.strptime(p["reservation"], "%Y-%m-%d %H:%M:%S")
+        except ValueError:
+            raise ExperimentError(file, "provider.reservation", "expected a real date like "
+                                  f"'2026-12-24 19:00:00', got {p['reservation']!r}") from None
+    placement: dict[str, tuple[str, str]] = {}
+    for pattern, where in p["clusters"].items():
+        g5k_site, cluster = (where.split("/") if isinstance(where, str)
+                             else (where["site"], where["cluster"]))
+        try:
+            matched = [n for c in expand_range(pattern) for n in fnmatch.filter(names, c)]
+        except ValueError as e:
+            raise ExperimentError(file, f"provider.clusters.{pattern}", str(e)) from None
+        if not matched:
+            raise ExperimentError(file, f"provider.clusters.{pattern}", "matches no site"
+                                  f"{unknown(pattern, names)}; sites: {', '.join(names)}")
+        for n in matched:
+            placement.setdefault(n, (g5k_site, cluster))  # the first key that names it
+    missing = [n for n in names if n not in placement]
+    if missing:
+        raise ExperimentError(file, "provider.clusters", f"no cluster for site(s) "
+                              f"{', '.join(missing)} (keys are site names or patterns "
+                              "like 'edge*')")
+    return G5kSpec(job_name=p.get("job_name", "femdc-bench"), walltime=p["walltime"],
+                   placement=tuple((n, *placement[n]) for n in names),
+                   queue=p.get("queue", "default"), reservation=p.get("reservation"),
+                   env_name=p.get("env_name"))
+
+
+def check_flavours(file: str, d: Mapping[str, str], aliases: list[str]
+                   ) -> tuple[tuple[str, str], ...]:
+    """provider.flavours: keys 'default', a role or a host alias."""
+    from femdc_bench.errors import unknown
+    from femdc_bench.model import ROLES
+
+    known = ["default", *ROLES, *aliases]
+    for key in d:
+        if key not in known:
+            raise ExperimentError(
+                file, f"provider.flavours.{key}", f"expected 'default', a role ("
+                f"{', '.join(ROLES)}) or a host alias{unknown(key, known)}")
+    return tuple(d.items())
+
+
+PROVIDERS = {name: Testbed(name) for name in ("g5k", "vagrant", "chameleon")}

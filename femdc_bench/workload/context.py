@@ -39,6 +39,7 @@ from keystoneauth1.identity import v3
 
 from femdc_bench import catalog
 from femdc_bench.workload import runner
+from femdc_bench.workload.errors import SetupError, wait_for
 from femdc_bench.workload.runner import AtomicAction, describe_error
 from femdc_bench.workload.spec import JobSpec
 from femdc_bench.workload.task_contexts import QUOTA_API, ContextUser, ContextUsers
@@ -77,53 +78,6 @@ class AuthCache(Protocol):
     def get(self, key: str) -> dict[str, Any] | None: ...
 
     def put(self, key: str, value: dict[str, Any]) -> None: ...
-
-
-class SetupError(RuntimeError):
-    """The job cannot run: authentication, catalog or scenario setup failed."""
-
-
-class WaitTimeout(RuntimeError):
-    """A resource did not reach the awaited state in time."""
-
-
-class ResourceFailed(RuntimeError):
-    """A resource went into an error state while being waited for."""
-
-
-def wait_for(
-    get: Any,
-    done: Any,
-    *,
-    what: str,
-    timeout_s: float,
-    poll_s: float,
-    failed: Any = None,
-    delay_first: bool = True,
-) -> Any:
-    """Call `get()` until `done(value)`; return that value.
-
-    Sleeps `poll_s` before each call (before the first one too when `delay_first`).
-    `failed(value)` returns an error message to stop at once (raises ResourceFailed).
-    After `timeout_s` raises WaitTimeout: a wait never hangs. The deadline uses the
-    monotonic clock; how long the wait took is the runner's to measure.
-    """
-    deadline = time.monotonic() + timeout_s
-    first = True
-    while True:
-        if delay_first or not first:
-            time.sleep(max(0.0, min(poll_s, deadline - time.monotonic())))
-        first = False
-        value = get()
-        if done(value):
-            return value
-        if failed is not None:
-            msg = failed(value)
-            if msg:
-                raise ResourceFailed(f"{what}: {msg}")
-        if time.monotonic() >= deadline:
-            state = value.get("status") if isinstance(value, dict) else value
-            raise WaitTimeout(f"{what}: still {state!r} after {timeout_s:g} s")
 
 
 def is_gone(adapter: ks_adapter.Adapter, path: str) -> Any:
@@ -314,6 +268,12 @@ class JobContext:
         # no identity adapter when the job was not opened (a scenario without OpenStack)
         identity = self.adapter(s) if "identity" in self.endpoints else None
         return WorkerContext(job=self, worker=n, session=s, identity=identity)
+
+    def as_user(self, user: ContextUser) -> WorkerContext:
+        """A worker context acting as `user` (of the users context), on the job's
+        session: what the images context uploads with, as Rally's."""
+        return WorkerContext(job=self, worker=-1, session=self.session, identity=None,
+                             user=user)
 
     # ---------------------------------------------------------------- admin adapters
 

@@ -305,8 +305,10 @@ def _positive_int(file: str, path: str, value: Any) -> int:
 
 
 def _runner(file: str, path: str, runner: Any, *, v1: bool) -> RunnerSpec:
+    """Rally's runner (its keys and types checked here) as a RunnerSpec, built by the
+    one set of runner rules (workload/runners.py), whose errors name Rally's keys."""
     if runner is None:  # Rally's default: serial, once
-        return RunnerSpec(type="times", concurrency=1, times=1)
+        return _rules(file, path, {}, "times", concurrency=1, times=1)
     _mapping(file, path, runner)
     if v1:
         conf = dict(runner)
@@ -335,8 +337,8 @@ def _runner(file: str, path: str, runner: Any, *, v1: bool) -> RunnerSpec:
         if "duration" not in conf:
             raise TaskError(file, f"{opath}.duration", "missing required key")
         d = _seconds(file, f"{opath}.duration", conf["duration"])
-        return RunnerSpec(type="duration", concurrency=concurrency, duration_s=d,
-                          timeout_s=timeout)
+        return _rules(file, opath, {"duration_s": "duration", "timeout_s": "timeout"},
+                      "duration", concurrency=concurrency, duration_s=d, timeout_s=timeout)
     if rtype == "rps":
         for key in ("times", "rps"):
             if key not in conf:
@@ -352,9 +354,6 @@ def _runner(file: str, path: str, runner: Any, *, v1: bool) -> RunnerSpec:
                 if key not in rate and key != "duration":
                     raise TaskError(file, f"{rp}.{key}", "missing required key")
                 vals[key] = _number(file, f"{rp}.{key}", rate.get(key, 1), minimum=1)
-            if vals["end"] < vals["start"]:
-                raise TaskError(file, f"{rp}.end", "rps end value must not be less than "
-                                "rps start value")
             ramp = RpsRamp(vals["start"], vals["end"], vals["step"], vals["duration"])
             peak = vals["end"]
             rate = None
@@ -367,11 +366,32 @@ def _runner(file: str, path: str, runner: Any, *, v1: bool) -> RunnerSpec:
         if conc is None:
             conc = min(times, max(8, math.ceil(2 * peak)))
         conc = _positive_int(file, f"{opath}.max_concurrency", conc)
-        return RunnerSpec(type="rps", concurrency=min(conc, times), times=times, rps=rate,
-                          rps_ramp=ramp, timeout_s=timeout)
+        return _rules(file, opath, {"rps_ramp": "rps", "timeout_s": "timeout"}, "rps",
+                      concurrency=min(conc, times), times=times, rps=rate, rps_ramp=ramp,
+                      timeout_s=timeout)
     concurrency = _positive_int(file, f"{opath}.concurrency", conf.get("concurrency", 1))
     times = _positive_int(file, f"{opath}.times", conf.get("times", 1))
-    return RunnerSpec(type="times", concurrency=concurrency, times=times, timeout_s=timeout)
+    return _rules(file, opath, {"timeout_s": "timeout"}, "times", concurrency=concurrency,
+                  times=times, timeout_s=timeout)
+
+
+#: Rally's words for a broken runner rule (workload/runners.py) its keys cannot catch
+RALLY_RULES = {"end_below_start": "rps end value must not be less than rps start value"}
+
+
+def _rules(file: str, opath: str, keys: dict[str, str], type_: str, **values: Any
+           ) -> RunnerSpec:
+    """runners.runner(type_, **values); a broken rule as a TaskError at Rally's key
+    (`keys`: RunnerSpec field -> Rally's key; "rps_ramp.end" -> "rps.end")."""
+    from femdc_bench.workload.runners import RunnerError, runner
+
+    try:
+        return runner(type_, **values)
+    except RunnerError as e:
+        field, _, sub = e.key.partition(".")
+        key = ".".join(x for x in (keys.get(field, field), sub) if x)
+        raise TaskError(file, f"{opath}.{key}" if key else opath,
+                        RALLY_RULES.get(e.rule, e.message)) from None
 
 
 def _number(file: str, path: str, value: Any, *, minimum: float) -> float:

@@ -152,3 +152,16 @@ def _same_kind(value: Any, default: Any) -> bool:
 
 REGISTRY = Registry()
 scenario = REGISTRY.scenario
+
+
+def source_digest() -> str:
+    """sha256 of the scenario modules' sources (workload/scenarios/*.py), read but not
+    imported: what the list of scenario names depends on, for a cache key (the experiment
+    loader's schema_key) that must not pay for importing them."""
+    import hashlib
+    from pathlib import Path
+
+    h = hashlib.sha256()
+    for path in sorted((Path(__file__).parent / "scenarios").glob("*.py")):
+        h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()

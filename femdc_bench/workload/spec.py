@@ -43,7 +43,8 @@ path, keys with a default may be left out::
 user/project a job creates is named ``<name_prefix><12 hex chars>``, so a run's leftovers
 can be found by prefix. Nothing in the spec is ever logged; ``repr()`` hides the password.
 
-This module imports only the standard library and femdc_bench.model.
+This module imports only the standard library, femdc_bench.model and the runner rules
+(runners.py).
 """
 
 from __future__ import annotations
@@ -54,9 +55,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from femdc_bench.model import RpsRamp, RunnerSpec, ScenarioSpec, SlaSpec
+from femdc_bench.workload.runners import RAMP_KEYS, RunnerError, runner
 
 SPEC_VERSION = 1
-RUNNER_TYPES = ("times", "duration", "rps")
 
 
 class SpecError(ValueError):
@@ -302,64 +303,26 @@ def runner_to_dict(r: RunnerSpec) -> dict[str, Any]:
 
 
 def runner_from_dict(data: Any, path: str = "runner") -> RunnerSpec:
-    """A validated RunnerSpec (times: `times` >= 1; duration: `duration_s` > 0; rps:
-    `times` >= 1 and either `rps` > 0 or `rps_ramp`)."""
+    """A validated RunnerSpec (the rules: workload/runners.py; here the JSON types)."""
     d = _obj(data, path, required=("type",), optional=(
         "concurrency", "times", "duration_s", "rps", "rps_ramp", "timeout_s"))
     rtype = _str(d["type"], f"{path}.type")
-    if rtype not in RUNNER_TYPES:
-        raise SpecError(f"{path}.type: expected one of {', '.join(RUNNER_TYPES)}, got {rtype!r}")
-    concurrency = _int(d.get("concurrency", 1), f"{path}.concurrency")
-    if concurrency < 1:
-        raise SpecError(f"{path}.concurrency: must be >= 1")
-    times = d.get("times")
-    duration_s = d.get("duration_s")
-    rps, ramp = d.get("rps"), None
-    if rtype in ("times", "rps"):
-        if times is None:
-            raise SpecError(f"{path}.times: required when type is {rtype!r}")
-        times = _int(times, f"{path}.times")
-        if times < 1:
-            raise SpecError(f"{path}.times: must be >= 1")
-        if duration_s is not None:
-            raise SpecError(f"{path}.duration_s: only for type 'duration'")
-    else:
-        if duration_s is None:
-            raise SpecError(f"{path}.duration_s: required when type is 'duration'")
-        duration_s = _num(duration_s, f"{path}.duration_s")
-        if duration_s <= 0:
-            raise SpecError(f"{path}.duration_s: must be > 0")
-        if times is not None:
-            raise SpecError(f"{path}.times: only for type 'times'")
-    if rtype == "rps":
-        if (rps is None) == (d.get("rps_ramp") is None):
-            raise SpecError(f"{path}: type 'rps' needs either 'rps' or 'rps_ramp'")
-        if rps is not None:
-            rps = _num(rps, f"{path}.rps")
-            if rps <= 0:
-                raise SpecError(f"{path}.rps: must be > 0")
-        else:
-            rp = f"{path}.rps_ramp"
-            r = _obj(d["rps_ramp"], rp, required=("start", "end", "step"), optional=("step_s",))
-            vals = {k: _num(r.get(k, 1.0), f"{rp}.{k}") for k in ("start", "end", "step",
-                                                                  "step_s")}
-            for k, v in vals.items():
-                if v <= 0:
-                    raise SpecError(f"{rp}.{k}: must be > 0")
-            if vals["end"] < vals["start"]:
-                raise SpecError(f"{rp}.end: must be >= start")
-            ramp = RpsRamp(vals["start"], vals["end"], vals["step"], vals["step_s"])
-    else:
-        for k in ("rps", "rps_ramp"):
-            if d.get(k) is not None:
-                raise SpecError(f"{path}.{k}: only for type 'rps'")
-    timeout = d.get("timeout_s")
-    if timeout is not None:
-        timeout = _num(timeout, f"{path}.timeout_s")
-        if timeout <= 0:
-            raise SpecError(f"{path}.timeout_s: must be > 0")
-    return RunnerSpec(type=rtype, concurrency=concurrency, times=times, duration_s=duration_s,
-                      rps=rps, rps_ramp=ramp, timeout_s=timeout)
+
+    def value(key: str, conv: Any) -> Any:
+        return None if d.get(key) is None else conv(d[key], f"{path}.{key}")
+
+    ramp = None
+    if d.get("rps_ramp") is not None:
+        rp = f"{path}.rps_ramp"
+        r = _obj(d["rps_ramp"], rp, required=("start", "end", "step"), optional=("step_s",))
+        ramp = RpsRamp(**{k: _num(r.get(k, 1.0), f"{rp}.{k}") for k in RAMP_KEYS})
+    try:
+        return runner(rtype, concurrency=_int(d.get("concurrency", 1), f"{path}.concurrency"),
+                      times=value("times", _int), duration_s=value("duration_s", _num),
+                      rps=value("rps", _num), rps_ramp=ramp, timeout_s=value("timeout_s", _num))
+    except RunnerError as e:
+        raise SpecError(f"{path}.{e.key}: {e.message}" if e.key else f"{path}: {e.message}"
+                        ) from None
 
 
 def _auth_from_dict(data: Any, path: str) -> AuthSpec:

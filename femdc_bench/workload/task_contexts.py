@@ -382,7 +382,7 @@ def setup(jc: Any, contexts: Mapping[str, Any]) -> ContextUsers | None:
         return None
     from keystoneauth1.identity import v3
 
-    from femdc_bench.workload.context import SetupError
+    from femdc_bench.workload.errors import SetupError
 
     admin = jc.admin()
     role_ids = {}
@@ -441,17 +441,15 @@ def make_images(jc: Any, cfg: Mapping[str, Any], users: ContextUsers) -> dict[st
     by its first user (owned by the project, as Rally's), from `image_url` (fetched once
     into the image cache); tracked. A scenario's ``image: <image_name>`` finds them
     first (``jc.context_names["image"]``: the last one made under that name)."""
-    from femdc_bench.workload.context import WorkerContext
-    from femdc_bench.workload.scenarios import glance
+    from femdc_bench.workload.services import image
 
     jc.admin("image")  # resolves the endpoint the users' adapters are pinned to
-    data = glance.image_data(cfg["image_url"])
+    data = image.image_data(cfg["image_url"])
     out: dict[str, list[str]] = {}
     for pid in sorted(users.by_project):
-        as_user = WorkerContext(job=jc, worker=-1, session=jc.session, identity=None,
-                                user=users.by_project[pid][0])
+        as_user = jc.as_user(users.by_project[pid][0])
         for _ in range(cfg["images_per_tenant"]):
-            image_id = glance.create_image(
+            image_id = image.create_image(
                 as_user, data, disk_format=cfg["disk_format"],
                 container_format=cfg["container_format"], poll_s=0.5, timeout_s=300.0,
                 visibility=cfg["visibility"], min_disk=cfg["min_disk"],
@@ -490,7 +488,7 @@ def make_networks(jc: Any, cfg: Mapping[str, Any], projects: list[str]
 
 def set_quotas(jc: Any, quotas: Mapping[str, Mapping[str, int]], projects: list[str]) -> None:
     """The quotas context on each of `projects` (tracked: deleted at teardown)."""
-    from femdc_bench.workload.context import SetupError
+    from femdc_bench.workload.errors import SetupError
 
     for service, values in quotas.items():
         if not values:

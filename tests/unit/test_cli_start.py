@@ -21,7 +21,8 @@ from tests.one_host import one_host_experiment
 
 REPO = Path(__file__).resolve().parents[2]
 HEAVY = ("influxdb_client", "reactivex", "cryptography", "enoslib", "ansible", "jinja2",
-         "femdc_bench.deploy.tls", "femdc_bench.providers.testbeds")
+         "femdc_bench.deploy.tls", "femdc_bench.providers.testbeds", "keystoneauth1",
+         "femdc_bench.workload.scenarios")
 
 
 def _fresh(code: str, cwd: Path = REPO) -> list[str]:
@@ -43,8 +44,10 @@ def test_cli_run_and_metrics_modules_import_nothing_heavy() -> None:
 
 
 def test_the_probe_sees_a_heavy_import() -> None:
-    # deploy.native needs cryptography (deploy.tls): the probe must see it
-    assert "cryptography" in _fresh("import femdc_bench.deploy.native")
+    # deploy.tls needs cryptography: the probe must see it
+    assert "cryptography" in _fresh("import femdc_bench.deploy.tls")
+    # the scenarios need keystoneauth1 (the experiment's schema check imports them)
+    assert "keystoneauth1" in _fresh("from femdc_bench.experiment import SCHEMA")
     assert "influxdb_client" in _fresh("from femdc_bench.metrics.writer import to_line\n"
                                        "to_line('m', {}, {'f': 1}, 1)")
 
@@ -144,5 +147,6 @@ def test_the_schema_key_tells_types_and_schemas_apart(monkeypatch: pytest.Monkey
         assert experiment.schema_key(doc) != key
     times["times"] = 2
     assert experiment.schema_key(doc) == key
-    monkeypatch.setattr(experiment, "SCHEMA", {**experiment.SCHEMA, "x-changed": 1})
+    monkeypatch.setattr(experiment.schema, "SCHEMA", {**experiment.schema.SCHEMA,
+                                                      "x-changed": 1})
     assert experiment.schema_key(doc) != key

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Iterator
 from typing import Any
 
 from keystoneauth1 import adapter as ks_adapter
 
 from femdc_bench.workload.context import Ctx, JobContext, SetupError
+from femdc_bench.workload.services import RepeatedBytes  # noqa: F401  (the scenarios' name)
 
 UUID = re.compile(r"[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}", re.I)
 WAIT_ARGS: dict[str, Any] = {"poll_interval": 0.5, "timeout": 120.0}
@@ -41,30 +41,6 @@ def wait_args(args: dict[str, Any]) -> tuple[float, float]:
     if poll <= 0 or timeout <= 0:
         raise ValueError("poll_interval and timeout must be > 0")
     return poll, timeout
-
-
-class RepeatedBytes:
-    """`size` bytes made of `block` repeated, as a request body with a Content-Length.
-
-    Iterating yields the block (and a last partial one): no copy of the data is made,
-    so any size costs the memory of one block.
-    """
-
-    def __init__(self, block: bytes, size: int) -> None:
-        if not block or size < 0:
-            raise ValueError("RepeatedBytes needs a non-empty block and size >= 0")
-        self.block = block
-        self.size = size
-
-    def __len__(self) -> int:
-        return self.size
-
-    def __iter__(self) -> Iterator[bytes]:
-        full, rest = divmod(self.size, len(self.block))
-        for _ in range(full):
-            yield self.block
-        if rest:
-            yield self.block[:rest]
 
 
 def pages(

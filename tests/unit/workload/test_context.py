@@ -14,11 +14,9 @@ from femdc_bench.model import RunnerSpec  # noqa: E402
 from femdc_bench.workload.context import (  # noqa: E402
     MICROVERSIONS,
     JobContext,
-    ResourceFailed,
     SetupError,
-    WaitTimeout,
-    wait_for,
 )
+from femdc_bench.workload.errors import ResourceFailed, WaitTimeout, wait_for  # noqa: E402
 from femdc_bench.workload.spec import AuthSpec, JobSpec  # noqa: E402
 
 
