@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from femdc_bench import benchrun
 from femdc_bench.ansible import proxy_command, ssh_argv
+from femdc_bench.bench import hosts as benchrun
 from femdc_bench.model import Host
 from femdc_bench.workload import benchd
 from femdc_bench.workload.benchd import FrameError, encode, file_frame, read_frame
@@ -149,7 +149,7 @@ def local(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
     agent's; every process the daemons started is ended afterwards."""
     monkeypatch.setattr(benchrun, "ssh_argv", lambda h, remote, **kw: ["sh", "-c", remote])
     zip_path = tmp_path / "agent.zip"
-    from femdc_bench.run import build_agent_zip
+    from femdc_bench.bench.controller import build_agent_zip
 
     build_agent_zip(zip_path)
     hosts = []
