@@ -359,7 +359,7 @@ def test_kill_9_during_a_bench_then_destroy_leaves_nothing(crashed: Crashed) -> 
     proc = _start(env, "bench", run_id)
     kill_during(proc, run_dir, "bench@p0", ready=start)
     # the load agents are children of each load host's bench daemon (same command line)
-    agents = subprocess.run(["pgrep", "-f", f"workload.benchd.*/runs/{run_id}/"],
+    agents = subprocess.run(["pgrep", "-f", f"workload.host_daemon.*/runs/{run_id}/"],
                             capture_output=True, text=True).stdout.split()
     print(f"killed during a second bench: {len(agents)} bench daemon and agent "
           "process(es) run")
