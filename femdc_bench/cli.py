@@ -78,26 +78,19 @@ def _expected(e: BaseException) -> bool:
 
 
 def _log_exception(e: BaseException) -> Path:
-    """The traceback of `e` into the run's log (the one attach_log opened) or, with no
-    run open, <results>/femdc-bench.log; returns that file."""
-    import logging
+    """The traceback of `e` appended to this invocation's run log (results/<run>/logs/
+    femdc-bench.log) or, with no run open, to <results>/femdc-bench.log; returns it."""
+    import traceback
 
-    root = logging.getLogger("femdc_bench")
-    files = [Path(h.baseFilename) for h in root.handlers
-             if isinstance(h, logging.FileHandler)]
-    if not files:
-        path = _results() / "femdc-bench.log"
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            handler = logging.FileHandler(path)
-        except OSError:
-            return path
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: "
-                                               "%(message)s"))
-        root.addHandler(handler)
-        files = [path]
-    root.error("unexpected error", exc_info=e)
-    return files[-1]
+    path = _LOG[-1] if _LOG else _results() / "femdc-bench.log"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a") as f:
+            f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} ERROR femdc_bench.cli: "
+                    f"unexpected error\n{''.join(traceback.format_exception(e))}")
+    except OSError:
+        pass
+    return path
 
 
 @contextmanager
@@ -115,10 +108,17 @@ def _open(ref: str) -> Run:
 
     run = Run.open(ref, _results())
     attach_log(run)
+    return _opened(run)
+
+
+def _opened(run: Run) -> Run:
+    """`run` is this invocation's: an unexpected error's traceback goes to its log."""
+    _LOG[:] = [run.log("femdc-bench")]
     return run
 
 
 _RESULTS: list[Path] = []
+_LOG: list[Path] = []
 
 
 def _results() -> Path:
@@ -135,6 +135,7 @@ def main(results: Path | None) -> None:
     A run goes up (hosts), deploy (OpenStack), bench (load + InfluxDB) and report;
     RUN arguments take a run id, a run directory or 'last'.
     """
+    _LOG.clear()
     if results:
         _RESULTS[:] = [results]  # this invocation's (in-process callers invoke main often)
 
@@ -158,7 +159,7 @@ def run(experiment: Path | None, keep: bool, run_id: str | None, resume: str | N
         if resume:
             r = pipeline.resume(_open(resume), _ui())
         else:
-            r = pipeline.start(experiment or DEFAULT_EXPERIMENT, _results(), run_id)
+            r = _opened(pipeline.start(experiment or DEFAULT_EXPERIMENT, _results(), run_id))
         console.print(f"run [bold]{r.id}[/] → {r.dir}")
         try:
             outcome = pipeline.run_experiment(r, _ui(), keep=keep)
@@ -252,7 +253,7 @@ def up(target: str, run_id: str | None, dry_run: bool) -> None:
             raise click.UsageError("--run-id names a new run: TARGET must be an experiment file")
         else:
             r = Run.open(target, _results())
-        attach_log(r)
+        attach_log(_opened(r))
         with _progress("hosts up") as progress:
             inv = pipeline.up(r, progress)
     table = Table("host", "site", "address", "roles", title=f"run {r.id}")
