@@ -33,6 +33,10 @@ from femdc_bench.report import assemble
 from femdc_bench.rundir import Progress, Run, attach_log, noop
 from femdc_bench.wan import state as wan
 
+# Imported where they are used: the providers (providers.provider_for) and deploy.native
+# (deploy; it imports cryptography, ~30 ms), so that `bench` and the other commands on a
+# deployed run do not pay for them.
+
 # ---------------------------------------------------------------------------- telling
 
 
@@ -72,8 +76,6 @@ class Outcome:
 # ---------------------------------------------------------------------------- up, deploy
 
 
-
-
 def up(run: Run, progress: Progress = noop) -> Inventory:
     import platform
 
@@ -88,6 +90,7 @@ def up(run: Run, progress: Progress = noop) -> Inventory:
                         "hostname": platform.node()})
         record_clocks(run, inv, "up")
     return inv
+
 
 def deploy(run: Run, progress: Progress = noop) -> Clouds:
     from femdc_bench.deploy import native
@@ -130,12 +133,12 @@ def deploy(run: Run, progress: Progress = noop) -> Clouds:
             run.update_manifest(grafana={"url": url, "image": exp.metrics.grafana.image})
     return clouds
 
+
 def grafana_url(run: Run) -> str | None:
     """The URL of the run's Grafana (metrics.grafana), once deployed."""
     p = run.dir / "manifest.json"
     return run.read_json("manifest.json").get("grafana", {}).get("url") if p.exists() \
         else None
-
 
 
 # ---------------------------------------------------------------------------- the run
