@@ -158,7 +158,7 @@ def close_connections(run_dir: Path) -> int:
         return 0
     n = 0
     for sock in cp_dir.iterdir():
-        # the masters (s-*); the bench's forwards (benchrun.forward_path) go with them
+        # the masters (s-*); the bench's forwards (bench/hosts.py forward_path) go with them
         if sock.is_socket() and sock.name.startswith("s-"):
             subprocess.run(["ssh", "-o", f"ControlPath={sock}", "-O", "exit", "femdc"],
                            capture_output=True, timeout=10)

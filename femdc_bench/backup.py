@@ -48,10 +48,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from femdc_bench.rundir import Progress, Run, noop
+
 LINES_PER_FILE = 20_000
 EXCLUDED = {"secrets.json", "clouds.yaml", "ssh", "provider", "influxdb", "tmp", "backup",
             "influx-spool.jsonl.lock", "kolla-passwords.yml"}
 REDACTED = b"<redacted>"
+
+
+class RestoreMismatch(RuntimeError):
+    """The points read back after a restore differ from the archive's (a failure, not
+    bad input)."""
 
 
 class BackupError(Exception):
@@ -207,3 +214,81 @@ def extract_files(opened: Opened, dest: Path) -> int:
         p.write_bytes(data)
         n += 1
     return n
+
+
+def backup(run: Run, out: Path | None = None, progress: Progress = noop) -> BackupResult:
+    """One archive of the run: its InfluxDB points as line
+    protocol (after the spool and the events are written), its files, host logs and
+    configuration, secrets redacted, with a checksum manifest."""
+    from femdc_bench.metrics.client import connect
+    from femdc_bench.metrics.lineproto import run_lines
+    from femdc_bench.metrics.server import LocalInfluxd
+    from femdc_bench.metrics.store import spool_file, store_events
+    from femdc_bench.metrics.target import metrics_target
+    from femdc_bench.metrics.writer import InfluxWriter
+
+    exp = run.experiment()
+    dest = out or run.dir / "backup" / f"{run.id}.backup.tar.gz"
+    with run.phase("backup"):
+        target, started = metrics_target(run, exp)
+        try:
+            spool = spool_file(run)
+            with connect(target) as client:
+                if spool.exists() and spool.stat().st_size:
+                    with InfluxWriter(client, spool_path=spool) as w:
+                        w.replay_spool()
+            store_events(run, exp, target)
+            progress("reading the run's points")
+            with connect(target, create=False) as client:
+                res = write_archive(run.dir, run.id, run_lines(client, run.id), dest)
+        finally:
+            if started:
+                LocalInfluxd(run.influx_dir()).stop()
+    run.update_manifest(backup={"path": str(dest), "points": res.points, "files": res.files})
+    return res
+
+
+def restore(archive: Path, results: Path, influx_url: str | None = None,
+            database: str = "femdc", progress: Progress = noop, *,
+            org: str | None = None, token: str | None = None) -> tuple[Run, dict[str, int]]:
+    """A backup into `results/<run>/` and its points into `influx_url` (or the restored
+    run's own local InfluxDB, which `report` then reads): 1.x into `database`, 2.x into
+    the bucket of that name in `org` with `token`. Returns the run and the points per
+    measurement read back from the server, which must equal the archive's."""
+    import json as _json
+
+    from femdc_bench.metrics.client import InfluxTarget, connect
+    from femdc_bench.metrics.lineproto import point_counts
+    from femdc_bench.metrics.server import LocalInfluxd
+
+    opened = open_archive(archive)
+    dest = results / opened.run_id
+    extract_files(opened, dest)
+    st = dest / "state.json"
+    state = _json.loads(st.read_text())
+    state["status"] = "destroyed"  # no host of it exists here
+    state["metrics_url"] = None
+    st.write_text(_json.dumps(state, indent=2))
+    run = Run.open(str(dest))
+    run.update_manifest(restored_from={"archive": str(archive), "at": time.time()})
+    influxd = None
+    if influx_url is None:
+        influxd = LocalInfluxd(run.influx_dir())
+        influx_url = influxd.start()
+    target = InfluxTarget(url=influx_url, database=database, org=org, token=token)
+    try:
+        lines = influx_lines(opened)
+        progress(f"writing {len(lines)} points")
+        with connect(target) as client:
+            for i in range(0, len(lines), 5000):
+                client.write_lines(lines[i:i + 5000])
+        with connect(target, create=False) as client:
+            counts = point_counts(client, opened.run_id)
+    finally:
+        if influxd is not None:
+            influxd.stop()
+    if counts != opened.meta.get("points", {}):
+        raise RestoreMismatch(f"restored points differ from the archive's: {counts} != "
+                       f"{opened.meta.get('points')}")
+    return run, counts
+

@@ -38,28 +38,59 @@ def _fail(message: str, code: int = EXIT_FAILED) -> None:
 
 @contextmanager
 def _errors() -> Iterator[None]:
-    """Turn the project's errors into one line and an exit code."""
-    from femdc_bench.ansible import AnsibleError
-    from femdc_bench.backup import BackupError
-    from femdc_bench.metrics.client import InfluxError
-
+    """Turn errors into one line and an exit code (exit_code_for)."""
     try:
         yield
-    except ExperimentError as e:
-        _fail(str(e), EXIT_USAGE)
-    except BackupError as e:
-        _fail(str(e), EXIT_USAGE)
-    except InfluxError as e:
-        _fail(f"InfluxDB: {e}")
-    except RunError as e:
-        _fail(str(e), EXIT_USAGE)
-    except AnsibleError as e:
-        _fail(str(e))
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]")
         sys.exit(EXIT_INTERRUPTED)
-    except (OSError, RuntimeError, ValueError) as e:
-        _fail(f"{type(e).__name__}: {e}")
+    except click.ClickException:
+        raise  # click prints its usage errors itself (exit 2)
+    except Exception as e:  # noqa: BLE001 - every error ends as one line
+        message, code = exit_code_for(e)
+        if code == EXIT_FAILED and not _expected(e):
+            message += f" (traceback in {_log_exception(e)})"
+        _fail(message, code)
+
+
+def exit_code_for(e: BaseException) -> tuple[str, int]:
+    """The line and the exit code of an error: 2 for bad input (an experiment file, a
+    run reference, an option, an archive that is not one), 1 for everything else."""
+    from femdc_bench.backup import BackupError
+    from femdc_bench.metrics.client import InfluxError
+
+    if isinstance(e, ExperimentError | BackupError | RunError):
+        return str(e), EXIT_USAGE
+    if isinstance(e, InfluxError):
+        return f"InfluxDB: {e}", EXIT_FAILED
+    if _expected(e):
+        return str(e), EXIT_FAILED
+    return f"{type(e).__name__}: {e}", EXIT_FAILED
+
+
+def _expected(e: BaseException) -> bool:
+    """A failure the project raises on purpose (its message says it all)."""
+    from femdc_bench.ansible import AnsibleError
+    from femdc_bench.metrics.client import InfluxError
+
+    return isinstance(e, AnsibleError | InfluxError) or (
+        type(e).__module__.startswith("femdc_bench.") and isinstance(e, RuntimeError))
+
+
+def _log_exception(e: BaseException) -> Path:
+    """The traceback of `e` appended to this invocation's run log (results/<run>/logs/
+    femdc-bench.log) or, with no run open, to <results>/femdc-bench.log; returns it."""
+    import traceback
+
+    path = _LOG[-1] if _LOG else _results() / "femdc-bench.log"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a") as f:
+            f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} ERROR femdc_bench.cli: "
+                    f"unexpected error\n{''.join(traceback.format_exception(e))}")
+    except OSError:
+        pass
+    return path
 
 
 @contextmanager
@@ -73,14 +104,21 @@ def _progress(title: str) -> Iterator[Callable[[str], None]]:
 
 
 def _open(ref: str) -> Run:
-    from femdc_bench.run import attach_log
+    from femdc_bench.rundir import attach_log
 
     run = Run.open(ref, _results())
     attach_log(run)
+    return _opened(run)
+
+
+def _opened(run: Run) -> Run:
+    """`run` is this invocation's: an unexpected error's traceback goes to its log."""
+    _LOG[:] = [run.log("femdc-bench")]
     return run
 
 
 _RESULTS: list[Path] = []
+_LOG: list[Path] = []
 
 
 def _results() -> Path:
@@ -97,6 +135,7 @@ def main(results: Path | None) -> None:
     A run goes up (hosts), deploy (OpenStack), bench (load + InfluxDB) and report;
     RUN arguments take a run id, a run directory or 'last'.
     """
+    _LOG.clear()
     if results:
         _RESULTS[:] = [results]  # this invocation's (in-process callers invoke main often)
 
@@ -113,123 +152,41 @@ def run(experiment: Path | None, keep: bool, run_id: str | None, resume: str | N
     Without EXPERIMENT, runs the embedded default (topologies/default.yaml).
     Exits 1 when a phase fails or the SLA is not met, 2 on bad input, 130 on Ctrl-C.
     """
-    from femdc_bench import run as phases
+    from femdc_bench import run as pipeline
 
     _sigterm_is_interrupt()
     with _errors():
         if resume:
-            r = _open(resume)
-            for line in phases.recover(r):  # a CLI killed mid-phase: its leftovers first
-                console.print(f"[yellow]recovered:[/] {line}", highlight=False)
-            if r.state.status == "destroyed":  # hosts are gone: bring them back first
-                for name in ("up", "deploy"):
-                    r.state.phases.pop(name, None)
+            r = pipeline.resume(_open(resume), _ui())
         else:
-            exp_file = experiment or DEFAULT_EXPERIMENT
-            phases.check_metrics_target(load_experiment(exp_file))
-            r = Run.create(exp_file, _results(), run_id)
-            phases.attach_log(r)
+            r = _opened(pipeline.start(experiment or DEFAULT_EXPERIMENT, _results(), run_id))
         console.print(f"run [bold]{r.id}[/] → {r.dir}")
-        failed_points: list[str] = []
         try:
-            for name, title in (("up", "hosts up"), ("deploy", "OpenStack deployed")):
-                if r.done(name):
-                    console.print(f"[dim]- {name}: already done[/]")
-                    continue
-                with _progress(title) as progress:
-                    getattr(phases, name)(r, progress)
-            # the report prints every point's matrix, read back from InfluxDB
-            failed_points = _run_points(r, [p.id for p in r.experiment().points],
-                                        show_matrix=False)
-            _print_report(r, phases.report(r))
-            with _progress("backup written") as progress:
-                res = phases.backup(r, progress=progress)
-            console.print(f"[dim]{res.path}: {sum(res.points.values())} points, "
-                          f"{res.files} files[/]", highlight=False)
-        except KeyboardInterrupt:
-            console.print("[yellow]interrupted: stopping the load[/]")
-            phases.interrupt(r, keep=keep)
-            console.print(f"results kept in {r.dir}")
+            outcome = pipeline.run_experiment(r, _ui(), keep=keep)
+        except pipeline.Interrupted:
             sys.exit(EXIT_INTERRUPTED)
-        except BaseException:
-            if not keep:
-                console.print("[yellow]a phase failed: tearing down (use --keep to keep it)[/]")
-                _destroy(r)
-            raise
         if keep:
             console.print(f"kept: export OS_CLIENT_CONFIG_FILE={r.dir / 'clouds.yaml'}; "
                           f"openstack --os-cloud {r.experiment().site_names[0]} token issue")
-            if grafana_url := phases.grafana_url(r):
+            if grafana_url := pipeline.grafana_url(r):
                 console.print(f"Grafana: {grafana_url}", highlight=False)
-        else:
-            _destroy(r)
-        if failed_points:
-            _fail(f"point(s) failed: {'; '.join(failed_points)}; re-run one with "
-                  f"`femdc-bench bench {r.id} --point P` (after `run --keep`)")
-        if not r.state.sla_ok:
-            _fail("SLA not met: " + "; ".join(r.state.sla_violations), EXIT_SLA)
+    if outcome.failed_points:
+        _fail(f"point(s) failed: {'; '.join(outcome.failed_points)}; re-run one with "
+              f"`femdc-bench bench {r.id} --point P` (after `run --keep`)")
+    if not r.state.sla_ok:
+        _fail("SLA not met: " + "; ".join(r.state.sla_violations), EXIT_SLA)
 
 
-def _run_points(r: Run, points: list[str], *, redo: bool = False,
-                show_matrix: bool = True, only_from: list[str] | None = None,
-                recheck: bool = False) -> list[str]:
-    """emulate, check, bench for each sweep point; a failed point does not stop the others.
+def _ui() -> Any:
+    """The pipeline's Ui on this console."""
+    from femdc_bench.run import Ui
 
-    The check is skipped when the point's last one passed less than
-    run.WAN_CHECK_REUSE_S ago and nothing changed the rules since (unless `recheck`).
+    def say(head: str, rest: str, style: str) -> None:
+        head = f"[{style}]{head}[/]" if style and head else head
+        console.print(f"{head} {rest}" if rest else head, highlight=False)
 
-    Returns one line per failed point. A failed check always prints its matrix."""
-    from femdc_bench import run as phases
-    from femdc_bench.ansible import AnsibleError
-    from femdc_bench.metrics.client import InfluxError
-
-    exp = r.experiment()
-    failed = []
-    for pid in points:
-        sp = exp.point(pid)
-        if r.done(f"bench@{pid}") and not redo:
-            console.print(f"[dim]- {pid}: already done[/]")
-            continue
-        console.print(f"[bold]point {pid}[/] {sp.label()}")
-        try:
-            if sp.wan.compensate_base and not (r.dir / "wan" / "base.json").exists():
-                with _progress("base RTT measured") as progress:
-                    phases.remove_wan(r, progress)
-                    phases.measure_base(r, progress)
-            with _progress(f"WAN applied ({pid})") as progress:
-                phases.emulate(r, pid, progress, force=False)
-            age = None if recheck else phases.reusable_check(r, pid)
-            if age is not None:
-                console.print(f"[green]✓[/] WAN check of {pid} reused: passed {age:.0f} s ago "
-                              "and the rules are untouched since (--recheck measures again)")
-                r.event("wan", f"check@{pid}",
-                        f"WAN check of {pid} reused (passed {age:.0f} s before)")
-            else:
-                with _progress(f"WAN measured ({pid})") as progress:
-                    try:
-                        phases.check_wan(r, pid, progress)
-                    except phases.WanCheckError:
-                        out.print(_wan_matrix(r, pid))
-                        raise
-            if show_matrix:
-                out.print(_wan_matrix(r, pid))
-            with _progress(f"workload done ({pid})") as progress:
-                phases.bench(r, pid, progress, only_from)
-            if waiting := phases.spool_waiting(r):
-                console.print(f"[yellow]InfluxDB away:[/] {waiting} points of {r.id} wait in "
-                              f"{phases.spool_file(r)}: sent at the next write that reaches "
-                              f"it, or by `femdc-bench store {r.id}`", highlight=False)
-            phases.hold_for_test(r, "stored")
-        except InfluxError as e:
-            # The load ran, its samples are files of the run: nothing is lost.
-            console.print(f"[red]point {pid} not stored:[/] InfluxDB: {e}; its samples are "
-                          f"kept: `femdc-bench store {r.id}` writes them once it is back",
-                          highlight=False)
-            failed.append(f"{pid}: not stored (InfluxDB: {str(e).splitlines()[0]})")
-        except (phases.WanCheckError, AnsibleError, RuntimeError) as e:
-            console.print(f"[red]point {pid} failed:[/] {e}", highlight=False)
-            failed.append(f"{pid}: {str(e).splitlines()[0]}")
-    return failed
+    return Ui(step=_progress, say=say, wan_matrix=lambda r, p: out.print(_wan_matrix(r, p)),
+              report=_print_report)
 
 
 def _wan_matrix(r: Run, point: str) -> Any:
@@ -254,14 +211,9 @@ def _sigterm_is_interrupt() -> None:
 
 
 def _destroy(r: Run) -> None:
-    from femdc_bench import run as phases
+    from femdc_bench import run as pipeline
 
-    with _progress("destroyed") as progress:
-        rep = phases.destroy(r, progress)
-    for w in rep.warnings:
-        console.print(f"[yellow]warning:[/] {w}")
-    for item in rep.removed:
-        console.print(f"  removed {item}")
+    pipeline.destroy(r, _ui())
 
 
 @main.command()
@@ -283,13 +235,15 @@ def validate(experiment: Path) -> None:
                    "give; create nothing, contact nothing.")
 def up(target: str, run_id: str | None, dry_run: bool) -> None:
     """Provision hosts: TARGET is an experiment file (new run) or an existing RUN."""
-    from femdc_bench import run as phases
+    from femdc_bench import providers
+    from femdc_bench import run as pipeline
+    from femdc_bench.rundir import attach_log
 
     if dry_run:
         with _errors():
             exp_file = Path(target) if Path(target).is_file() else \
                 Run.open(target, _results()).dir / "experiment.yaml"
-            plan = phases.dry_run(exp_file)
+            plan = providers.dry_run(exp_file)
         _print_plan(plan)
         return
     with _errors():
@@ -299,9 +253,9 @@ def up(target: str, run_id: str | None, dry_run: bool) -> None:
             raise click.UsageError("--run-id names a new run: TARGET must be an experiment file")
         else:
             r = Run.open(target, _results())
-        phases.attach_log(r)
+        attach_log(_opened(r))
         with _progress("hosts up") as progress:
-            inv = phases.up(r, progress)
+            inv = pipeline.up(r, progress)
     table = Table("host", "site", "address", "roles", title=f"run {r.id}")
     for h in inv.hosts:
         table.add_row(h.alias, h.site, h.address, ",".join(h.roles))
@@ -330,12 +284,12 @@ def _print_plan(plan: Any) -> None:
 @click.argument("run_ref", metavar="RUN")
 def deploy(run_ref: str) -> None:
     """Deploy OpenStack on the hosts of RUN."""
-    from femdc_bench import run as phases
+    from femdc_bench import run as pipeline
 
     with _errors():
         r = _open(run_ref)
         with _progress("OpenStack deployed") as progress:
-            clouds = phases.deploy(r, progress)
+            clouds = pipeline.deploy(r, progress)
     for c in clouds.clouds:
         out.print(f"  {c.site}: {c.auth_url} (region {c.region})")
     out.print(f"clouds.yaml: {clouds.clouds_yaml}")
@@ -366,7 +320,7 @@ def bench(run_ref: str, points: tuple[str, ...], task_file: Path | None,
     A point that was run before is run again and its samples replaced. Then the report:
     exits 1 when a point failed or the SLA is not met, 2 on bad input.
     """
-    from femdc_bench import run as phases
+    from femdc_bench import run as pipeline
 
     _sigterm_is_interrupt()
     with _errors():
@@ -382,15 +336,9 @@ def bench(run_ref: str, points: tuple[str, ...], task_file: Path | None,
             if p not in known:
                 raise RunError(f"no sweep point {p!r} in {r.id} (points: {', '.join(known)})")
         only = _from_sites(exp, from_sites) if from_sites else None
-        try:
-            failed = _run_points(r, list(points) or known, redo=True, only_from=only,
-                                 recheck=recheck)
-        except KeyboardInterrupt:
-            phases.interrupt(r, keep=True)
-            raise
-        _print_report(r, phases.report(r))
-    if failed:
-        _fail("point(s) failed: " + "; ".join(failed))
+        outcome = pipeline.bench_points(r, points, _ui(), only_from=only, recheck=recheck)
+    if outcome.failed_points:
+        _fail("point(s) failed: " + "; ".join(outcome.failed_points))
     if not r.state.sla_ok:
         _fail("SLA not met: " + "; ".join(r.state.sla_violations), EXIT_SLA)
 
@@ -446,7 +394,7 @@ def _from_sites(exp: Any, text: str) -> list[str]:
 @click.option("--point", default="p0", show_default=True, help="Sweep point.")
 def emulate(run_ref: str, action: str | None, point: str) -> None:
     """Hand tools for the WAN of RUN: show, apply, remove or check it."""
-    from femdc_bench import run as phases
+    from femdc_bench.wan import state as wan
     from femdc_bench.wan.plan import plan as plan_wan
 
     if action is None:
@@ -470,14 +418,14 @@ def emulate(run_ref: str, action: str | None, point: str) -> None:
             out.print(table)
         elif action == "apply":
             with _progress(f"WAN applied ({point})") as progress:
-                phases.emulate(r, point, progress)
+                wan.emulate(r, point, progress)
         elif action == "remove":
             with _progress("WAN removed") as progress:
-                phases.remove_wan(r, progress)
+                wan.remove_wan(r, progress)
         else:
             try:
                 with _progress(f"WAN measured ({point})") as progress:
-                    phases.check_wan(r, point, progress)
+                    wan.check_wan(r, point, progress)
             finally:
                 if (r.dir / "wan" / point / "check.json").exists():
                     out.print(_wan_matrix(r, point))
@@ -492,11 +440,12 @@ def report(run_ref: str, as_json: bool) -> None:
     Reads the points back from InfluxDB (restarting the run's local InfluxDB if needed).
     Exits 1 when the SLA is not met.
     """
-    from femdc_bench import run as phases
+    from femdc_bench import run as pipeline
+    from femdc_bench.run import Ui
 
     with _errors():
         r = _open(run_ref)
-        rep = phases.report(r)
+        rep = pipeline.report(r, Ui.quiet())
     if as_json:
         click.echo(json.dumps(rep.doc, indent=2))
     else:
@@ -545,12 +494,12 @@ def _print_report(r: Run, rep: Any) -> None:
 def export(run_ref: str, fmt: str, out: Path | None) -> None:
     """Export RUN's results (read back from InfluxDB): one Rally workload per sweep
     point, workload, source site and target."""
-    from femdc_bench import run as phases
+    from femdc_bench.report import assemble
 
     with _errors():
         r = _open(run_ref)
         dest = out or r.dir / "export.rally.json"
-        n = phases.export_rally(r, dest)
+        n = assemble.export_rally(r, dest)
     out_console = f"{dest}: {n['tasks']} task(s), {n['workloads']} workload(s), " \
         f"{n['iterations']} iteration(s)"
     console.print(out_console, highlight=False)
@@ -563,12 +512,12 @@ def export(run_ref: str, fmt: str, out: Path | None) -> None:
 def backup(run_ref: str, out: Path | None) -> None:
     """One archive of RUN: its InfluxDB points as line protocol, its files, every host's
     logs and configuration (secrets redacted), with SHA256SUMS. `run` ends with it."""
-    from femdc_bench import run as phases
+    from femdc_bench.backup import backup as backup_run
 
     with _errors():
         r = _open(run_ref)
         with _progress("backup written") as progress:
-            res = phases.backup(r, out, progress)
+            res = backup_run(r, out, progress)
         points = ", ".join(f"{m} {n}" for m, n in sorted(res.points.items()))
         console.print(f"{res.path}: {points}; {res.files} files"
                       + (f"; {res.redactions} secrets redacted" if res.redactions else ""),
@@ -591,7 +540,7 @@ def restore(archive: Path, influx_url: str | None, database: str, org: str | Non
             token_env: str | None, token_file: Path | None) -> None:
     """Restore a backup into the results directory (checksums verified) and its points
     into InfluxDB; the point counts read back must equal the archive's."""
-    from femdc_bench import run as phases
+    from femdc_bench.backup import restore as restore_run
     from femdc_bench.metrics.client import read_token
 
     with _errors():
@@ -600,7 +549,7 @@ def restore(archive: Path, influx_url: str | None, database: str, org: str | Non
         except ValueError as e:
             raise RunError(str(e)) from None
         with _progress("restored") as progress:
-            r, counts = phases.restore(archive, _results(), influx_url, database, progress,
+            r, counts = restore_run(archive, _results(), influx_url, database, progress,
                                        org=org, token=token)
         console.print(f"{r.id} → {r.dir}: " + ", ".join(
             f"{m} {n}" for m, n in sorted(counts.items())), highlight=False)
@@ -637,16 +586,16 @@ def store(run_ref: str, points: tuple[str, ...]) -> None:
     """Write the run's points into InfluxDB again: what waits in the spool (InfluxDB was
     away), then each point's samples, sampler records and the events, from the run's
     files. Exit 1 while InfluxDB is still unreachable (the spool keeps the points)."""
-    from femdc_bench import run as phases
+    from femdc_bench.metrics import store
 
     with _errors():
         r = _open(run_ref)
         with _progress("stored") as progress:
-            counts = phases.store(r, list(points), progress)
+            counts = store.store(r, list(points), progress)
         for what, n in counts.items():
             out.print(f"  {what}: {n} points")
-        if waiting := phases.spool_waiting(r):
-            _fail(f"{waiting} points still wait in {phases.spool_file(r)}")
+        if waiting := store.spool_waiting(r):
+            _fail(f"{waiting} points still wait in {store.spool_file(r)}")
 
 
 @main.command()
@@ -667,7 +616,7 @@ def status(run_ref: str | None) -> None:
         table.add_row(name, ph.status, f"{ph.seconds:.1f}" if ph.seconds else "",
                       ph.error or "")
     out.print(table)
-    from femdc_bench.run import spool_file, spool_waiting
+    from femdc_bench.metrics.store import spool_file, spool_waiting
 
     waiting = spool_waiting(r)
     out.print(f"InfluxDB spool: {waiting} points wait in {spool_file(r)}"

@@ -25,9 +25,14 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from femdc_bench.ansible import control_dir as run_control_dir
 from femdc_bench.ansible import ssh_argv as ansible_ssh_argv
 from femdc_bench.model import Host, Inventory
+
+if TYPE_CHECKING:
+    from femdc_bench.rundir import Run
 
 log = logging.getLogger(__name__)
 
@@ -123,3 +128,16 @@ def measure(inv: Inventory, exchanges: int = EXCHANGES, control_dir: Path | None
         control_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     with ThreadPoolExecutor(max_workers=min(32, max(1, len(inv.hosts)))) as pool:
         return dict(zip((h.alias for h in inv.hosts), pool.map(one, inv.hosts), strict=True))
+
+
+def record_clocks(run: Run, inv: Inventory, when: str) -> dict[str, Any]:
+    """Each host's clock offset from the controller's into the manifest (`clocks`,
+    keyed by when it was measured: `up`, `bench@<point>`). Not measured is a warning:
+    the offsets explain a plot, they do not decide a run."""
+    offsets = measure(inv, control_dir=run_control_dir(run.dir))
+    run.update_manifest(clocks={when: offsets})
+    worst = max((abs(float(o["offset_ms"])) for o in offsets.values() if "offset_ms" in o),
+                default=0.0)
+    log.info("clock offsets at %s: largest %.3f ms over %d hosts", when, worst, len(offsets))
+    return offsets
+

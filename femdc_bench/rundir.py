@@ -23,6 +23,7 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -359,3 +360,33 @@ def _copy_experiment(exp_file: Path, run_dir: Path) -> None:
     shutil.copyfile(src, run_dir / dest)
     doc["workload"]["rally_task"] = dest
     (run_dir / "experiment.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+
+
+log = logging.getLogger("femdc_bench")
+
+
+Progress = Callable[[str], None]
+
+
+def noop(_: str) -> None:
+    pass
+
+
+def attach_log(run: Run) -> None:
+    """Log to results/<run>/logs/femdc-bench.log (never to the console: rich owns it)."""
+    path = run.log("femdc-bench")
+    root = logging.getLogger("femdc_bench")
+    if any(getattr(h, "baseFilename", None) == str(path) for h in root.handlers):
+        return
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+
+
+def run_tag(run: Run) -> str:
+    """Short id of the run: names of what it creates on hosts (tc handles, chains, users)."""
+    from femdc_bench.providers.local import short_id
+
+    return short_id(run.id)
+

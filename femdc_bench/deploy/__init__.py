@@ -74,6 +74,11 @@ class Method(Protocol):
         """Stop the run's services and remove their data on every host."""
         ...
 
+    def manifest(self, exp: Experiment) -> dict[str, Any]:
+        """What the run's manifest records of what was deployed (the lock's sha256, the
+        release)."""
+        ...
+
 
 def get(method: str) -> Method:
     """The method named `method` (KeyError for an unknown one: the schema has refused

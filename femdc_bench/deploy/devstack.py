@@ -340,4 +340,8 @@ class Devstack:
                 stack_user=exp.deployment.devstack.stack_user)
 
 
+    def manifest(self, exp: Experiment) -> dict[str, Any]:
+        return {"release": exp.deployment.release}
+
+
 METHOD = Devstack()

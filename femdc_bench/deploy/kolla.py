@@ -644,4 +644,8 @@ class Kolla:
         destroy(exp, inv, run_dir=run_dir, log=log)
 
 
+    def manifest(self, exp: Experiment) -> dict[str, Any]:
+        return {"release": exp.deployment.release}
+
+
 METHOD = Kolla()

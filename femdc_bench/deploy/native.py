@@ -315,4 +315,8 @@ class Native:
         destroy(inv, run_id=run_id, run_dir=run_dir, log=log)
 
 
+    def manifest(self, exp: Experiment) -> dict[str, Any]:
+        return {"lock_sha256": lock_sha256()}
+
+
 METHOD = Native()

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from femdc_bench.model import Experiment, Inventory, ProviderSpec, SiteSpec
     from femdc_bench.providers.plan import Plan
+    from femdc_bench.rundir import Run
 
 #: provider.type -> the module that implements it (its `PROVIDERS[type]`)
 MODULES: dict[str, str] = {
@@ -84,3 +85,17 @@ def get(type_: str) -> ProviderType:
     module = importlib.import_module(MODULES[type_])
     kinds: dict[str, ProviderType] = module.PROVIDERS
     return kinds[type_]
+
+
+def provider_for(run: Run, exp: Experiment) -> Hosts:
+    """The run's hosts from the provider of provider.type."""
+    return get(exp.provider.type).open(exp, run_id=run.id, run_dir=run.dir)
+
+
+def dry_run(exp_file: Path) -> Plan:
+    """What `up` would reserve or reach and the hosts it would give, from the experiment
+    and EnOSlib's configuration classes alone: no run directory, no network."""
+    from femdc_bench.experiment import load
+
+    exp = load(exp_file)
+    return get(exp.provider.type).plan(exp)

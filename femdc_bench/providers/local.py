@@ -182,8 +182,12 @@ def _keygen(path: Path, comment: str) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}")
     for f in (tmp, tmp.with_name(tmp.name + ".pub")):
         f.unlink(missing_ok=True)
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment,
-                    "-f", str(tmp)], check=True, stdin=subprocess.DEVNULL)
+    proc = subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment,
+                           "-f", str(tmp)], stdin=subprocess.DEVNULL, capture_output=True,
+                          text=True)
+    if proc.returncode != 0:
+        raise ProviderError(f"ssh-keygen for {path} exited {proc.returncode}: "
+                            f"{(proc.stderr or proc.stdout).strip() or 'no output'}")
     os.replace(tmp.with_name(tmp.name + ".pub"), pub)
     os.replace(tmp, path)
 

@@ -3,7 +3,7 @@ metal, VMs, a testbed's nodes reserved by hand).
 
 Nothing is created or deleted: `up` checks that every host answers over SSH with
 /usr/bin/python3 (Ansible's ping, the one way hosts are touched: ansible.py) and
-returns the Inventory; `destroy` leaves the hosts alone (run.destroy has already
+returns the Inventory; `destroy` leaves the hosts alone (teardown.destroy has already
 stopped the run's services and removed its work directories on them, with the
 deployment's destroy playbook). The configuration goes through EnOSlib's StaticConf,
 the same class ansible.py builds inventories with.

@@ -331,7 +331,7 @@ def run_spec(spec: AgentSpec, out_path: str, stopper: Stopper, start: Barrier | 
              ) -> tuple[int, dict[str, Any] | None]:
     """Run a checked spec's jobs, samples to `out_path`: (exit status, summary). `start`
     is the common start (anything with arrive()/announce(): StartSignal, or the bench
-    session's barrier in benchd.py); `error` gets each one-line error (default: stderr);
+    session's barrier in host_session.py); `error` gets each one-line error (default: stderr);
     `auth_cache`: the bench daemon's tokens and endpoints (JobContext.open).
     The summary is None when the samples file could not be opened."""
     error = error or _error

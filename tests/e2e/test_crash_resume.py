@@ -32,6 +32,7 @@ import pytest
 from femdc_bench.metrics.client import InfluxTarget, connect
 from femdc_bench.metrics.names import API, SAMPLED
 from femdc_bench.metrics.server import LocalInfluxd
+from tests import holds
 from tests.e2e.test_local_run import (
     CLI,
     femdc,
@@ -41,6 +42,7 @@ from tests.e2e.test_local_run import (
     why,
     write_experiment,
 )
+from tests.holds import env_with_holds
 
 pytestmark = pytest.mark.e2e
 
@@ -129,8 +131,9 @@ def crashed(tmp_path_factory: pytest.TempPathFactory, results: Path) -> Iterator
                               for f in (run_dir / "samples" / "p0").glob("*.jsonl"))
                 print(f"samples on the controller at the kill: {samples}")
             # The backup is short: the CLI that will be killed in it waits there.
-            hold = {"FEMDC_TEST_HOLD": "backup"} if PHASES[i + 1:i + 2] == ("backup",) else {}
-            proc = _start({**env, **hold}, "run", "--resume", run_id, "--keep")
+            held = ["backup"] if PHASES[i + 1:i + 2] == ("backup",) else []
+            proc = _start(env_with_holds(env, held) if held else env,
+                          "run", "--resume", run_id, "--keep")
             t_cli = time.monotonic()
         out = proc.communicate(timeout=1200)[0]
         print(f"the last resume took {time.monotonic() - t_cli:.0f} s")
@@ -278,7 +281,7 @@ def test_influxd_killed_during_the_load_loses_nothing(crashed: Crashed) -> None:
     held = c.run_dir / "tmp" / "hold-stored"
     t0 = time.monotonic()
     since = time.time()
-    proc = _start({**c.env, "FEMDC_TEST_HOLD": "stored"}, "bench", c.run_id)
+    proc = _start(env_with_holds(c.env, ["stored"]), "bench", c.run_id)
     try:
         _wait("load", lambda: _status(c.run_dir, "bench@p0") == "running"
               and _newer(start, since), proc)
@@ -315,23 +318,23 @@ def test_influxd_killed_during_the_store_step_loses_nothing(
     """After the load, the bench connected to store its samples, then its influxd is
     killed (the test hold `store` is that window): the first batch fails, every point
     goes to the spool and the bench ends well; `femdc-bench store` sends them."""
-    from femdc_bench import run as phases
+    from femdc_bench.bench import controller as bench_controller
     from femdc_bench.rundir import Run
 
     c = crashed
     t0 = time.monotonic()
     held = c.run_dir / "tmp" / "hold-store"
     r = Run.open(c.run_id, c.run_dir.parent)
-    monkeypatch.setenv("FEMDC_TEST_HOLD", "store")
+    holds.install(["store"], monkeypatch)
     with ThreadPoolExecutor(1) as pool:  # the bench phase, in this process
-        bench = pool.submit(phases.bench, r, "p0")
+        bench = pool.submit(bench_controller.bench, r, "p0")
         _wait("store step", lambda: held.exists() or bench.done())
         if bench.done():
             pytest.fail(f"the bench ended before its store step: {bench.result()}")
         os.kill(_influxd_pid(c.run_dir), signal.SIGKILL)
         held.unlink()
         n = bench.result(timeout=600)
-    monkeypatch.delenv("FEMDC_TEST_HOLD")
+    monkeypatch.undo()
     assert json.loads((c.run_dir / "state.json").read_text())[
         "phases"]["bench@p0"]["status"] == "done"
     samples, sampled = _recorded(c.run_dir)
@@ -356,7 +359,7 @@ def test_kill_9_during_a_bench_then_destroy_leaves_nothing(crashed: Crashed) -> 
     proc = _start(env, "bench", run_id)
     kill_during(proc, run_dir, "bench@p0", ready=start)
     # the load agents are children of each load host's bench daemon (same command line)
-    agents = subprocess.run(["pgrep", "-f", f"workload.benchd.*/runs/{run_id}/"],
+    agents = subprocess.run(["pgrep", "-f", f"workload.host_daemon.*/runs/{run_id}/"],
                             capture_output=True, text=True).stdout.split()
     print(f"killed during a second bench: {len(agents)} bench daemon and agent "
           "process(es) run")

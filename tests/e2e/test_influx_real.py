@@ -219,7 +219,7 @@ def test_store_after_an_outage_loses_nothing(server: LocalInfluxd, tmp_path: Pat
 
     import yaml
 
-    from femdc_bench import run as phases
+    from femdc_bench.metrics import store as metrics_store
     from femdc_bench.metrics.names import EVENT
     from femdc_bench.rundir import Run
     from femdc_bench.workload.sink import JsonlSink
@@ -245,7 +245,7 @@ def test_store_after_an_outage_loses_nothing(server: LocalInfluxd, tmp_path: Pat
             return (InfluxReader(c).count("r-store"),
                     len(list(c.rows("proc", {"run": "r-store"}))))
 
-    got = phases.store(r)
+    got = metrics_store.store(r)
     assert (got["api@p0"], got["metrics@p0"]) == (len(samples), 50)
     assert counts(server.url or "") == (len(samples), 50)
 
@@ -253,12 +253,12 @@ def test_store_after_an_outage_loses_nothing(server: LocalInfluxd, tmp_path: Pat
     url = server.url or ""
     client = connect(InfluxTarget(url=url, database="femdc"))
     assert server.stop() is True
-    with InfluxWriter(client, spool_path=phases.spool_file(r)) as w:
+    with InfluxWriter(client, spool_path=metrics_store.spool_file(r)) as w:
         for i in range(5):
             w.write(EVENT, {"run": "r-store", "kind": "fault", "phase": "bench"},
                     {"text": f"during the outage {i}"}, base + i)
     client.close()
-    assert phases.spool_waiting(r) == 5
+    assert metrics_store.spool_waiting(r) == 5
     env = {**os.environ, "FEMDC_RESULTS": str(results), "COLUMNS": "200"}
     cli = [sys.executable, "-m", "femdc_bench.cli"]
     st = subprocess.run([*cli, "status", "r-store"], capture_output=True, text=True, env=env)
@@ -266,7 +266,7 @@ def test_store_after_an_outage_loses_nothing(server: LocalInfluxd, tmp_path: Pat
     down = subprocess.run([*cli, "store", "r-store"], capture_output=True, text=True, env=env)
     err = (down.stdout + down.stderr).strip().splitlines()
     assert down.returncode == 1 and err and err[-1].startswith("error: InfluxDB:"), err
-    assert phases.spool_waiting(r) == 5  # nothing lost by the failed attempt
+    assert metrics_store.spool_waiting(r) == 5  # nothing lost by the failed attempt
 
     # back (on the same data): `store` sends the spool, then rewrites the files' points
     url2 = LocalInfluxd(server.directory).start()
@@ -276,7 +276,7 @@ def test_store_after_an_outage_loses_nothing(server: LocalInfluxd, tmp_path: Pat
     up = subprocess.run([*cli, "store", "r-store"], capture_output=True, text=True, env=env)
     assert up.returncode == 0, up.stdout + up.stderr
     assert "spooled: 5 points" in up.stdout and f"api@p0: {len(samples)} points" in up.stdout
-    assert phases.spool_waiting(r) == 0
+    assert metrics_store.spool_waiting(r) == 0
     assert counts(url2) == (len(samples), 50)  # no duplicate, none missing
     with connect(InfluxTarget(url=url2, database="femdc")) as c:
         texts = {row.get("text") for row in c.rows(EVENT, {"run": "r-store"})}
@@ -291,7 +291,7 @@ def test_a_point_benched_again_after_an_outage_is_not_doubled(
     ones from the spool first, on top of the new.)"""
     import yaml
 
-    from femdc_bench import run as phases
+    from femdc_bench.metrics import store as metrics_store
     from femdc_bench.rundir import Run
     from femdc_bench.workload.sink import JsonlSink
 
@@ -307,19 +307,19 @@ def test_a_point_benched_again_after_an_outage_is_not_doubled(
         with JsonlSink(str(r.samples_dir("p0") / "s1-h.jsonl")) as sink:
             for s in samples:
                 sink.emit(s)
-        return phases.store_samples(r, exp, target, "p0")
+        return metrics_store.store_samples(r, exp, target, "p0")
 
     url = server.url or ""
     assert server.stop() is True  # away during the first bench: 200 samples spooled
     assert bench(make_samples(200, seed=3), InfluxTarget(url=url)) == 220
-    assert phases.spool_waiting(r) == 220
+    assert metrics_store.spool_waiting(r) == 220
     url2 = LocalInfluxd(server.directory).start()
     target = InfluxTarget(url=url2)
     with connect(target) as c:  # the second bench, as bench() begins
-        assert phases.replace_point(r, c, "p0") == 220
+        assert metrics_store.replace_point(r, c, "p0") == 220
     second = [replace(s, t0_ns=s.t0_ns + 10**12) for s in make_samples(90, seed=4)]
     assert bench(second, target) == 105
-    assert phases.spool_waiting(r) == 0
+    assert metrics_store.spool_waiting(r) == 0
     with connect(target) as c:
         got = InfluxReader(c).api_samples("r-again")
     assert sorted(got, key=_key) == sorted(expected_after_tiebreak(second), key=_key)
@@ -395,7 +395,7 @@ def test_a_remote_influxdb_refusing_the_run_is_one_line_before_anything(
                 assert not (results / "r1").exists(), name
             else:
                 check = ("import sys; from femdc_bench.experiment import load; "
-                         "from femdc_bench.run import check_metrics_target; "
+                         "from femdc_bench.metrics.target import check_metrics_target; "
                          "check_metrics_target(load(sys.argv[1])); print('accepted')")
                 p = subprocess.run([sys.executable, "-c", check, str(exp)], env=env,
                                    capture_output=True, text=True, timeout=60)

@@ -40,7 +40,9 @@ def _fresh(code: str, cwd: Path = REPO) -> list[str]:
 def test_cli_run_and_metrics_modules_import_nothing_heavy() -> None:
     assert _fresh("import femdc_bench.cli, femdc_bench.run, femdc_bench.rundir, "
                   "femdc_bench.metrics.client, femdc_bench.metrics.writer, "
-                  "femdc_bench.metrics.server, femdc_bench.benchrun") == []
+                  "femdc_bench.metrics.server, femdc_bench.bench.controller, "
+                  "femdc_bench.bench.hosts, femdc_bench.teardown, femdc_bench.recovery, "
+                  "femdc_bench.backup, femdc_bench.report.assemble") == []
 
 
 def test_the_probe_sees_a_heavy_import() -> None:
@@ -60,11 +62,11 @@ def test_bench_reaches_its_first_phase_without_heavy_imports(tmp_path: Path) -> 
     results = tmp_path / "results"
     Run.create(f, results, run_id="r1")
     code = ("import json, os, sys\n"
-            "import femdc_bench.run as phases\n"
+            "import femdc_bench.wan.state as wan_state\n"
             "def stop(*a, **k):\n"
             f"    print(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))\n"
             "    sys.stdout.flush(); os._exit(0)\n"
-            "phases.emulate = stop\n"
+            "wan_state.emulate = stop\n"
             "from femdc_bench.cli import main\n"
             f"main(['--results', {str(results)!r}, 'bench', 'r1', '--point', 'p0'])\n"
             "os._exit(3)  # not reached: emulate stops the command")

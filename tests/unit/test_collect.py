@@ -9,7 +9,7 @@ import sys
 import tarfile
 from pathlib import Path
 
-from femdc_bench.run import unpack_logs
+from femdc_bench.collect import unpack_logs
 
 HOST_FACTS = Path(__file__).parents[2] / "playbooks" / "common" / "files" / "host_facts.py"
 

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import yaml
 
-from femdc_bench import run as phases
+from femdc_bench.bench import controller as bench_controller
+from femdc_bench.bench import plan as bench_plan
 from femdc_bench.deploy import native
 from femdc_bench.experiment import load
 from femdc_bench.model import Clouds, Host, Inventory
@@ -80,7 +81,7 @@ def test_agent_specs_one_per_load_host_jobs_in_order() -> None:
     inv = inventory_for("default.yaml")
     clouds = Clouds(clouds=tuple(native.clouds_for(exp, inv)), clouds_yaml="c", secrets_file="s",
                     agent_python="/venv/bin/python")
-    specs = phases.agent_specs(exp, inv, clouds, "pw", "femdc-r1-")
+    specs = bench_plan.agent_specs(exp, inv, clouds, "pw", "femdc-r1-")
     assert sorted(specs) == ["core-ctl", "edge1-node", "edge2-node"]
     edge = specs["edge1-node"]
     assert edge.site == "edge1"
@@ -99,7 +100,7 @@ def test_agent_specs_every_load_host_of_a_site_takes_its_share() -> None:
     inv = dataclasses.replace(inv, hosts=(*inv.hosts, extra))
     clouds = Clouds(clouds=tuple(native.clouds_for(exp, inv)), clouds_yaml="c", secrets_file="s",
                     agent_python="p")
-    specs = phases.agent_specs(exp, inv, clouds, "pw", "femdc-r1-")
+    specs = bench_plan.agent_specs(exp, inv, clouds, "pw", "femdc-r1-")
     assert "edge1-node2" in specs
     for i, sc in enumerate(exp.workload.scenarios):
         a, b = specs["edge1-node"].jobs[i].runner, specs["edge1-node2"].jobs[i].runner
@@ -116,16 +117,16 @@ def test_agent_specs_local_targets_follow_the_source_site() -> None:
     inv = inventory_for("per-site.yaml")
     clouds = Clouds(clouds=tuple(native.clouds_for(exp, inv)), clouds_yaml="c", secrets_file="s",
                     agent_python="p")
-    specs = phases.agent_specs(exp, inv, clouds, "pw", "femdc-r1-")
+    specs = bench_plan.agent_specs(exp, inv, clouds, "pw", "femdc-r1-")
     # per-site.yaml loads every site's Keystone from every site ("to: all").
     assert [j.target_site for j in specs["site1-ctl"].jobs] == ["site1", "site2"]
-    assert phases._agent_timeout(exp) >= 600 + 2 * 10
+    assert bench_plan.agent_timeout(exp) >= 600 + 2 * 10
 
 
 def test_agent_zip_runs_standalone(tmp_path: Path) -> None:
     """The zip holds model + workload + the sampler only and imports without the rest of
     the project (the sampler with the standard library alone)."""
-    z = phases.build_agent_zip(tmp_path / "agent.zip")
+    z = bench_controller.build_agent_zip(tmp_path / "agent.zip")
     names = zipfile.ZipFile(z).namelist()
     assert "femdc_bench/model.py" in names
     assert "femdc_bench/workload/agent.py" in names

@@ -20,8 +20,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from click.testing import CliRunner
 
+from femdc_bench import backup as backup_mod
 from femdc_bench import backup as bk
-from femdc_bench import run as phases
 from femdc_bench.cli import main
 from femdc_bench.metrics.client import read_token
 from femdc_bench.rundir import Run
@@ -137,7 +137,7 @@ def archive(tmp_path: Path) -> Path:
 def test_restore_into_2x_sends_what_influx_write_would(tmp_path: Path,
                                                        server: tuple[str, Fake2x]) -> None:
     url, fake = server
-    run, counts = phases.restore(archive(tmp_path), tmp_path / "results", url, "femdc",
+    run, counts = backup_mod.restore(archive(tmp_path), tmp_path / "results", url, "femdc",
                                  org="lab", token="s3cret-token==")
     assert counts == {"api": 7, "event": 1, "proc": 1} and run.id == "r1"
     assert (run.dir / "experiment.yaml").exists()
@@ -167,8 +167,8 @@ def test_counts_that_differ_fail_the_restore(tmp_path: Path, server: tuple[str, 
                                              ) -> None:
     url, fake = server
     fake.lose = 1  # a server that loses a point
-    with pytest.raises(phases.RunError, match="restored points differ"):
-        phases.restore(archive(tmp_path), tmp_path / "results", url, "femdc", org="lab",
+    with pytest.raises(backup_mod.RestoreMismatch, match="restored points differ"):
+        backup_mod.restore(archive(tmp_path), tmp_path / "results", url, "femdc", org="lab",
                        token="s3cret-token==")
 
 

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from femdc_bench import backup, catalog
-from femdc_bench import run as phases
+from femdc_bench.bench import plan as bench_plan
 from femdc_bench.deploy import native, tls
 from femdc_bench.experiment import ExperimentError, load
 from femdc_bench.model import Clouds
@@ -149,11 +149,11 @@ def test_tls_vars_urls_clouds_yaml_and_agent_trust(tmp_path: Path) -> None:
     assert {c["cacert"] for c in doc["clouds"].values()} == {ca}
     cl = Clouds(clouds=tuple(clouds), clouds_yaml="c", secrets_file="s", agent_python="p",
                 ca_file=ca)
-    specs = phases.agent_specs(exp, inv, cl, "pw", "femdc-x-")
+    specs = bench_plan.agent_specs(exp, inv, cl, "pw", "femdc-x-")
     verify = {j.auth.verify for s in specs.values() for j in s.jobs}
     assert verify == {"/var/lib/femdc-bench/tls/ca.pem"}
     plain = dataclasses.replace(cl, ca_file=None)
-    assert {j.auth.verify for s in phases.agent_specs(exp, inv, plain, "pw", "x-").values()
+    assert {j.auth.verify for s in bench_plan.agent_specs(exp, inv, plain, "pw", "x-").values()
             for j in s.jobs} == {True}
 
 

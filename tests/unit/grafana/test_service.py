@@ -236,8 +236,8 @@ def test_run_deploys_grafana_after_openstack_and_destroy_removes_it(
     metrics.grafana touches neither."""
     from types import SimpleNamespace
 
-    from femdc_bench import ansible
-    from femdc_bench import run as phases
+    from femdc_bench import ansible, teardown
+    from femdc_bench import run as pipeline
     from femdc_bench.model import Clouds
     from femdc_bench.rundir import Run
 
@@ -246,16 +246,17 @@ def test_run_deploys_grafana_after_openstack_and_destroy_removes_it(
         f"{playbook.parent.name}/{playbook.name}@{kw.get('limit')}"))
     fake_method = SimpleNamespace(deploy=lambda *a, **kw: calls.append("openstack") or Clouds(
         clouds=(), clouds_yaml="", secrets_file="", agent_python=""))
-    monkeypatch.setattr(phases, "_method", lambda name: fake_method)
-    monkeypatch.setattr(phases, "collect", lambda run, inv: None)
-    monkeypatch.setattr(phases, "deployment_memory",
+    monkeypatch.setattr(pipeline, "_method", lambda name: fake_method)
+    monkeypatch.setattr(pipeline, "collect", lambda run, inv: None)
+    monkeypatch.setattr(teardown, "collect", lambda run, inv: None)
+    monkeypatch.setattr(pipeline, "deployment_memory",
                         lambda run: {"memory_mb": 0.0, "by_host": {}})
-    monkeypatch.setattr(phases, "_host_versions", lambda run: {})
-    monkeypatch.setattr(phases, "_destroy_deployment",
+    monkeypatch.setattr(pipeline, "host_versions", lambda run: {})
+    monkeypatch.setattr(teardown, "_destroy_deployment",
                         lambda run, exp, inv: calls.append("services"))
-    monkeypatch.setattr(phases, "recover", lambda run, progress=None: [])
-    monkeypatch.setattr(phases, "close_connections", lambda d: 0)
-    monkeypatch.setattr(phases, "stop_local_influx", lambda run: None)
+    monkeypatch.setattr(teardown, "recover", lambda run, progress=None: [])
+    monkeypatch.setattr(teardown, "close_connections", lambda d: 0)
+    monkeypatch.setattr(teardown, "stop_local_influx", lambda run: None)
     monkeypatch.setenv("T_USER", "alice")
     monkeypatch.setenv("T_PASS", "from-the-env")
 
@@ -271,12 +272,12 @@ def test_run_deploys_grafana_after_openstack_and_destroy_removes_it(
         exp = run.experiment()
         run.save_inventory(static.inventory(exp, run.id))
         calls.clear()
-        phases.deploy(run)
+        pipeline.deploy(run)
         run = Run.open(str(run.dir))
-        url = phases.grafana_url(run)
-        monkeypatch.setattr(phases, "provider_for", lambda run, exp: SimpleNamespace(
+        url = pipeline.grafana_url(run)
+        monkeypatch.setattr(teardown, "provider_for", lambda run, exp: SimpleNamespace(
             exists=lambda: True, destroy=lambda: []))
-        rep = phases.destroy(run)
+        rep = teardown.destroy(run)
         if with_grafana:
             assert calls == ["openstack", "grafana/deploy.yml@edge2-node",
                              "grafana/destroy.yml@edge2-node", "services"]

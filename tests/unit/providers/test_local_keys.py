@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from femdc_bench.providers import local
 
 
@@ -27,3 +29,20 @@ def test_a_half_made_pair_is_made_again(tmp_path: Path) -> None:
     pub = (tmp_path / "ssh_host_ed25519_key.pub").read_text()
     assert pub.startswith("ssh-ed25519 ")
     assert key.read_text().rstrip().endswith("-----END OPENSSH PRIVATE KEY-----")
+
+
+def test_a_failing_ssh_keygen_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                        ) -> None:
+    """ssh-keygen that fails (here: one that only complains) is a ProviderError naming
+    the key and what ssh-keygen said, not a CalledProcessError's traceback."""
+
+
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "ssh-keygen").write_text("#!/bin/sh\necho 'Saving key failed: disk full' >&2\n"
+                                     "exit 1\n")
+    (fake / "ssh-keygen").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake}:/usr/bin:/bin")
+    with pytest.raises(local.ProviderError,
+                       match=r"^ssh-keygen for .*/id_ed25519 exited 1: Saving key failed"):
+        local._keygen(tmp_path / "id_ed25519", "c")

@@ -81,7 +81,7 @@ def test_control_services_can_be_killed_where_they_run() -> None:
 
 
 def test_timeline_orders_overlapping_faults() -> None:
-    from femdc_bench.run import FaultInjector
+    from femdc_bench.faults import FaultInjector
 
     fi = FaultInjector.__new__(FaultInjector)
     fi.faults = [FaultSpec("kill", "a", 10, 10, service="keystone"),

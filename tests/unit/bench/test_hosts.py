@@ -1,4 +1,4 @@
-"""The bench path without ansible (femdc_bench/benchrun.py, workload/benchd.py): frames,
+"""The bench path without ansible (bench/hosts.py, workload/host_*.py): frames,
 the start margin, error lines, the ssh command line; then whole benches with the real
 host side (BOOT, the session, the daemon, the sampler) reached through `sh -c` instead
 of ssh: the only thing not run is the network."""
@@ -17,11 +17,12 @@ from typing import Any
 
 import pytest
 
-from femdc_bench import benchrun
 from femdc_bench.ansible import proxy_command, ssh_argv
+from femdc_bench.bench import hosts as bench_hosts
 from femdc_bench.model import Host
-from femdc_bench.workload import benchd
-from femdc_bench.workload.benchd import FrameError, encode, file_frame, read_frame
+from femdc_bench.workload import host_daemon
+from femdc_bench.workload import host_protocol as proto
+from femdc_bench.workload.host_protocol import FrameError, encode, file_frame, read_frame
 
 MS = 1_000_000
 
@@ -54,8 +55,8 @@ def test_bad_frames_are_errors(raw: bytes, message: str) -> None:
 
 
 def test_boot_is_a_fixed_program_that_compiles() -> None:
-    compile(benchd.BOOT, "BOOT", "exec")
-    assert benchrun.REMOTE.startswith("/usr/bin/python3 -S -u -c '")
+    compile(proto.BOOT, "BOOT", "exec")
+    assert bench_hosts.REMOTE.startswith("/usr/bin/python3 -S -u -c '")
 
 
 # --------------------------------------------------------------------------- start margin
@@ -64,44 +65,44 @@ def test_boot_is_a_fixed_program_that_compiles() -> None:
 def test_margin_is_the_minimum_on_a_fast_network_with_equal_clocks() -> None:
     # 1 ms round trips, clocks equal: 0.1 s + 3 ms
     ex = {"a": [(0, MS // 2, MS)], "b": [(10 * MS, 10 * MS + MS // 2, 11 * MS)]}
-    assert benchrun.start_margin_s(ex) == pytest.approx(0.103)
-    assert benchrun.start_margin_s({}) == benchrun.MARGIN_MIN_S
-    assert benchrun.start_margin_s({"a": []}) == benchrun.MARGIN_MIN_S
+    assert bench_hosts.start_margin_s(ex) == pytest.approx(0.103)
+    assert bench_hosts.start_margin_s({}) == bench_hosts.MARGIN_MIN_S
+    assert bench_hosts.start_margin_s({"a": []}) == bench_hosts.MARGIN_MIN_S
 
 
 def test_margin_grows_with_the_slowest_round_trip_and_a_clock_ahead() -> None:
     # b: 40 ms round trip (shortest of its exchanges) and a clock 50 ms ahead
     ex = {"a": [(0, MS // 2, MS)],
           "b": [(0, 70 * MS, 60 * MS), (100 * MS, 170 * MS, 140 * MS)]}
-    assert benchrun.start_margin_s(ex) == pytest.approx(0.1 + 3 * 0.040 + 0.050)
+    assert bench_hosts.start_margin_s(ex) == pytest.approx(0.1 + 3 * 0.040 + 0.050)
     # a clock behind adds nothing: that host waits a little longer, it is not late
     behind = {"b": [(0, -500 * MS, 2 * MS)]}
-    assert benchrun.start_margin_s(behind) == pytest.approx(0.106)
+    assert bench_hosts.start_margin_s(behind) == pytest.approx(0.106)
 
 
 def test_margin_is_capped() -> None:
-    assert benchrun.start_margin_s({"a": [(0, 60_000 * MS, 2 * MS)]}) == benchrun.MARGIN_MAX_S
+    assert bench_hosts.start_margin_s({"a": [(0, 60_000 * MS, 2 * MS)]}) == bench_hosts.MARGIN_MAX_S
 
 
 # --------------------------------------------------------------------------- error lines
 
 
 def test_agent_failure_names_the_host_and_the_agents_last_error() -> None:
-    assert benchrun.agent_failure("edge1-node", {"code": 0, "errors": []}) is None
-    assert benchrun.agent_failure("edge1-node", {"code": 3, "errors": [
+    assert bench_hosts.agent_failure("edge1-node", {"code": 0, "errors": []}) is None
+    assert bench_hosts.agent_failure("edge1-node", {"code": 3, "errors": [
         "job 0 (keystone.list_users -> core): cannot authenticate"]}) == (
         "edge1-node: the load agent exited 3: job 0 (keystone.list_users -> core): "
         "cannot authenticate")
-    assert benchrun.agent_failure("h", {"code": None, "errors": []}) == \
+    assert bench_hosts.agent_failure("h", {"code": None, "errors": []}) == \
         "h: the load agent failed"
 
 
 def test_failure_line_keeps_the_last_stderr_line() -> None:
-    assert benchrun.failure_line("core-ctl", "its bench session ended early",
+    assert bench_hosts.failure_line("core-ctl", "its bench session ended early",
                                  ["", "ssh: connect to host 10.0.0.1 port 22: No route", " "]) \
         == "core-ctl: its bench session ended early (ssh: connect to host 10.0.0.1 port 22: " \
         "No route)"
-    assert benchrun.failure_line("core-ctl", "not ready", []) == "core-ctl: not ready"
+    assert bench_hosts.failure_line("core-ctl", "not ready", []) == "core-ctl: not ready"
 
 
 # --------------------------------------------------------------------------- ssh
@@ -147,9 +148,9 @@ def test_ssh_argv_becomes_root_and_goes_through_jump_hosts() -> None:
 def local(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
     """Hosts whose 'ssh' is `sh -c REMOTE` on this machine, with this Python as the
     agent's; every process the daemons started is ended afterwards."""
-    monkeypatch.setattr(benchrun, "ssh_argv", lambda h, remote, **kw: ["sh", "-c", remote])
+    monkeypatch.setattr(bench_hosts, "ssh_argv", lambda h, remote, **kw: ["sh", "-c", remote])
     zip_path = tmp_path / "agent.zip"
-    from femdc_bench.run import build_agent_zip
+    from femdc_bench.bench.controller import build_agent_zip
 
     build_agent_zip(zip_path)
     hosts = []
@@ -164,7 +165,7 @@ def local(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
 
     yield host, zip_path
     for h in hosts:
-        pid = benchd.pid_from(benchd.Paths(h.workdir).daemon_pid, benchd.DAEMON_NEEDLE)
+        pid = proto.pid_from(proto.Paths(h.workdir).daemon_pid, proto.DAEMON_NEEDLE)
         if pid is not None:
             os.kill(pid, signal.SIGKILL)
 
@@ -185,8 +186,8 @@ def _sampler(h: Host) -> dict[str, Any]:
             "max_s": 120, "unit_prefix": "femdc-test-"}
 
 
-def _bench(work: list[benchrun.HostWork], zip_path: Path, tmp_path: Path,
-           **kw: Any) -> tuple[benchrun.Outcome, dict[str, Any]]:
+def _bench(work: list[bench_hosts.HostWork], zip_path: Path, tmp_path: Path,
+           **kw: Any) -> tuple[bench_hosts.Outcome, dict[str, Any]]:
     samples, metrics = tmp_path / "samples", tmp_path / "metrics"
     samples.mkdir(exist_ok=True)
     metrics.mkdir(exist_ok=True)
@@ -195,7 +196,7 @@ def _bench(work: list[benchrun.HostWork], zip_path: Path, tmp_path: Path,
     def on_start(start_ns: int, margin_s: float, timings: dict[str, Any]) -> None:
         started.update(start_ns=start_ns, margin_s=margin_s, timings=timings)
 
-    out = benchrun.run_bench(work, python=sys.executable, zip_path=zip_path,
+    out = bench_hosts.run_bench(work, python=sys.executable, zip_path=zip_path,
                              samples_dir=samples, metrics_dir=metrics,
                              control_dir=tmp_path / "cp", on_start=on_start, **kw)
     return out, started
@@ -209,9 +210,9 @@ def test_a_bench_runs_every_host_from_one_start_and_reuses_the_daemon(
         local: Any, tmp_path: Path) -> None:
     host, zip_path = local
     a, b, c = host("core-ctl"), host("edge1-node"), host("edge2-node")
-    work = [benchrun.HostWork(a, spec=_spec(a), sampler=_sampler(a)),
-            benchrun.HostWork(b, spec=_spec(b, times=4)),
-            benchrun.HostWork(c, sampler=_sampler(c))]  # a host with services only
+    work = [bench_hosts.HostWork(a, spec=_spec(a), sampler=_sampler(a)),
+            bench_hosts.HostWork(b, spec=_spec(b, times=4)),
+            bench_hosts.HostWork(c, sampler=_sampler(c))]  # a host with services only
     import threading
 
     seen: list[bytes] = []
@@ -232,7 +233,7 @@ def test_a_bench_runs_every_host_from_one_start_and_reuses_the_daemon(
     finally:
         watching.set()
         watcher.join()
-    assert any(b"femdc_bench.workload.benchd" in c for c in seen)  # the watch saw it run
+    assert any(b"femdc_bench.workload.host_daemon" in c for c in seen)  # the watch saw it run
     assert not [c for c in seen if b"hunter2" in c]  # the spec's password: never in argv
     samples = tmp_path / "samples"
     assert set(out.summaries) == {"core-ctl", "edge1-node"}
@@ -253,7 +254,7 @@ def test_a_bench_runs_every_host_from_one_start_and_reuses_the_daemon(
     assert 0 < t["hosts"]["core-ctl"]["sampler_s"] <= t["hosts"]["core-ctl"]["setup_s"]
     assert t["hosts"]["edge1-node"]["sampler_s"] is None  # no sampler there
     assert t["hosts"]["edge1-node"]["rtt_ms"] < 1000
-    assert benchrun.MARGIN_MIN_S <= started["margin_s"] < 1
+    assert bench_hosts.MARGIN_MIN_S <= started["margin_s"] < 1
     # the spec (credentials) was never written on the host
     for h in (a, b):
         for root, _, files in os.walk(h.workdir):
@@ -270,13 +271,13 @@ def test_a_bench_runs_every_host_from_one_start_and_reuses_the_daemon(
     assert out2.summaries["edge1-node"]["jobs"][0]["count"] == 4
 
     # destroy's stop: the daemons end, nothing of theirs is left
-    pid = benchd.pid_from(benchd.Paths(a.workdir).daemon_pid, benchd.DAEMON_NEEDLE)
+    pid = proto.pid_from(proto.Paths(a.workdir).daemon_pid, proto.DAEMON_NEEDLE)
     assert pid is not None
-    errors = benchrun.stop_hosts([a, b, c], zip_path=zip_path, control_dir=tmp_path / "cp",
+    errors = bench_hosts.stop_hosts([a, b, c], zip_path=zip_path, control_dir=tmp_path / "cp",
                                  daemon=True)
     assert errors == []
-    assert benchd.pid_from(benchd.Paths(a.workdir).daemon_pid, benchd.DAEMON_NEEDLE) is None
-    assert not os.path.exists(f"/proc/{pid}") or benchd._alive(pid) is False
+    assert proto.pid_from(proto.Paths(a.workdir).daemon_pid, proto.DAEMON_NEEDLE) is None
+    assert not os.path.exists(f"/proc/{pid}") or proto.alive(pid) is False
 
 
 def test_a_failed_agent_names_its_host_and_the_others_still_finish(
@@ -284,8 +285,8 @@ def test_a_failed_agent_names_its_host_and_the_others_still_finish(
     host, zip_path = local
     a, b = host("core-ctl"), host("edge1-node")
     bad = _spec(b, scenario="Dummy.openstack")  # authenticates: nothing listens there
-    work = [benchrun.HostWork(a, spec=_spec(a)), benchrun.HostWork(b, spec=bad)]
-    with pytest.raises(benchrun.BenchError) as e:
+    work = [bench_hosts.HostWork(a, spec=_spec(a)), bench_hosts.HostWork(b, spec=bad)]
+    with pytest.raises(bench_hosts.BenchError) as e:
         _bench(work, zip_path, tmp_path, timeout_s=60)
     assert str(e.value).startswith("edge1-node: the load agent exited 3: job 0 "
                                    "(Dummy.openstack -> core): ")
@@ -322,16 +323,16 @@ def test_an_interrupt_stops_every_agent_and_keeps_what_was_measured(
     progress = _ctrl_c_once_loaded(tmp_path)
     t0 = time.monotonic()
     with pytest.raises(KeyboardInterrupt):
-        _bench([benchrun.HostWork(a, spec=long, sampler=_sampler(a))], zip_path, tmp_path,
+        _bench([bench_hosts.HostWork(a, spec=long, sampler=_sampler(a))], zip_path, tmp_path,
                timeout_s=60, progress=progress)
     assert time.monotonic() - t0 < 20
     summary = json.loads((tmp_path / "samples" / "core-ctl.summary.json").read_text())
     assert summary["interrupted"] and 0 < summary["jobs"][0]["count"] < 100000
     assert _rows(tmp_path / "samples" / "core-ctl.jsonl")
     assert _rows(tmp_path / "metrics" / "core-ctl.jsonl")  # the sampler was stopped
-    p = benchd.Paths(a.workdir)
-    assert benchd.pid_from(p.agent_pid, benchd.DAEMON_NEEDLE) is None
-    assert benchd.pid_from(p.sampler_pid, benchd.SAMPLER_NEEDLE) is None
+    p = proto.Paths(a.workdir)
+    assert proto.pid_from(p.agent_pid, proto.DAEMON_NEEDLE) is None
+    assert proto.pid_from(p.sampler_pid, proto.SAMPLER_NEEDLE) is None
 
 
 def test_a_host_that_never_answers_is_named(local: Any, tmp_path: Path,
@@ -339,12 +340,12 @@ def test_a_host_that_never_answers_is_named(local: Any, tmp_path: Path,
     host, zip_path = local
     a, b = host("core-ctl"), host("edge1-node")
     real = ["sh", "-c"]
-    monkeypatch.setattr(benchrun, "ssh_argv", lambda h, remote, **kw: (
+    monkeypatch.setattr(bench_hosts, "ssh_argv", lambda h, remote, **kw: (
         ["sh", "-c", "echo 'ssh: connect to host: Connection timed out' >&2; sleep 30"]
         if h.alias == "edge1-node" else [*real, remote]))
     t0 = time.monotonic()
-    with pytest.raises(benchrun.BenchError) as e:
-        _bench([benchrun.HostWork(a, spec=_spec(a)), benchrun.HostWork(b, spec=_spec(b))],
+    with pytest.raises(bench_hosts.BenchError) as e:
+        _bench([bench_hosts.HostWork(a, spec=_spec(a)), bench_hosts.HostWork(b, spec=_spec(b))],
                zip_path, tmp_path, timeout_s=3)
     assert time.monotonic() - t0 < 30
     assert str(e.value) == ("edge1-node: not ready within 3 s (the load agent's setup, or a "
@@ -362,10 +363,10 @@ def direct(local: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     """`local`, with the master connection's forward replaced by the daemon's own
     socket (same machine): the direct path, daemon side included, for real."""
     def forward(h: Host, control_dir: Path) -> tuple[Any, str]:
-        s = benchd.connect_socket(benchd.Paths(h.workdir).sock)
+        s = proto.connect_socket(proto.Paths(h.workdir).sock)
         return (s, "") if s is not None else (None, "no daemon socket")
 
-    monkeypatch.setattr(benchrun, "forward", forward)
+    monkeypatch.setattr(bench_hosts, "forward", forward)
     return local
 
 
@@ -373,8 +374,8 @@ def test_a_direct_session_needs_no_process_on_the_host_and_falls_back_to_ssh(
         direct: Any, tmp_path: Path) -> None:
     host, zip_path = direct
     a, c = host("core-ctl"), host("edge2-node")
-    work = [benchrun.HostWork(a, spec=_spec(a), sampler=_sampler(a)),
-            benchrun.HostWork(c, sampler=_sampler(c))]  # no agent: always over ssh
+    work = [bench_hosts.HostWork(a, spec=_spec(a), sampler=_sampler(a)),
+            bench_hosts.HostWork(c, sampler=_sampler(c))]  # no agent: always over ssh
     # no daemon yet: the direct session cannot be had, ssh (BOOT) starts the daemon
     _, started = _bench(work, zip_path, tmp_path, timeout_s=60)
     h = started["timings"]["hosts"]
@@ -392,14 +393,14 @@ def test_a_direct_session_needs_no_process_on_the_host_and_falls_back_to_ssh(
     assert len([r for r in rows if not r.get("action")]) == 6
     assert min(r["t0_ns"] for r in rows) >= out.start_ns
     assert {"host", "proc"} <= {r["m"] for r in _rows(tmp_path / "metrics" / "core-ctl.jsonl")}
-    p = benchd.Paths(a.workdir)
-    assert benchd.pid_from(p.agent_pid, benchd.DAEMON_NEEDLE) is None  # the agent ended
-    assert benchd.pid_from(p.sampler_pid, benchd.SAMPLER_NEEDLE) is None
+    p = proto.Paths(a.workdir)
+    assert proto.pid_from(p.agent_pid, proto.DAEMON_NEEDLE) is None  # the agent ended
+    assert proto.pid_from(p.sampler_pid, proto.SAMPLER_NEEDLE) is None
 
     # a failed agent is reported the same way over a direct session
     bad = _spec(a, scenario="Dummy.openstack")
-    with pytest.raises(benchrun.BenchError, match=r"^core-ctl: the load agent exited 3: "):
-        _bench([benchrun.HostWork(a, spec=bad)], zip_path, tmp_path, timeout_s=60)
+    with pytest.raises(bench_hosts.BenchError, match=r"^core-ctl: the load agent exited 3: "):
+        _bench([bench_hosts.HostWork(a, spec=bad)], zip_path, tmp_path, timeout_s=60)
 
 
 def test_a_daemon_of_other_code_answers_stale_and_ssh_restarts_it(
@@ -408,9 +409,9 @@ def test_a_daemon_of_other_code_answers_stale_and_ssh_restarts_it(
 
     host, zip_path = direct
     a = host("core-ctl")
-    work = [benchrun.HostWork(a, spec=_spec(a))]
+    work = [bench_hosts.HostWork(a, spec=_spec(a))]
     _bench(work, zip_path, tmp_path, timeout_s=60)  # the daemon of this zip
-    old = benchd.pid_from(benchd.Paths(a.workdir).daemon_pid, benchd.DAEMON_NEEDLE)
+    old = proto.pid_from(proto.Paths(a.workdir).daemon_pid, proto.DAEMON_NEEDLE)
     other = tmp_path / "other.zip"  # the same code, another zip: another sha
     other.write_bytes(zip_path.read_bytes())
     with zipfile.ZipFile(other, "a") as z:
@@ -418,7 +419,7 @@ def test_a_daemon_of_other_code_answers_stale_and_ssh_restarts_it(
     out, started = _bench(work, other, tmp_path, timeout_s=60)
     h = started["timings"]["hosts"]["core-ctl"]
     assert (h["via"], h["daemon"], h["direct_error"]) == ("ssh", "started", "stale daemon")
-    assert benchd.pid_from(benchd.Paths(a.workdir).daemon_pid, benchd.DAEMON_NEEDLE) != old
+    assert proto.pid_from(proto.Paths(a.workdir).daemon_pid, proto.DAEMON_NEEDLE) != old
     assert out.summaries["core-ctl"]["jobs"][0]["count"] == 6
 
 
@@ -426,17 +427,17 @@ def test_an_interrupt_over_a_direct_session_stops_the_agent(
         direct: Any, tmp_path: Path) -> None:
     host, zip_path = direct
     a = host("core-ctl")
-    _, errors = benchrun.warm([a], python=sys.executable, zip_path=zip_path,
+    _, errors = bench_hosts.warm([a], python=sys.executable, zip_path=zip_path,
                               control_dir=tmp_path / "cp")
     assert errors == []
     long = _spec(a, times=100000, args={"sleep": 0.05})
     progress = _ctrl_c_once_loaded(tmp_path)
     with pytest.raises(KeyboardInterrupt):
-        _bench([benchrun.HostWork(a, spec=long)], zip_path, tmp_path, timeout_s=60,
+        _bench([bench_hosts.HostWork(a, spec=long)], zip_path, tmp_path, timeout_s=60,
                progress=progress)
     summary = json.loads((tmp_path / "samples" / "core-ctl.summary.json").read_text())
     assert summary["interrupted"] and 0 < summary["jobs"][0]["count"] < 100000
-    assert benchd.pid_from(benchd.Paths(a.workdir).agent_pid, benchd.DAEMON_NEEDLE) is None
+    assert proto.pid_from(proto.Paths(a.workdir).agent_pid, proto.DAEMON_NEEDLE) is None
 
 
 # --------------------------------------------------------------------------- auth cache
@@ -444,30 +445,30 @@ def test_an_interrupt_over_a_direct_session_stops_the_agent(
 
 def test_the_auth_cache_goes_from_a_child_to_the_daemon_by_its_pipe() -> None:
     r, w = os.pipe()
-    child = benchd.AuthCache({}, w, epoch="e1")
+    child = host_daemon.AuthCache({}, w, epoch="e1")
     key = child.key(["id", "public", "core", "True"])
-    assert key == benchd.AuthCache({}, None, epoch="e1").key(["id", "public", "core", "True"])
-    assert key != benchd.AuthCache({}, None, epoch="e2").key(["id", "public", "core", "True"])
+    assert key == host_daemon.AuthCache({}, None, epoch="e1").key(["id", "public", "core", "True"])
+    assert key != host_daemon.AuthCache({}, None, epoch="e2").key(["id", "public", "core", "True"])
     child.put(key, {"state": "{}", "endpoints": {"identity": "http://x/v3"}})
     os.close(w)
     buf, entries = bytearray(), {}
     while data := os.read(r, 1 << 16):
         buf += data
-        benchd.take_cache_lines(buf, entries)
+        host_daemon.take_cache_lines(buf, entries)
     os.close(r)
     assert buf == b"" and entries[key]["v"]["endpoints"] == {"identity": "http://x/v3"}
     # the next child gets it; too old, it is not used
-    assert benchd.AuthCache(entries).get(key) == entries[key]["v"]
-    entries[key]["t"] -= benchd.AUTH_CACHE_S + 1
-    assert benchd.AuthCache(entries).get(key) is None
+    assert host_daemon.AuthCache(entries).get(key) == entries[key]["v"]
+    entries[key]["t"] -= proto.AUTH_CACHE_S + 1
+    assert host_daemon.AuthCache(entries).get(key) is None
     # a torn line waits for its end; garbage is skipped; the oldest go past the limit
     buf = bytearray(b'not json\n{"t": "cache", "k": "a", "v": {}}\n{"t": "ca')
     entries = {}
-    benchd.take_cache_lines(buf, entries)
+    host_daemon.take_cache_lines(buf, entries)
     assert set(entries) == {"a"} and buf == b'{"t": "ca'
-    many = {f"k{i}": {"t": time.time() + i, "v": {}} for i in range(benchd.AUTH_CACHE_MAX + 5)}
-    benchd.take_cache_lines(bytearray(), many)
-    assert len(many) == benchd.AUTH_CACHE_MAX and "k0" not in many
+    many = {f"k{i}": {"t": time.time() + i, "v": {}} for i in range(proto.AUTH_CACHE_MAX + 5)}
+    host_daemon.take_cache_lines(bytearray(), many)
+    assert len(many) == proto.AUTH_CACHE_MAX and "k0" not in many
 
 
 def _job(**auth: Any) -> Any:
@@ -496,7 +497,7 @@ def test_a_cached_token_and_endpoints_open_a_job_without_a_request() -> None:
     from femdc_bench.workload.context import JobContext, SetupError
 
     entries: dict[str, Any] = {}
-    cache = benchd.AuthCache(entries, epoch="e1")
+    cache = host_daemon.AuthCache(entries, epoch="e1")
     jc = JobContext(_job())
     key = cache.key([jc.auth.get_cache_id(), "public", None, "True"])
     # nothing listens on port 9: without the cache, opening fails and nothing is kept

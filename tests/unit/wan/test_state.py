@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 import yaml
 
-from femdc_bench import run as phases
 from femdc_bench.model import Host, Inventory
 from femdc_bench.rundir import Run
+from femdc_bench.wan import state as wan_state
 
 EXP = {
     "name": "t", "provider": {"type": "local"},
@@ -39,32 +39,32 @@ def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Run, list[str]
     def apply(p: Any, **kw: Any) -> None:
         calls.append(f"apply {p.rule_count}")
 
-    monkeypatch.setattr(phases.wan_apply, "apply", apply)
-    monkeypatch.setattr(phases.wan_apply, "remove", lambda *a, **k: calls.append("remove"))
-    monkeypatch.setattr(phases, "_emulator", lambda *a: "userspace")
+    monkeypatch.setattr(wan_state.wan_apply, "apply", apply)
+    monkeypatch.setattr(wan_state.wan_apply, "remove", lambda *a, **k: calls.append("remove"))
+    monkeypatch.setattr(wan_state, "choose_emulator", lambda *a: "userspace")
     return r, calls
 
 
 def test_the_same_plan_is_applied_once(run: tuple[Run, list[str]]) -> None:
     r, calls = run
-    phases.emulate(r, "p0", force=False)
-    phases.emulate(Run.open(str(r.dir)), "p0", force=False)  # from state.json, as a new CLI
+    wan_state.emulate(r, "p0", force=False)
+    wan_state.emulate(Run.open(str(r.dir)), "p0", force=False)  # from state.json, as a new CLI
     assert len(calls) == 1
-    phases.emulate(r, "p1", force=False)  # another point
-    phases.emulate(r, "p0", force=False)
+    wan_state.emulate(r, "p1", force=False)  # another point
+    wan_state.emulate(r, "p0", force=False)
     assert len(calls) == 3
-    phases.emulate(r, "p0")  # `emulate --apply`
+    wan_state.emulate(r, "p0")  # `emulate --apply`
     assert len(calls) == 4
 
 
 def test_a_removal_or_a_fault_means_applying_again(run: tuple[Run, list[str]]) -> None:
     r, calls = run
-    phases.emulate(r, "p0", force=False)
-    phases.remove_wan(r)
-    phases.emulate(r, "p0", force=False)
+    wan_state.emulate(r, "p0", force=False)
+    wan_state.remove_wan(r)
+    wan_state.emulate(r, "p0", force=False)
     assert calls[1:] == ["remove", calls[0]]
     r.state.wan_plan_sha = None  # what FaultInjector.start records before cutting a link
-    phases.emulate(r, "p0", force=False)
+    wan_state.emulate(r, "p0", force=False)
     assert len([c for c in calls if c.startswith("apply")]) == 3
 
 
@@ -75,16 +75,16 @@ def test_a_failed_apply_is_not_taken_as_applied(run: tuple[Run, list[str]],
     def broken(p: Any, **kw: Any) -> None:
         raise RuntimeError("ssh down")
 
-    monkeypatch.setattr(phases.wan_apply, "apply", broken)
+    monkeypatch.setattr(wan_state.wan_apply, "apply", broken)
     with pytest.raises(RuntimeError):
-        phases.emulate(r, "p0", force=False)
+        wan_state.emulate(r, "p0", force=False)
     assert Run.open(str(r.dir)).state.wan_point is None
 
 
 def test_phases_and_wan_changes_are_events_in_time_order(run: tuple[Run, list[str]]) -> None:
     r, _ = run
-    phases.emulate(r, "p1", force=False)
-    phases.remove_wan(r)
+    wan_state.emulate(r, "p1", force=False)
+    wan_state.remove_wan(r)
     with pytest.raises(RuntimeError), r.phase("bench@p1"):
         raise RuntimeError("boom")
     with (r.dir / "events.jsonl").open("a") as f:
@@ -114,11 +114,11 @@ class _Passed:
 
 def _passing_check(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     measured: list[str] = []
-    monkeypatch.setattr(phases.wan_apply, "measure",
+    monkeypatch.setattr(wan_state.wan_apply, "measure",
                         lambda *a, **k: measured.append("measure") or {})
-    monkeypatch.setattr(phases.wan_check, "compare", lambda *a, **k: _Passed())
-    monkeypatch.setattr(phases, "metrics_target", lambda *a: (None, None))
-    monkeypatch.setattr(phases, "_store_wan", lambda *a: None)
+    monkeypatch.setattr(wan_state.wan_check, "compare", lambda *a, **k: _Passed())
+    monkeypatch.setattr(wan_state, "metrics_target", lambda *a: (None, None))
+    monkeypatch.setattr(wan_state, "store_wan", lambda *a: None)
     return measured
 
 
@@ -126,36 +126,36 @@ def test_a_passing_check_holds_until_the_rules_change(run: tuple[Run, list[str]]
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     r, _ = run
     _passing_check(monkeypatch)
-    phases.emulate(r, "p0", force=False)
-    assert phases.reusable_check(r, "p0") is None  # applied, never measured
-    phases.check_wan(r, "p0")
-    age = phases.reusable_check(Run.open(str(r.dir)), "p0")  # from state.json
+    wan_state.emulate(r, "p0", force=False)
+    assert wan_state.reusable_check(r, "p0") is None  # applied, never measured
+    wan_state.check_wan(r, "p0")
+    age = wan_state.reusable_check(Run.open(str(r.dir)), "p0")  # from state.json
     assert age is not None and 0 <= age < 5
-    assert phases.reusable_check(r, "p1") is None  # another point's
-    phases.emulate(r, "p0", force=False)  # same plan, nothing re-applied: still holds
-    assert phases.reusable_check(r, "p0") is not None
-    assert phases.reusable_check(r, "p0", max_age_s=-1) is None  # too old
+    assert wan_state.reusable_check(r, "p1") is None  # another point's
+    wan_state.emulate(r, "p0", force=False)  # same plan, nothing re-applied: still holds
+    assert wan_state.reusable_check(r, "p0") is not None
+    assert wan_state.reusable_check(r, "p0", max_age_s=-1) is None  # too old
 
-    phases.remove_wan(r)
-    assert phases.reusable_check(r, "p0") is None
-    phases.emulate(r, "p0", force=False)
-    phases.check_wan(r, "p0")
-    phases.emulate(r, "p0")  # re-applied (`emulate --apply`): measured again
-    assert phases.reusable_check(r, "p0") is None
+    wan_state.remove_wan(r)
+    assert wan_state.reusable_check(r, "p0") is None
+    wan_state.emulate(r, "p0", force=False)
+    wan_state.check_wan(r, "p0")
+    wan_state.emulate(r, "p0")  # re-applied (`emulate --apply`): measured again
+    assert wan_state.reusable_check(r, "p0") is None
 
-    phases.check_wan(r, "p0")
-    phases.wan_touched(r)  # what FaultInjector.start does before cutting a link
-    assert phases.reusable_check(r, "p0") is None
+    wan_state.check_wan(r, "p0")
+    wan_state.wan_touched(r)  # what FaultInjector.start does before cutting a link
+    assert wan_state.reusable_check(r, "p0") is None
 
 
 def test_a_failed_check_is_not_reused(run: tuple[Run, list[str]],
                                       monkeypatch: pytest.MonkeyPatch) -> None:
     r, _ = run
     _passing_check(monkeypatch)
-    phases.emulate(r, "p0", force=False)
-    phases.check_wan(r, "p0")
+    wan_state.emulate(r, "p0", force=False)
+    wan_state.check_wan(r, "p0")
     monkeypatch.setattr(_Passed, "ok", False)
-    monkeypatch.setattr(phases, "WAN_CHECK_ATTEMPTS", 1)
-    with pytest.raises(phases.WanCheckError):
-        phases.check_wan(r, "p0")
-    assert phases.reusable_check(r, "p0") is None
+    monkeypatch.setattr(wan_state, "WAN_CHECK_ATTEMPTS", 1)
+    with pytest.raises(wan_state.WanCheckError):
+        wan_state.check_wan(r, "p0")
+    assert wan_state.reusable_check(r, "p0") is None

@@ -1,6 +1,6 @@
 """The controller's side of a bench: one SSH session per host, all hosts at once, over
-the run's SSH master connections (femdc_bench/workload/benchd.py is the hosts' side and
-describes the frames).
+the run's SSH master connections (femdc_bench/workload/host_session.py and
+host_daemon.py are the hosts' side; host_protocol.py describes the frames).
 
 A bench: every session opens (direct to a load host's bench daemon where it can, see
 _Session; else ssh running BOOT, the agent zip sent where a host lacks it), its host
@@ -34,7 +34,7 @@ from typing import Any
 from femdc_bench.ansible import ssh_argv, ssh_forward_argv
 from femdc_bench.clocks import best_offset
 from femdc_bench.model import Host
-from femdc_bench.workload.benchd import (
+from femdc_bench.workload.host_protocol import (
     BOOT,
     FrameError,
     Paths,

@@ -21,13 +21,15 @@ from typing import Any
 import pytest
 import yaml
 
-from femdc_bench import run as phases
+from femdc_bench.metrics import store as metrics_store
 from femdc_bench.metrics.client import InfluxClient, InfluxTarget
 from femdc_bench.metrics.names import API, EVENT, SAMPLED
 from femdc_bench.model import Sample
-from femdc_bench.rundir import Run, RunError
+from femdc_bench.rundir import Run
+from femdc_bench.wan import state as wan_state
 from femdc_bench.wan.check import PairCheck, WanCheck
 from femdc_bench.workload.sink import JsonlSink
+from tests import holds
 from tests.one_host import one_host_experiment
 
 N_SAMPLES, N_PROC, N_HOST = 30, 10, 5
@@ -35,7 +37,6 @@ N_SAMPLES, N_PROC, N_HOST = 30, 10, 5
 
 @pytest.fixture
 def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Run:
-    monkeypatch.delenv("FEMDC_TEST_HOLD", raising=False)
     doc = one_host_experiment({"influxdb": "local"})
     f = tmp_path / "exp.yaml"
     f.write_text(yaml.safe_dump(doc))
@@ -70,7 +71,7 @@ def _wait_for(flag: Path, timeout: float = 5.0) -> None:
 
 def _spooled(r: Run) -> Counter[str]:
     """Records in the run's spool, by measurement."""
-    lines = [json.loads(x) for x in phases.spool_file(r).read_text().splitlines()]
+    lines = [json.loads(x) for x in metrics_store.spool_file(r).read_text().splitlines()]
     return Counter(line.split(",", 1)[0] for line in lines)
 
 
@@ -79,17 +80,17 @@ def test_store_steps_spool_everything_while_influxdb_is_away(run: Run) -> None:
     no step raises (the bench goes on to its end; before, the first connect raised)."""
     exp = run.experiment()
     target = InfluxTarget(url=f"http://127.0.0.1:{_closed_port()}")
-    assert phases.store_samples(run, exp, target, "p0") == N_SAMPLES
-    assert phases.store_metrics(run, exp, target, "p0") == N_PROC + N_HOST
-    n_events = phases.store_events(run, exp, target)
+    assert metrics_store.store_samples(run, exp, target, "p0") == N_SAMPLES
+    assert metrics_store.store_metrics(run, exp, target, "p0") == N_PROC + N_HOST
+    n_events = metrics_store.store_events(run, exp, target)
     assert n_events == len(run.events()) >= 1
-    assert phases.spool_waiting(run) == N_SAMPLES + N_PROC + N_HOST + n_events
+    assert metrics_store.spool_waiting(run) == N_SAMPLES + N_PROC + N_HOST + n_events
     assert _spooled(run) == {API: N_SAMPLES, "proc": N_PROC, "host": N_HOST, EVENT: n_events}
     # the WAN check's pairs too (before, the check phase raised on its connect)
     pair = PairCheck(src_site="s1", dst_site="s2", src_host="s1-h", dst_host="s2-h",
                      target_ms=20.0, measured_ms=20.4, p95_ms=21.0, loss_pct=0.0,
                      base_ms=None, tolerance_ms=2.0, ok=True)
-    phases._store_wan(run, exp, target, "p0", WanCheck("p0", 10, False, (pair,)))
+    wan_state.store_wan(run, exp, target, "p0", WanCheck("p0", 10, False, (pair,)))
     assert _spooled(run)["wan"] == 1
 
 
@@ -129,7 +130,7 @@ def test_a_server_that_dies_before_the_first_batch_loses_nothing(
     srv = ThreadingHTTPServer(("127.0.0.1", 0), _Influx1x)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     target = InfluxTarget(url=f"http://127.0.0.1:{srv.server_address[1]}")
-    monkeypatch.setenv("FEMDC_TEST_HOLD", "store")
+    holds.install(["store"], monkeypatch)
     flag = run.dir / "tmp" / "hold-store"
 
     def kill_in_the_window() -> None:
@@ -141,7 +142,7 @@ def test_a_server_that_dies_before_the_first_batch_loses_nothing(
     killer = threading.Thread(target=kill_in_the_window)
     killer.start()
     try:
-        assert phases.store_samples(run, run.experiment(), target, "p0") == N_SAMPLES
+        assert metrics_store.store_samples(run, run.experiment(), target, "p0") == N_SAMPLES
     finally:
         killer.join(10)
         srv.shutdown()
@@ -179,31 +180,26 @@ def test_a_point_benched_again_first_sends_what_waits(run: Run) -> None:
     points are deleted, so that none of it comes back on top of the new bench."""
     exp = run.experiment()
     target = InfluxTarget(url=f"http://127.0.0.1:{_closed_port()}")
-    phases.store_samples(run, exp, target, "p0")  # InfluxDB away: all spooled
+    metrics_store.store_samples(run, exp, target, "p0")  # InfluxDB away: all spooled
     c = _Recorder()
-    assert phases.replace_point(run, c, "p0") == N_SAMPLES
+    assert metrics_store.replace_point(run, c, "p0") == N_SAMPLES
     kinds = [op for op, _ in c.ops]
     assert kinds[0] == "write" and "write" not in kinds[kinds.index("delete"):]
     assert sum(len(arg) for op, arg in c.ops if op == "write") == N_SAMPLES
     deleted = [arg for op, arg in c.ops if op == "delete"]
     assert deleted == [(m, {"run": "r-out", "point": "p0"}) for m in (API, EVENT, *SAMPLED)]
-    assert phases.spool_waiting(run) == 0
+    assert metrics_store.spool_waiting(run) == 0
     # nothing waits: only the deletes
     c2 = _Recorder()
-    assert phases.replace_point(run, c2, "p0") == 0
+    assert metrics_store.replace_point(run, c2, "p0") == 0
     assert [op for op, _ in c2.ops] == ["delete"] * (2 + len(SAMPLED))
 
 
-def test_hold_for_test_waits_only_when_asked(run: Run, monkeypatch: pytest.MonkeyPatch
-                                             ) -> None:
+def test_a_hold_waits_until_its_file_is_removed(run: Run, monkeypatch: pytest.MonkeyPatch
+                                               ) -> None:
+    """The tests' hold (tests/holds.py): the step waits while the file exists, and a
+    hold nobody releases is an error, not a hang."""
     flag = run.dir / "tmp" / "hold-store"
-    t = time.monotonic()
-    phases.hold_for_test(run, "store")  # no variable: nothing
-    monkeypatch.setenv("FEMDC_TEST_HOLD", "stored,backup")
-    phases.hold_for_test(run, "store")  # another name: nothing
-    assert time.monotonic() - t < 0.5 and not flag.exists()
-
-    monkeypatch.setenv("FEMDC_TEST_HOLD", "backup,store")
     seen: list[float] = []
 
     def release() -> None:
@@ -214,11 +210,11 @@ def test_hold_for_test_waits_only_when_asked(run: Run, monkeypatch: pytest.Monke
 
     th = threading.Thread(target=release)
     th.start()
-    phases.hold_for_test(run, "store")
+    holds.hold(run.dir, "store")
     th.join()
     assert seen and time.monotonic() - seen[0] >= 0.3
 
     monkeypatch.setenv("FEMDC_TEST_HOLD_S", "0.2")  # nobody releases it: an error
-    with pytest.raises(RunError, match="hold store"):
-        phases.hold_for_test(run, "store")
+    with pytest.raises(RuntimeError, match="hold store"):
+        holds.hold(run.dir, "store")
     assert not flag.exists()
