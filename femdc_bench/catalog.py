@@ -17,7 +17,7 @@ The order of `SERVICES` is the deployment order on a host (memcached before Keys
 OVN before Neutron); a stop stage reverses it.
 
 Standard library only: the workload agent and the sampler on hosts import it (it is in
-the agent zip, run.build_agent_zip).
+the agent zip, bench.controller.build_agent_zip).
 """
 
 from __future__ import annotations

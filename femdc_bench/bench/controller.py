@@ -34,7 +34,7 @@ def build_agent_zip(path: Path) -> Path:
     """The subset of femdc_bench the hosts need: model + workload (stdlib + keystoneauth1)."""
     pkg = ship.PACKAGE
     workload = sorted(str(f.relative_to(pkg)) for f in (pkg / "workload").rglob("*.py"))
-    return ship.package_zip(path, ["__init__.py", "model.py", *workload,
+    return ship.package_zip(path, ["__init__.py", "catalog.py", "model.py", *workload,
                                    "metrics/__init__.py", "metrics/sampler.py"])
 
 
