@@ -235,7 +235,6 @@ def validate(experiment: Path) -> None:
                    "give; create nothing, contact nothing.")
 def up(target: str, run_id: str | None, dry_run: bool) -> None:
     """Provision hosts: TARGET is an experiment file (new run) or an existing RUN."""
-    from femdc_bench import providers
     from femdc_bench import run as pipeline
     from femdc_bench.rundir import attach_log
 
@@ -243,7 +242,7 @@ def up(target: str, run_id: str | None, dry_run: bool) -> None:
         with _errors():
             exp_file = Path(target) if Path(target).is_file() else \
                 Run.open(target, _results()).dir / "experiment.yaml"
-            plan = providers.dry_run(exp_file)
+            plan = pipeline.dry_run(exp_file)
         _print_plan(plan)
         return
     with _errors():

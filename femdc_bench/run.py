@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from femdc_bench import __version__, backup, recovery, teardown
 from femdc_bench import deploy as methods
@@ -32,6 +33,9 @@ from femdc_bench.providers import provider_for
 from femdc_bench.report import assemble
 from femdc_bench.rundir import Progress, Run, attach_log, noop
 from femdc_bench.wan import state as wan
+
+if TYPE_CHECKING:
+    from femdc_bench.providers.plan import Plan
 
 # Imported where they are used: the providers (providers.provider_for) and deploy.native
 # (deploy; it imports cryptography, ~30 ms), so that `bench` and the other commands on a
@@ -74,6 +78,15 @@ class Outcome:
 
 
 # ---------------------------------------------------------------------------- up, deploy
+
+
+def dry_run(exp_file: Path) -> Plan:
+    """What `up` would reserve or reach and the hosts it would give, from the experiment
+    and EnOSlib's configuration classes alone: no run directory, no network."""
+    from femdc_bench import providers
+
+    exp = load_experiment(exp_file)
+    return providers.get(exp.provider.type).plan(exp)
 
 
 def up(run: Run, progress: Progress = noop) -> Inventory:

@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from femdc_bench.model import Experiment, Inventory, ProviderSpec, SiteSpec
     from femdc_bench.providers.plan import Plan
-    from femdc_bench.rundir import Run
 
 #: provider.type -> the module that implements it (its `PROVIDERS[type]`)
 MODULES: dict[str, str] = {
@@ -87,15 +86,12 @@ def get(type_: str) -> ProviderType:
     return kinds[type_]
 
 
-def provider_for(run: Run, exp: Experiment) -> Hosts:
+class _RunDir(Protocol):
+    id: str
+    dir: Path
+
+
+def provider_for(run: _RunDir, exp: Experiment) -> Hosts:
     """The run's hosts from the provider of provider.type."""
     return get(exp.provider.type).open(exp, run_id=run.id, run_dir=run.dir)
 
-
-def dry_run(exp_file: Path) -> Plan:
-    """What `up` would reserve or reach and the hosts it would give, from the experiment
-    and EnOSlib's configuration classes alone: no run directory, no network."""
-    from femdc_bench.experiment import load
-
-    exp = load(exp_file)
-    return get(exp.provider.type).plan(exp)

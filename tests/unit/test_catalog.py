@@ -14,8 +14,8 @@ from pathlib import Path
 import yaml
 
 from femdc_bench import catalog, experiment, model
-from femdc_bench import run as phases
 from femdc_bench.ansible import PLAYBOOKS
+from femdc_bench.bench import controller as bench_controller
 from femdc_bench.deploy import devstack, native
 from femdc_bench.workload import context, task_contexts
 
@@ -202,7 +202,7 @@ def test_catalog_is_standard_library_only_and_shipped(tmp_path: Path) -> None:
                 for n in ast.walk(tree) if isinstance(n, ast.Import | ast.ImportFrom)
                 for a in n.names}
     assert imported <= {"__future__", "dataclasses"}, imported
-    z = phases.build_agent_zip(tmp_path / "agent.zip")
+    z = bench_controller.build_agent_zip(tmp_path / "agent.zip")
     assert "femdc_bench/catalog.py" in zipfile.ZipFile(z).namelist()
     proc = subprocess.run(
         [sys.executable, "-I", "-S", "-c",

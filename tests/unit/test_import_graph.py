@@ -1,9 +1,10 @@
 """No import circle anywhere in femdc_bench/: the imports of every module (read with
 ast, not imported), at any depth (a function's lazy import counts: it is a dependency
 all the same), but for those under `if TYPE_CHECKING:`; a string naming a module of the
-package counts too (the registries, providers/__init__.py and deploy/__init__.py, import
-their modules by name). Importing a module imports its packages first: an edge to a
-package is one to its __init__.py, but a module's own packages are not its imports."""
+package counts too where it is a dict's value or import_module's argument (the
+registries, providers/__init__.py and deploy/__init__.py, import their modules by name).
+Importing a module imports its packages first: an edge to a package is one to its
+__init__.py, but a module's own packages are not its imports."""
 
 from __future__ import annotations
 
@@ -44,6 +45,16 @@ def imports(name: str, path: Path, known: dict[str, Path]) -> set[str]:
     for node in ast.walk(tree):
         if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
             typing_only |= {id(n) for stmt in node.body for n in ast.walk(stmt)}
+    # A module named by a string is imported where the string is a registry's entry (a
+    # dict's value) or import_module's argument; elsewhere (`python -m MODULE` on a host)
+    # it starts a process, which is no import.
+    by_name: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Dict):
+            by_name |= {id(v) for v in node.values if v is not None}
+        elif (isinstance(node, ast.Call) and node.args
+              and ast.unparse(node.func).endswith("import_module")):
+            by_name.add(id(node.args[0]))
     is_package = path.name == "__init__.py"
     targets: list[str] = []
     for node in ast.walk(tree):
@@ -59,7 +70,7 @@ def imports(name: str, path: Path, known: dict[str, Path]) -> set[str]:
                 base = ".".join([*here, base] if base else here)
             targets += [base, *(f"{base}.{a.name}" for a in node.names)]
         elif (isinstance(node, ast.Constant) and isinstance(node.value, str)
-              and node.value in known):
+              and node.value in known and id(node) in by_name):
             targets.append(node.value)
     out = set()
     own = set(_ancestors(name))
@@ -134,7 +145,9 @@ def test_the_walk_sees_imports_and_finds_a_circle(tmp_path: Path) -> None:
         "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import femdc_bench.e\n"
         "from .sub import b\n")
     (pkg / "e.py").write_text("import femdc_bench.d\n")
+    (pkg / "f.py").write_text("ARGV = ['python3', '-m', 'femdc_bench.a']\n")  # a process
     edges = graph(tmp_path)
+    assert edges[f"{PACKAGE}.f"] == set()
     assert edges[f"{PACKAGE}.a"] == {f"{PACKAGE}.sub", f"{PACKAGE}.sub.c"}
     assert edges[f"{PACKAGE}.sub.c"] == {f"{PACKAGE}.d"}
     assert edges[f"{PACKAGE}.d"] == {f"{PACKAGE}.sub", f"{PACKAGE}.sub.b"}  # not e

@@ -244,16 +244,19 @@ def test_run_deploys_grafana_after_openstack_and_destroy_removes_it(
     calls: list[str] = []
     monkeypatch.setattr(ansible, "run_playbook", lambda playbook, inv, **kw: calls.append(
         f"{playbook.parent.name}/{playbook.name}@{kw.get('limit')}"))
-    fake_method = SimpleNamespace(deploy=lambda *a, **kw: calls.append("openstack") or Clouds(
-        clouds=(), clouds_yaml="", secrets_file="", agent_python=""))
-    monkeypatch.setattr(pipeline, "_method", lambda name: fake_method)
+    fake_method = SimpleNamespace(
+        deploy=lambda *a, **kw: calls.append("openstack") or Clouds(
+            clouds=(), clouds_yaml="", secrets_file="", agent_python=""),
+        destroy=lambda *a, **kw: calls.append("services"),
+        manifest=lambda exp: {})
+    chooser = SimpleNamespace(get=lambda name: fake_method)
+    monkeypatch.setattr(pipeline, "methods", chooser)
+    monkeypatch.setattr(teardown, "methods", chooser)
     monkeypatch.setattr(pipeline, "collect", lambda run, inv: None)
     monkeypatch.setattr(teardown, "collect", lambda run, inv: None)
     monkeypatch.setattr(pipeline, "deployment_memory",
                         lambda run: {"memory_mb": 0.0, "by_host": {}})
     monkeypatch.setattr(pipeline, "host_versions", lambda run: {})
-    monkeypatch.setattr(teardown, "_destroy_deployment",
-                        lambda run, exp, inv: calls.append("services"))
     monkeypatch.setattr(teardown, "recover", lambda run, progress=None: [])
     monkeypatch.setattr(teardown, "close_connections", lambda d: 0)
     monkeypatch.setattr(teardown, "stop_local_influx", lambda run: None)
