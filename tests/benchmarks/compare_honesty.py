@@ -1,0 +1,160 @@
+"""How honest `femdc-bench compare` and `trends` are, measured on real runs (issue 23,
+items 2 and 3): prints the A/A and A/B counts and the trends verdict.
+
+Run by hand, as root, under the machine-wide lock (it deploys):
+
+    flock /tmp/femdc-heavy.lock .venv/bin/python tests/benchmarks/compare_honesty.py
+
+Five short runs of one experiment (the default layout: one Keystone at `core`, load from
+`core`, `edge1` and `edge2`), each a full `femdc-bench run` (up, deploy, bench, report,
+destroy): runs 1-3 with 25 ms one-way delay between sites, runs 4-5 with 50 ms (25 ms
+more). Every site loads the `core` region, so the experiment has both kinds of cells:
+`core->core` never crosses the WAN, `edge1->core` and `edge2->core` do (the central
+layout's `to: local` is the same region as `to: all`: there is one).
+
+- A/A: `compare run1 run2`: how many cells are called a change (expected: at most 5 %).
+- A/B: `compare run1 run4`: how many WAN cells are called slower (expected: all) and how
+  many site-local cells are called a change (expected: none).
+- trends over the five runs: which cells get a change point at run 4, and whether
+  `--fail-on regression` fails (expected: it does, run 4 being among the latest).
+
+Runs already made (their state says done) are reused: `--results DIR` keeps them apart
+from other results (default: results/ of the checkout, where `trends` looks).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+CLI = [sys.executable, "-m", "femdc_bench.cli"]
+NAME = "compare-honesty"
+DELAYS = ["25ms", "25ms", "25ms", "50ms", "50ms"]
+
+
+def experiment(delay: str) -> dict[str, Any]:
+    """The default layout with a short workload and `delay` one way between sites."""
+    doc = yaml.safe_load((ROOT / "topologies" / "default.yaml").read_text())
+    doc["name"] = NAME
+    doc["description"] = f"compare/trends honesty: {delay} one way between sites"
+    doc["wan"] = {"emulator": "auto", "default": {"delay": delay}}
+    doc["workload"] = {"scenarios": [
+        {"name": "keystone.authenticate_and_validate_token",
+         "runner": {"type": "times", "times": 90, "concurrency": 3}, "from": "all",
+         "to": "all"},
+        {"name": "keystone.list_users",
+         "runner": {"type": "times", "times": 60, "concurrency": 3}, "from": "all",
+         "to": "local"},
+        {"name": "keystone.create_and_delete_user",
+         "runner": {"type": "times", "times": 45, "concurrency": 3}, "from": "all",
+         "to": "all"},
+    ]}
+    doc["metrics"] = {"influxdb": "local", "sampling": False}
+    return doc
+
+
+def run_done(results: Path, run_id: str) -> bool:
+    state = results / run_id / "state.json"
+    if not state.exists():
+        return False
+    doc = json.loads(state.read_text())
+    return doc.get("phases", {}).get("bench", {}).get("status") == "done"
+
+
+def make_runs(results: Path, prefix: str, log: Path) -> list[str]:
+    ids = []
+    for i, delay in enumerate(DELAYS, 1):
+        run_id = f"{prefix}-{i}"
+        ids.append(run_id)
+        if run_done(results, run_id):
+            print(f"{run_id}: reused ({delay})", flush=True)
+            continue
+        with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
+            yaml.safe_dump(experiment(delay), f, sort_keys=False)
+        t0 = time.monotonic()
+        with log.open("a") as out:
+            out.write(f"\n### run {run_id} ({delay})\n")
+            out.flush()
+            rc = subprocess.run([*CLI, "--results", str(results), "run", f.name,
+                                 "--run-id", run_id], stdout=out, stderr=subprocess.STDOUT,
+                                cwd=ROOT).returncode
+        Path(f.name).unlink()
+        print(f"{run_id}: {delay}, exit {rc}, {time.monotonic() - t0:.0f} s", flush=True)
+        if not run_done(results, run_id):
+            sys.exit(f"{run_id} did not bench: see {log}")
+    return ids
+
+
+def cli_json(results: Path, *args: str) -> tuple[int, dict[str, Any]]:
+    p = subprocess.run([*CLI, "--results", str(results), *args, "--json"],
+                       capture_output=True, text=True, cwd=ROOT)
+    if p.returncode not in (0, 1):
+        sys.exit(f"femdc-bench {' '.join(args)} exited {p.returncode}: {p.stderr[-2000:]}")
+    return p.returncode, json.loads(p.stdout)
+
+
+def crosses_wan(cell: dict[str, Any]) -> bool:
+    return cell["site"] != cell["target_site"]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--results", type=Path, default=ROOT / "results")
+    ap.add_argument("--prefix", default=NAME)
+    ap.add_argument("--runs-only", action="store_true", help="make the runs, compare nothing")
+    args = ap.parse_args()
+    args.results.mkdir(parents=True, exist_ok=True)
+    log = args.results / f"{args.prefix}.log"
+    ids = make_runs(args.results, args.prefix, log)
+    if args.runs_only:
+        return
+
+    t0 = time.monotonic()
+    _, aa = cli_json(args.results, "compare", ids[0], ids[1])
+    t_aa = time.monotonic() - t0
+    decided = [c for c in aa["cells"] if c["verdict"] in ("faster", "slower", "no change")]
+    flagged = [c for c in decided if c["verdict"] != "no change"]
+    print(f"A/A ({ids[0]} vs {ids[1]}, {t_aa:.1f} s): {len(flagged)} of {len(decided)} "
+          f"decided cells flagged ({100 * len(flagged) / max(1, len(decided)):.1f} %; "
+          f"limit 5 %); {len(aa['cells']) - len(decided)} cells without a verdict")
+    for c in flagged:
+        print(f"  flagged: {c['label']}: {c['verdict']}, ratio {c['ratio']:.3f}, "
+              f"q {c['q_value']:.2g}")
+
+    _, ab = cli_json(args.results, "compare", ids[0], ids[3])
+    wan = [c for c in ab["cells"] if crosses_wan(c)]
+    local = [c for c in ab["cells"] if not crosses_wan(c)]
+    wan_slower = [c for c in wan if c["verdict"] == "slower"]
+    local_flagged = [c for c in local if c["verdict"] in ("faster", "slower")]
+    print(f"A/B ({ids[0]} vs {ids[3]}, +25 ms one way): {len(wan_slower)} of {len(wan)} "
+          f"WAN cells slower (expected all); {len(local_flagged)} of {len(local)} "
+          f"site-local cells flagged (expected none)")
+    for c in wan:
+        if c["verdict"] != "slower":
+            print(f"  WAN cell not slower: {c['label']}: {c['verdict']}")
+    for c in local:
+        print(f"  local: {c['label']}: {c['verdict']}, ratio {c['ratio']:.3f} "
+              f"[{c['ci_low']:.3f}, {c['ci_high']:.3f}], q {c['q_value']:.2g}")
+
+    rc, tr = cli_json(args.results, "trends", *ids, "--fail-on", "regression")
+    marked = [c for c in tr["cells"] if any(cp["run"] == ids[3] for cp in c["change_points"])]
+    wan_cells = [c for c in tr["cells"] if c["site"] != c["target_site"]]
+    print(f"trends over {len(ids)} runs: {len(marked)} of {len(tr['cells'])} cells have a "
+          f"change point at {ids[3]} ({sum(c in marked for c in wan_cells)} of "
+          f"{len(wan_cells)} WAN cells); --fail-on regression exit {rc} (expected 1)")
+    ok = (len(flagged) <= 0.05 * len(decided) and len(wan_slower) == len(wan)
+          and not local_flagged and rc == 1)
+    print("honest" if ok else "NOT honest: see above")
+
+
+if __name__ == "__main__":
+    main()
