@@ -352,7 +352,7 @@ def load(run: Any, *, results: Path | str | None = None, source: str = "auto") -
     `source`: "influxdb" (the run's InfluxDB; its local influxd is started for the read
     and stopped again if it was not running), "files" (the run directory's samples,
     sampler records, events and WAN checks), or "auto": InfluxDB, and the files when it
-    does not answer.
+    does not answer or has no iteration of the run.
 
     >>> from femdc_bench.results import load
     >>> f = load("last")
@@ -382,6 +382,10 @@ def load(run: Any, *, results: Path | str | None = None, source: str = "auto") -
 
             logging.getLogger("femdc_bench").warning(
                 "InfluxDB of %s not read (%s): reading the run's files", r.id, e)
+            raw, used = _read_files(r), "files"
+        if source == "auto" and used == "influxdb" and raw["api"].empty and any(
+                (r.dir / "samples").glob("*/*.jsonl")):
+            # nothing stored (or all of it still in the spool): the files have it
             raw, used = _read_files(r), "files"
     # InfluxDB carries the point's parameters as tags (wan_default_delay): our columns
     # replace them.
