@@ -538,22 +538,39 @@ def _print_report(r: Run, rep: Any) -> None:
 
 @main.command()
 @click.argument("run_ref", metavar="RUN", default="last")
-@click.option("--format", "fmt", type=click.Choice(["rally-json"]), required=True,
-              help="rally-json: Rally's task results layout (`rally task import` reads it).")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
-              help="Output file (default: <run dir>/export.rally.json).")
+@click.option("--format", "fmt", type=click.Choice(["csv", "parquet", "rally-json"]),
+              required=True,
+              help="csv: a directory of CSV files; parquet: one Parquet file per table "
+                   "(iterations, actions, servers, events, wan, and meta.json); rally-json: "
+                   "Rally's task results layout (`rally task import` reads it).")
+@click.option("--out", type=click.Path(path_type=Path),
+              help="Output (default: <run dir>/export.rally.json, export.csv/ or "
+                   "export.parquet/).")
 def export(run_ref: str, fmt: str, out: Path | None) -> None:
-    """Export RUN's results (read back from InfluxDB): one Rally workload per sweep
-    point, workload, source site and target."""
+    """Export RUN's results (read back from InfluxDB, or from the run's files when it
+    does not answer). csv and parquet: one row per iteration and one per atomic action
+    with every tag, the sampled server metrics in their own table. rally-json: one Rally
+    workload per sweep point, workload, source site and target."""
     from femdc_bench import run as phases
 
     with _errors():
         r = _open(run_ref)
-        dest = out or r.dir / "export.rally.json"
-        n = phases.export_rally(r, dest)
-    out_console = f"{dest}: {n['tasks']} task(s), {n['workloads']} workload(s), " \
-        f"{n['iterations']} iteration(s)"
-    console.print(out_console, highlight=False)
+        if fmt == "rally-json":
+            dest = out or r.dir / "export.rally.json"
+            n = phases.export_rally(r, dest)
+            console.print(f"{dest}: {n['tasks']} task(s), {n['workloads']} workload(s), "
+                          f"{n['iterations']} iteration(s)", highlight=False)
+            return
+        from femdc_bench.results import load
+        from femdc_bench.results.export import export_tables
+
+        frames = load(r)
+        if frames.iterations.empty:
+            raise RunError(f"no samples for run {r.id}: nothing to export")
+        dest = out or r.dir / f"export.{fmt}"
+        counts = export_tables(frames, fmt, dest)
+    console.print(f"{dest}/ (from {frames.source}): "
+                  + ", ".join(f"{k} {v}" for k, v in counts.items()), highlight=False)
 
 
 @main.command()
