@@ -354,6 +354,7 @@ _STYLE = {"slower": "red", "faster": "green", "no change": "", "too few samples"
 
 def text_tables(doc: Mapping[str, Any]) -> list[Any]:
     """rich renderables: the header's differences, then one table per compared run."""
+    from rich.markup import escape
     from rich.table import Table
 
     runs, base = doc["runs"], doc["baseline"]
@@ -362,7 +363,8 @@ def text_tables(doc: Mapping[str, Any]) -> list[Any]:
     t = Table("what", "key", *runs, title="What differs between the runs")
     for section in ("experiment", "layout", "wan_targets", "versions", "machine"):
         for row in h[section]:
-            t.add_row(section, row["key"], *(_val(row["values"].get(r)) for r in runs))
+            t.add_row(section, escape(row["key"]),
+                      *(escape(_val(row["values"].get(r))) for r in runs))
     if not t.row_count:
         t.add_row("(nothing)", "experiment, layout, WAN targets, versions and machine are "
                   "the same", *("" for _ in runs))
@@ -373,7 +375,7 @@ def text_tables(doc: Mapping[str, Any]) -> list[Any]:
         for row in h["rtt"]:
             pv = [f"{k}={row[k]}" for k in doc["params"] if row.get(k) not in ("", None)]
             name = (f"[{', '.join(pv)}] " if pv else "") + f"{row['site']}->{row['target_site']}"
-            t.add_row(name, *(f"{_ms(row['runs'][r]['target_ms'])} / "
+            t.add_row(escape(name), *(f"{_ms(row['runs'][r]['target_ms'])} / "
                               f"{_ms(row['runs'][r]['rtt_ms'])}" if r in row["runs"] else ""
                               for r in runs))
         out.append(t)
@@ -389,7 +391,7 @@ def text_tables(doc: Mapping[str, Any]) -> list[Any]:
             b, o = c["baseline"], c["other"]
             style = _STYLE.get(c["verdict"], "")
             verdict = f"[{style}]{c['verdict']}[/]" if style else c["verdict"]
-            t.add_row(c["label"], str(b["n"]), _ms(b["p50_ms"]), _ms(b["p95_ms"]),
+            t.add_row(escape(c["label"]), str(b["n"]), _ms(b["p50_ms"]), _ms(b["p95_ms"]),
                       str(o["n"]), _ms(o["p50_ms"]), _ms(o["p95_ms"]), _ratio_text(c),
                       _q_text(c), verdict)
         out.append(t)

@@ -195,6 +195,7 @@ def _ms(v: float | None) -> str:
 def text_table(doc: Mapping[str, Any], last: int = 8) -> Any:
     """A rich table: each cell's p50 over the latest `last` runs (a change point's run
     marked), its latest p95 and error rate, and its change points."""
+    from rich.markup import escape
     from rich.table import Table
 
     ids = [r["run"] for r in doc["runs"]][-last:]
@@ -209,11 +210,11 @@ def text_table(doc: Mapping[str, Any], last: int = 8) -> Any:
         latest = c["series"][-1]
         cps = "; ".join(
             f"{'[red]' if cp['direction'] == 'slower' else ''}{cp['metric'][:-3]} "
-            f"{cp['direction']} at {cp['run']} ({cp['before']:.1f} -> {cp['after']:.1f}, "
+            f"{cp['direction']} at {escape(cp['run'])} ({cp['before']:.1f} -> {cp['after']:.1f}, "
             f"p {cp['p_value']:.1g}){'[/]' if cp['direction'] == 'slower' else ''}"
             for cp in c["change_points"])
         err = latest["error_rate_pct"]
-        t.add_row(c["label"], *cols, _ms(latest["p95_ms"]),
+        t.add_row(escape(c["label"]), *cols, _ms(latest["p95_ms"]),
                   "" if err is None else f"{err:.1f}", cps)
     return t
 
