@@ -197,3 +197,45 @@ def test_html_is_self_contained() -> None:
     assert page.startswith("<!DOCTYPE html>") and "b&lt;x&gt;" in page
     assert "<script" not in page and "http" not in page.replace("http-equiv", "")
     assert page.count("<svg") == len(CELLS) and "slower" in page
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def _slow_down(run_dir, site: str, factor: float) -> None:
+    """Multiply the durations of `site`'s samples in a synthetic run's files."""
+    for f in run_dir.glob(f"samples/*/{site}-*.jsonl"):
+        lines = [json.loads(x) for x in f.read_text().splitlines() if x.strip()]
+        for rec in lines:
+            rec["duration_ms"] *= factor
+        f.write_text("".join(json.dumps(rec) + "\n" for rec in lines))
+
+
+def test_cli_compare_text_json_html_and_fail_on(tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from femdc_bench.cli import main
+    from tests.synthetic_run import synthetic_run
+
+    results = tmp_path / "results"
+    for i in (1, 2, 3):
+        synthetic_run(results, f"syn-{i}")
+    _slow_down(results / "syn-3", "edge1", 1.5)
+    runner = CliRunner()
+    args = ["--results", str(results), "compare", "--source", "files"]
+    same = runner.invoke(main, [*args, "syn-1", "syn-2", "--fail-on", "regression"])
+    assert same.exit_code == 0, same.output
+    assert "18 no change" in same.output and "[default.delay_ms=25.0] edge1->core" in same.output
+    page = tmp_path / "c.html"
+    slow = runner.invoke(main, [*args, "syn-1", "syn-3", "--fail-on", "regression", "--json",
+                                "--html", str(page)])
+    assert slow.exit_code == 1
+    doc = json.loads(slow.stdout)
+    verdicts = {(c["site"], c["verdict"]) for c in doc["cells"]}
+    assert verdicts == {("core", "no change"), ("edge2", "no change"), ("edge1", "slower")}
+    assert "6 cell(s) slower than syn-1" in slow.stderr
+    assert "<svg" in page.read_text()
+    bad = runner.invoke(main, [*args, "syn-1", "syn-2", "--min-effect", "150%"])
+    assert bad.exit_code == 2 and "--min-effect" in bad.stderr
+    bad = runner.invoke(main, [*args, "syn-1", "syn-2", "--baseline", "syn-3"])
+    assert bad.exit_code == 2 and "not one of the compared runs" in bad.stderr

@@ -101,3 +101,32 @@ def test_runs_from_influx_rows() -> None:
     doc = trends(runs)
     assert len(doc["cells"]) == 1 and doc["cells"][0]["series"][1]["p50_ms"] == 11.0
     assert doc["cells"][0]["label"] == "[wan_default_delay=25ms] edge1->core identity.op"
+
+
+def test_cli_trends_over_results(tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from femdc_bench.cli import main
+    from tests.synthetic_run import synthetic_run
+    from tests.unit.results.test_compare import _slow_down
+
+    results = tmp_path / "results"
+    for i in range(1, 6):
+        synthetic_run(results, f"syn-{i}")
+        if i >= 4:
+            _slow_down(results / f"syn-{i}", "edge1", 1.5)
+    runner = CliRunner()
+    page = tmp_path / "t.html"
+    res = runner.invoke(main, ["--results", str(results), "trends", "--json", "--recent", "2",
+                               "--fail-on", "regression", "--html", str(page)])
+    assert res.exit_code == 1, res.output
+    doc = json.loads(res.stdout)
+    assert [r["run"] for r in doc["runs"]] == [f"syn-{i}" for i in range(1, 6)]
+    marked = {(c["site"], cp["run"]) for c in doc["cells"] for cp in c["change_points"]
+              if cp["metric"] == "p50_ms"}
+    assert marked == {("edge1", "syn-4")}
+    assert "new regression" in res.stderr and page.read_text().count("<svg") == 18
+    res = runner.invoke(main, ["--results", str(results), "trends", "syn-1", "syn-2"])
+    assert res.exit_code == 0 and "2 runs, 18 cells" in res.stdout
+    res = runner.invoke(main, ["--results", str(results), "trends", "--since", "tomorrow"])
+    assert res.exit_code == 2 and "--since" in res.stderr
