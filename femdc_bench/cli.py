@@ -141,7 +141,8 @@ def run(experiment: Path | None, keep: bool, run_id: str | None, resume: str | N
             # the report prints every point's matrix, read back from InfluxDB
             failed_points = _run_points(r, [p.id for p in r.experiment().points],
                                         show_matrix=False)
-            _print_report(r, phases.report(r))
+            _print_report(r, rep := phases.report(r))
+            _html_page(r, rep)
             with _progress("backup written") as progress:
                 res = phases.backup(r, progress=progress)
             console.print(f"[dim]{res.path}: {sum(res.points.values())} points, "
@@ -388,7 +389,8 @@ def bench(run_ref: str, points: tuple[str, ...], task_file: Path | None,
         except KeyboardInterrupt:
             phases.interrupt(r, keep=True)
             raise
-        _print_report(r, phases.report(r))
+        _print_report(r, rep := phases.report(r))
+        _html_page(r, rep)
     if failed:
         _fail("point(s) failed: " + "; ".join(failed))
     if not r.state.sla_ok:
@@ -486,23 +488,49 @@ def emulate(run_ref: str, action: str | None, point: str) -> None:
 @main.command()
 @click.argument("run_ref", metavar="RUN", default="last")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def report(run_ref: str, as_json: bool) -> None:
+@click.option("--html", "as_html", is_flag=True,
+              help="Also write the HTML report (one self-contained page) and print its path.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="With --html: the page's path (default: <run dir>/report.html).")
+def report(run_ref: str, as_json: bool, as_html: bool, out: Path | None) -> None:
     """Per site, target and operation: count, errors, mean, p50/p95/p99, iterations/s.
 
     Reads the points back from InfluxDB (restarting the run's local InfluxDB if needed).
+    --html: also the page (tables, charts, WAN matrix, timelines, faults).
     Exits 1 when the SLA is not met.
     """
     from femdc_bench import run as phases
 
+    if out is not None and not as_html:
+        raise click.UsageError("--out goes with --html")
     with _errors():
         r = _open(run_ref)
         rep = phases.report(r)
+        page = None
+        if as_html:
+            from femdc_bench.results.report import write_html_report
+
+            page = write_html_report(r, out, violations=rep.violations,
+                                     sla_results=rep.doc.get("sla_results") or [],
+                                     faults=rep.faults)
     if as_json:
         click.echo(json.dumps(rep.doc, indent=2))
     else:
         _print_report(r, rep)
+    if page is not None:
+        timing = ", ".join(f"{k} {v:.1f} s" for k, v in page.timings.items())
+        console.print(f"HTML report: {page.path} ({page.path.stat().st_size / 1e6:.2f} MB; "
+                      f"timing: {timing})", highlight=False, soft_wrap=True)
     if rep.violations:
         sys.exit(EXIT_SLA)
+
+
+def _html_page(r: Run, rep: Any) -> None:
+    """The end of the report step of `run` and `bench`: results/<run>/report.html."""
+    from femdc_bench.results.report import after_report
+
+    if (path := after_report(r, rep)) is not None:
+        console.print(f"HTML report: {path}", highlight=False, soft_wrap=True)
 
 
 def _print_report(r: Run, rep: Any) -> None:
@@ -570,7 +598,8 @@ def export(run_ref: str, fmt: str, out: Path | None) -> None:
         dest = out or r.dir / f"export.{fmt}"
         counts = export_tables(frames, fmt, dest)
     console.print(f"{dest}/ (from {frames.source}): "
-                  + ", ".join(f"{k} {v}" for k, v in counts.items()), highlight=False)
+                  + ", ".join(f"{k} {v}" for k, v in counts.items()), highlight=False,
+                  soft_wrap=True)
 
 
 @main.command()

@@ -131,3 +131,20 @@ def test_auto_falls_back_to_the_files_when_influxdb_is_away(
 def test_bad_source_is_refused(run) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ValueError, match="source must be one of"):
         load(run, source="csv")
+
+
+def test_stats_rows_over_frames_are_the_reports(run) -> None:  # type: ignore[no-untyped-def]
+    """results.stats.stats_rows (pandas, column-wise) gives the text report's StatsRows:
+    same keys, same order, same figures."""
+    from femdc_bench.results.stats import stats_rows
+
+    want = compute_stats_by_point({p: read_samples(run, p) for p in POINTS})
+    got = stats_rows(load(run, source="files"))
+    assert [r.key for r in got] == [r.key for r in want]
+    for a, b in zip(got, want, strict=True):
+        da, db = a.to_dict(), b.to_dict()
+        for k, v in db.items():
+            if isinstance(v, float):
+                assert da[k] == pytest.approx(v, rel=1e-9), (b.label, k)
+            else:
+                assert da[k] == v, (b.label, k)

@@ -1,0 +1,61 @@
+"""The HTML report on a synthetic run (three sites, a two-point WAN sweep, a partition
+fault, failures, atomic actions, server samples): its content, and the page rendered in
+a real headless Chromium with no network."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from femdc_bench.results.report import write_html_report
+from tests.chromium import check_page
+from tests.synthetic_run import ACTIONS, N_ITER, synthetic_run
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    r = synthetic_run(tmp_path_factory.mktemp("html") / "results")
+    return write_html_report(r, source="files")
+
+
+def test_page_has_every_section_and_exact_tables(page) -> None:  # type: ignore[no-untyped-def]
+    html = page.path.read_text()
+    assert page.path.name == "report.html" and page.path.stat().st_size < 5_000_000
+    for text in ("The run", "SLA violated", "Sites, hosts, roles and regions",
+                 "measured RTT against the targets", "Versions", "30.0.0",
+                 "Heat map: p50 / p95", "Latency against the swept WAN parameters",
+                 "Timeline per point", "CPU % per service", "RSS MB per service",
+                 "RabbitMQ connections", "database queries/s",
+                 "Faults: before, during and after", "partition@edge2",
+                 "load profile", "duration per iteration", "duration histogram",
+                 "atomic-action breakdown", "90%ile", *ACTIONS,
+                 "ConnectFailure: Unable to establish connection"):
+        assert text in html, text
+    # one Rally table per (point, operation, site, target): 2 x 3
+    assert html.count("<th>90%ile</th>") == 6
+    # exact: edge2 in p1 lost its iterations during the partition; the count is all 60
+    fails = page.frames.iterations.query("point == 'p1' and site == 'edge2' and status != 'ok'")
+    assert len(fails) > 0
+    assert f"failures: {len(fails)} of {N_ITER}" in html
+    # the SLA verdict is the text report's
+    assert page.violations and "edge2->core" in page.violations[0]
+
+
+def test_sweep_slope_is_two_ms_per_ms_of_rtt(page) -> None:  # type: ignore[no-untyped-def]
+    """The synthetic latency is 8 ms + 2 x RTT + noise: the fitted slope says so."""
+    html = page.path.read_text()
+    row = re.search(r"<td>authenticate_and_validate_token</td><td>edge1</td><td>core</td>"
+                    r"<td class=n>(\d+)</td><td class=n>([0-9.]+)</td>", html)
+    assert row, "no slope row for edge1 -> core"
+    assert 1.85 < float(row.group(2)) < 2.05
+
+
+def test_page_renders_offline_in_chromium(page, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    chk = check_page(page.path, tmp_path)
+    assert chk.ready, "the page's script did not run (no #report-ready marker)"
+    assert chk.ready["charts"] >= 20 and chk.ready["empty"] == 0, chk.ready
+    assert chk.console == [], chk.console
+    assert chk.requests == [] and chk.external_refs == []
+    assert chk.screenshot.stat().st_size > 50_000
