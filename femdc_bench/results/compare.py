@@ -11,11 +11,12 @@ Definitions (stable: a nightly job's verdicts are only comparable if these are):
   p50 and p95 are the report's percentile (linear interpolation, pandas' default).
 * **ratio** = median(run) / median(baseline) (the ratio of medians; > 1 is slower). Its
   95 % confidence interval is a percentile bootstrap of that ratio
-  (``scipy.stats.bootstrap``, the two runs resampled independently, 2,000 resamples,
-  seeded). A run's side larger than 4,000 values is first subsampled (seeded, without
-  replacement) to 4,000 for the CI only: its cost is cells x resamples x n, and the
-  median's CI at n = 4,000 is already narrower than this machine's run-to-run noise;
-  n, p50, p95 and the test use every value.
+  (``scipy.stats.bootstrap``, the two runs resampled independently, 1,000 resamples,
+  seeded). A run's side larger than 2,000 values is first subsampled (seeded, without
+  replacement) to 2,000 for the CI only: its cost is cells x resamples x n (a 1M-point
+  run's cells of ~50,000 took 0.5 s each at 4,000 x 2,000), and the median's CI at
+  n = 2,000 is already narrower than this machine's run-to-run noise; n, p50, p95 and
+  the test use every value.
 * **p_value**: two-sided Mann-Whitney U (``scipy.stats.mannwhitneyu``, exact for small
   samples, normal approximation otherwise); **q_value**: the p-values of every decided
   cell of every compared run corrected together by Benjamini-Hochberg
@@ -44,8 +45,8 @@ import pandas as pd
 KEY_COLUMNS = ("site", "target_site", "service", "operation", "workload", "action")
 MIN_N = 10
 ALPHA = 0.05
-N_RESAMPLES = 2000
-CI_MAX_N = 4000
+N_RESAMPLES = 1000
+CI_MAX_N = 2000
 SEED = 23
 DECIDED = ("slower", "faster", "no change")
 
@@ -113,6 +114,38 @@ def _num(v: Any) -> float | None:
     return None if math.isnan(f) else f
 
 
+@dataclass
+class Group:
+    count: int  # all iterations of the group
+    values: np.ndarray  # the successful ones' durations, sorted
+
+
+def sample_groups(df: pd.DataFrame, keys: Sequence[str]) -> dict[tuple[Any, ...], Group]:
+    """The rows of `df` (with ``ok`` and ``duration_ms``) grouped by `keys`: one sort of
+    integer codes (each key column factorized once), then a slice per group."""
+    if df.empty:
+        return {}
+    codes, uniques = [], []
+    for k in keys:
+        c, u = pd.factorize(df[k], sort=False)
+        codes.append(c)
+        uniques.append(u)
+    flat = np.ravel_multi_index(codes, [max(1, len(u)) for u in uniques])
+    ok = df["ok"].to_numpy(bool)
+    dur = df["duration_ms"].to_numpy(float)
+    group_ids, first, counts = np.unique(flat, return_index=True, return_counts=True)
+    order = np.lexsort((dur[ok], flat[ok]))
+    ok_flat = flat[ok][order]
+    ok_dur = dur[ok][order]
+    lo = np.searchsorted(ok_flat, group_ids, side="left")
+    hi = np.searchsorted(ok_flat, group_ids, side="right")
+    out = {}
+    for i, f in enumerate(first):
+        key = tuple(u[c[f]] for u, c in zip(uniques, codes, strict=True))
+        out[key] = Group(count=int(counts[i]), values=ok_dur[lo[i]:hi[i]])
+    return out
+
+
 def compare_runs(runs: Sequence[RunData], *, baseline: str | None = None,
                  min_effect: float = 0.05, alpha: float = ALPHA, seed: int = SEED
                  ) -> dict[str, Any]:
@@ -146,29 +179,21 @@ def compare_runs(runs: Sequence[RunData], *, baseline: str | None = None,
         df[k] = df[k].fillna("").astype(str)
     df["ok"] = (df["status"] == "ok") & np.isfinite(df["duration_ms"].to_numpy(float))
 
-    gkeys = [*keys, "run"]
-    counts = df.groupby(gkeys, sort=False, observed=True).agg(
-        count=("ok", "size"), n=("ok", "sum"))
-    ok = df[df["ok"]]
-    quant = ok.groupby(gkeys, sort=False, observed=True)["duration_ms"].quantile(
-        [0.5, 0.95]).unstack()
-    stats = counts.join(quant, how="left")
-    positions = ok.groupby(gkeys, sort=False, observed=True).indices
-    values = ok["duration_ms"].to_numpy(float)
+    groups = sample_groups(df, [*keys, "run"])
 
     def side(cell: tuple[Any, ...], run: str) -> dict[str, Any]:
-        k = (*cell, run)
-        if k not in stats.index:
+        g = groups.get((*cell, run))
+        if g is None:
             return {"count": 0, "n": 0, "errors": 0, "error_rate_pct": None,
                     "p50_ms": None, "p95_ms": None}
-        row = stats.loc[k]
-        count, n = int(row["count"]), int(row["n"])
+        count, n = g.count, len(g.values)
+        p50, p95 = (np.quantile(g.values, [0.5, 0.95]) if n else (None, None))
         return {"count": count, "n": n, "errors": count - n,
                 "error_rate_pct": 100.0 * (count - n) / count,
-                "p50_ms": _num(row.get(0.5)), "p95_ms": _num(row.get(0.95))}
+                "p50_ms": _num(p50), "p95_ms": _num(p95)}
 
     rng = np.random.default_rng(seed)
-    cell_keys = sorted({k[:-1] for k in stats.index}, key=lambda t: tuple(map(str, t)))
+    cell_keys = sorted({k[:-1] for k in groups}, key=lambda t: tuple(map(str, t)))
     out: list[dict[str, Any]] = []
     tested: list[int] = []
     for cell in cell_keys:
@@ -191,8 +216,8 @@ def compare_runs(runs: Sequence[RunData], *, baseline: str | None = None,
                 row["warning"] = ("no successful iteration in "
                                   f"{baseline if base['n'] == 0 else other_id}")
             else:
-                b = values[positions[(*cell, baseline)]]
-                o = values[positions[(*cell, other_id)]]
+                b = groups[(*cell, baseline)].values
+                o = groups[(*cell, other_id)].values
                 row["ratio"] = _num(_ratio_of_medians(o, b))
                 if min(len(b), len(o)) < MIN_N:
                     row["verdict"] = "too few samples"
