@@ -67,7 +67,9 @@ def run_done(results: Path, run_id: str) -> bool:
     if not state.exists():
         return False
     doc = json.loads(state.read_text())
-    return doc.get("phases", {}).get("bench", {}).get("status") == "done"
+    phases = doc.get("phases", {})
+    return any(k.split("@")[0] == "bench" and v.get("status") == "done"
+               for k, v in phases.items())
 
 
 def make_runs(results: Path, prefix: str, log: Path) -> list[str]:
