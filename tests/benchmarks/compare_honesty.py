@@ -8,9 +8,10 @@ Run by hand, as root, under the machine-wide lock (it deploys):
 Five short runs of one experiment (the default layout: one Keystone at `core`, load from
 `core`, `edge1` and `edge2`), each a full `femdc-bench run` (up, deploy, bench, report,
 destroy): runs 1-3 with 25 ms one-way delay between sites, runs 4-5 with 50 ms (25 ms
-more). Every site loads the `core` region, so the experiment has both kinds of cells:
-`core->core` never crosses the WAN, `edge1->core` and `edge2->core` do (the central
-layout's `to: local` is the same region as `to: all`: there is one).
+more). The load is a Rally task of two rps (open-loop) workloads with atomic actions,
+run from every site against its own region (`to: local`), which in this layout is
+`core`'s: the experiment has both kinds of cells, `core->core` never crosses the WAN,
+`edge1->core` and `edge2->core` do.
 
 - A/A: `compare run1 run2`: how many cells are called a change (expected: at most 5 %).
 - A/B: `compare run1 run4`: how many WAN cells are called slower (expected: all) and how
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -41,23 +43,29 @@ NAME = "compare-honesty"
 DELAYS = ["25ms", "25ms", "25ms", "50ms", "50ms"]
 
 
+TASK = {
+    "version": 2, "title": NAME,
+    "subtasks": [{"title": "keystone", "workloads": [
+        {"scenario": {"KeystoneBasic.authenticate_user_and_validate_token": {}},
+         "runner": {"rps": {"times": 90, "rps": 3, "max_concurrency": 6}}},
+        {"scenario": {"KeystoneBasic.create_and_list_users": {}},
+         "runner": {"rps": {"times": 60, "rps": 2, "max_concurrency": 6}}},
+    ]}],
+}
+
+
 def experiment(delay: str) -> dict[str, Any]:
-    """The default layout with a short workload and `delay` one way between sites."""
+    """The default layout, `delay` one way between sites, and a Rally task of open-loop
+    (rps) workloads from every site against its own region (`to: local`: the core's, the
+    only one): the offered load does not depend on the WAN delay, so the Keystone the
+    sites share is as busy in the 50 ms runs as in the 25 ms ones, and the site-local
+    cells may honestly stay unchanged (with a closed loop, slower edges would send fewer
+    requests and make `core->core` faster)."""
     doc = yaml.safe_load((ROOT / "topologies" / "default.yaml").read_text())
     doc["name"] = NAME
     doc["description"] = f"compare/trends honesty: {delay} one way between sites"
     doc["wan"] = {"emulator": "auto", "default": {"delay": delay}}
-    doc["workload"] = {"scenarios": [
-        {"name": "keystone.authenticate_and_validate_token",
-         "runner": {"type": "times", "times": 90, "concurrency": 3}, "from": "all",
-         "to": "all"},
-        {"name": "keystone.list_users",
-         "runner": {"type": "times", "times": 60, "concurrency": 3}, "from": "all",
-         "to": "local"},
-        {"name": "keystone.create_and_delete_user",
-         "runner": {"type": "times", "times": 45, "concurrency": 3}, "from": "all",
-         "to": "all"},
-    ]}
+    doc["workload"] = {"rally_task": "task.yaml", "from": "all", "to": "local"}
     doc["metrics"] = {"influxdb": "local", "sampling": False}
     return doc
 
@@ -80,16 +88,18 @@ def make_runs(results: Path, prefix: str, log: Path) -> list[str]:
         if run_done(results, run_id):
             print(f"{run_id}: reused ({delay})", flush=True)
             continue
-        with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
-            yaml.safe_dump(experiment(delay), f, sort_keys=False)
+        tmp = Path(tempfile.mkdtemp(prefix="femdc-honesty-"))
+        exp_file = tmp / "experiment.yaml"
+        exp_file.write_text(yaml.safe_dump(experiment(delay), sort_keys=False))
+        (tmp / "task.yaml").write_text(yaml.safe_dump(TASK, sort_keys=False))
         t0 = time.monotonic()
         with log.open("a") as out:
             out.write(f"\n### run {run_id} ({delay})\n")
             out.flush()
-            rc = subprocess.run([*CLI, "--results", str(results), "run", f.name,
+            rc = subprocess.run([*CLI, "--results", str(results), "run", str(exp_file),
                                  "--run-id", run_id], stdout=out, stderr=subprocess.STDOUT,
                                 cwd=ROOT).returncode
-        Path(f.name).unlink()
+        shutil.rmtree(tmp, ignore_errors=True)
         print(f"{run_id}: {delay}, exit {rc}, {time.monotonic() - t0:.0f} s", flush=True)
         if not run_done(results, run_id):
             sys.exit(f"{run_id} did not bench: see {log}")
