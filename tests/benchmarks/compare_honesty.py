@@ -139,8 +139,8 @@ def main() -> None:
           f"decided cells flagged ({100 * len(flagged) / max(1, len(decided)):.1f} %; "
           f"limit 5 %); {len(aa['cells']) - len(decided)} cells without a verdict")
     for c in flagged:
-        print(f"  flagged: {c['label']}: {c['verdict']}, ratio {c['ratio']:.3f}, "
-              f"q {c['q_value']:.2g}")
+        print(f"  flagged: {c['label']}: {c['verdict']}, ratio {c['ratio']:.3f} "
+              f"[{c['ci_low']:.3f}, {c['ci_high']:.3f}], q {c['q_value']:.2g}")
 
     _, ab = cli_json(args.results, "compare", ids[0], ids[3])
     wan = [c for c in ab["cells"] if crosses_wan(c)]
@@ -154,10 +154,13 @@ def main() -> None:
         if c["verdict"] != "slower":
             print(f"  WAN cell not slower: {c['label']}: {c['verdict']}")
     for c in local:
-        print(f"  local: {c['label']}: {c['verdict']}, ratio {c['ratio']:.3f} "
-              f"[{c['ci_low']:.3f}, {c['ci_high']:.3f}], q {c['q_value']:.2g}")
+        ci = "" if c["ci_low"] is None else f" [{c['ci_low']:.3f}, {c['ci_high']:.3f}]"
+        q = "" if c["q_value"] is None else f", q {c['q_value']:.2g}"
+        ratio = "" if c["ratio"] is None else f", ratio {c['ratio']:.3f}"
+        print(f"  local: {c['label']}: {c['verdict']}{ratio}{ci}{q}")
 
-    rc, tr = cli_json(args.results, "trends", *ids, "--fail-on", "regression")
+    # the step is at run 4 of 5: new when the latest 2 runs count as new
+    rc, tr = cli_json(args.results, "trends", *ids, "--recent", "2", "--fail-on", "regression")
     marked = [c for c in tr["cells"] if any(cp["run"] == ids[3] for cp in c["change_points"])]
     wan_cells = [c for c in tr["cells"] if c["site"] != c["target_site"]]
     print(f"trends over {len(ids)} runs: {len(marked)} of {len(tr['cells'])} cells have a "
