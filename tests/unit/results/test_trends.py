@@ -130,3 +130,51 @@ def test_cli_trends_over_results(tmp_path) -> None:
     assert res.exit_code == 0 and "2 runs, 18 cells" in res.stdout
     res = runner.invoke(main, ["--results", str(results), "trends", "--since", "tomorrow"])
     assert res.exit_code == 2 and "--since" in res.stderr
+
+
+def test_cli_trends_from_a_shared_influxdb(tmp_path) -> None:
+    """Five nightly runs of one experiment in one (scratch, loopback) InfluxDB, the edge
+    site 25 ms slower from the fourth: `trends --influxdb` reads them through
+    metrics/client.py and fails on the new regression."""
+    from click.testing import CliRunner
+
+    from femdc_bench.cli import main
+    from femdc_bench.metrics.client import InfluxTarget, connect
+    from femdc_bench.metrics.server import LocalInfluxd
+    from femdc_bench.metrics.writer import InfluxWriter
+    from femdc_bench.model import Sample
+
+    rng = np.random.default_rng(8)
+    with LocalInfluxd(tmp_path / "influxdb") as influxd:
+        url = influxd.start()
+        with connect(InfluxTarget(url=url, database="nightly")) as client, \
+                InfluxWriter(client, common_tags={"wan_default_delay": "25ms"}) as w:
+            for night in range(5):
+                t0 = int(T0.value) + night * 86_400 * 10**9
+                for site in ("core", "edge1"):
+                    base = 20.0 if site == "core" else 70.0 + (50.0 if night >= 3 else 0.0)
+                    w.write_samples([Sample(site=site, target_site="core",
+                                            service="identity", operation="authenticate",
+                                            t0_ns=t0 + i * 10**8 + (site == "core"),
+                                            duration_ms=float(base * np.exp(rng.normal(0, 0.05))),
+                                            status="ok", host=f"{site}-h", iteration=i)
+                                     for i in range(40)],
+                                    run=f"nightly-{night}", experiment="nightly", point="p0")
+            # another experiment in the same database is not read
+            w.write_samples([Sample(site="x", target_site="x", service="identity",
+                                    operation="authenticate", t0_ns=int(T0.value),
+                                    duration_ms=1.0, status="ok", host="x")],
+                            run="other-1", experiment="other", point="p0")
+        res = CliRunner().invoke(main, ["trends", "--influxdb", url, "--database", "nightly",
+                                        "--experiment", "nightly", "--recent", "2",
+                                        "--fail-on", "regression", "--json"])
+    assert res.exit_code == 1, res.output
+    doc = json.loads(res.stdout)
+    assert [r["run"] for r in doc["runs"]] == [f"nightly-{i}" for i in range(5)]
+    assert doc["params"] == ["wan_default_delay"]
+    marked = {(c["site"], cp["metric"], cp["run"]) for c in doc["cells"]
+              for cp in c["change_points"]}
+    assert ("edge1", "p50_ms", "nightly-3") in marked
+    assert not any(site == "core" for site, _, _ in marked)
+    bad = CliRunner().invoke(main, ["trends", "--influxdb", url])
+    assert bad.exit_code == 2 and "--experiment" in bad.stderr
