@@ -246,6 +246,10 @@ def _chart(c: Mapping[str, Any], n_runs: int, position: Mapping[str, int]) -> st
                      'stroke-width="1.5"/>')
         parts += [f'<circle cx="{x(s["run"]):.1f}" cy="{y(s[metric]):.1f}" r="2" '
                   f'fill="{color}"/>' for s in c["series"] if s[metric] is not None]
+    parts += [f'<text x="{w - pad}" y="10" font-size="9" text-anchor="end" fill="#555">'
+              f'{hi:.1f} ms</text>',
+              f'<text x="{w - pad}" y="{h - 1}" font-size="9" text-anchor="end" '
+              f'fill="#555">{lo:.1f} ms</text>']
     return (f'<svg width="{w}" height="{h}" role="img"><title>{lo:.1f} to {hi:.1f} ms'
             f'</title>{"".join(parts)}</svg>')
 
@@ -267,9 +271,10 @@ def html_page(doc: Mapping[str, Any]) -> str:
            f" Runs: {e(', '.join(r['run'] + ' (' + r['time'][:19] + ')' for r in doc['runs']))}"
            "</p>"]
     if doc["regressions"]:
-        out.append("<p class='slower'>New regressions: " + "; ".join(
-            e(f"{r['label']}: {r['metric'][:-3]} {r['before']:.1f} -> {r['after']:.1f} ms at "
-              f"{r['run']}") for r in doc["regressions"]) + "</p>")
+        out.append("<p class='slower'>New regressions:</p><ul class='slower'>" + "".join(
+            "<li>" + e(f"{r['label']}: {r['metric'][:-3]} {r['before']:.1f} -> "
+                       f"{r['after']:.1f} ms at {r['run']}") + "</li>"
+            for r in doc["regressions"]) + "</ul>")
     out.append("<table><tr><th>cell</th><th>p50 / p95 over runs</th><th>latest p50, p95, "
                "err %</th><th>change points</th></tr>")
     for c in doc["cells"]:
