@@ -80,9 +80,9 @@ def run_done(results: Path, run_id: str) -> bool:
                for k, v in phases.items())
 
 
-def make_runs(results: Path, prefix: str, log: Path) -> list[str]:
+def make_runs(results: Path, prefix: str, log: Path, delays: list[str]) -> list[str]:
     ids = []
-    for i, delay in enumerate(DELAYS, 1):
+    for i, delay in enumerate(delays, 1):
         run_id = f"{prefix}-{i}"
         ids.append(run_id)
         if run_done(results, run_id):
@@ -123,10 +123,16 @@ def main() -> None:
     ap.add_argument("--results", type=Path, default=ROOT / "results")
     ap.add_argument("--prefix", default=NAME)
     ap.add_argument("--runs-only", action="store_true", help="make the runs, compare nothing")
+    ap.add_argument("--delays", default=",".join(DELAYS),
+                    help="one-way delay of each run (default: %(default)s); A/A compares "
+                         "the first two, A/B the first with the first of another delay, "
+                         "trends needs 4 or more")
     args = ap.parse_args()
+    delays = args.delays.split(",")
     args.results.mkdir(parents=True, exist_ok=True)
     log = args.results / f"{args.prefix}.log"
-    ids = make_runs(args.results, args.prefix, log)
+    ids = make_runs(args.results, args.prefix, log, delays)
+    b = next(i for i, d in enumerate(delays) if d != delays[0])  # the first B run
     if args.runs_only:
         return
 
@@ -142,12 +148,12 @@ def main() -> None:
         print(f"  flagged: {c['label']}: {c['verdict']}, ratio {c['ratio']:.3f} "
               f"[{c['ci_low']:.3f}, {c['ci_high']:.3f}], q {c['q_value']:.2g}")
 
-    _, ab = cli_json(args.results, "compare", ids[0], ids[3])
+    _, ab = cli_json(args.results, "compare", ids[0], ids[b])
     wan = [c for c in ab["cells"] if crosses_wan(c)]
     local = [c for c in ab["cells"] if not crosses_wan(c)]
     wan_slower = [c for c in wan if c["verdict"] == "slower"]
     local_flagged = [c for c in local if c["verdict"] in ("faster", "slower")]
-    print(f"A/B ({ids[0]} vs {ids[3]}, +25 ms one way): {len(wan_slower)} of {len(wan)} "
+    print(f"A/B ({ids[0]} vs {ids[b]}, +25 ms one way): {len(wan_slower)} of {len(wan)} "
           f"WAN cells slower (expected all); {len(local_flagged)} of {len(local)} "
           f"site-local cells flagged (expected none)")
     for c in wan:
@@ -159,16 +165,25 @@ def main() -> None:
         ratio = "" if c["ratio"] is None else f", ratio {c['ratio']:.3f}"
         print(f"  local: {c['label']}: {c['verdict']}{ratio}{ci}{q}")
 
-    # the step is at run 4 of 5: new when the latest 2 runs count as new
-    rc, tr = cli_json(args.results, "trends", *ids, "--recent", "2", "--fail-on", "regression")
-    marked = [c for c in tr["cells"] if any(cp["run"] == ids[3] for cp in c["change_points"])]
+    honest = len(flagged) <= 0.05 * len(decided) and len(wan_slower) == len(wan) \
+        and not local_flagged
+    print("compare: " + ("honest" if honest else "NOT honest: see above"))
+
+    # the step is at the first B run (4 of 5): new when the runs from it count as new
+    if len(ids) < 4:
+        print("trends: fewer than 4 runs, not measured here")
+        return
+    rc, tr = cli_json(args.results, "trends", *ids, "--recent", str(len(ids) - b),
+                      "--fail-on", "regression")
+    marked = [c for c in tr["cells"] if any(cp["run"] == ids[b] for cp in c["change_points"])]
     wan_cells = [c for c in tr["cells"] if c["site"] != c["target_site"]]
     print(f"trends over {len(ids)} runs: {len(marked)} of {len(tr['cells'])} cells have a "
-          f"change point at {ids[3]} ({sum(c in marked for c in wan_cells)} of "
+          f"change point at {ids[b]} ({sum(c in marked for c in wan_cells)} of "
           f"{len(wan_cells)} WAN cells); --fail-on regression exit {rc} (expected 1)")
-    ok = (len(flagged) <= 0.05 * len(decided) and len(wan_slower) == len(wan)
-          and not local_flagged and rc == 1)
-    print("honest" if ok else "NOT honest: see above")
+    for c in tr["cells"]:
+        for cp in c["change_points"]:
+            print(f"  {c['label']}: {cp['metric']} {cp['direction']} at {cp['run']} "
+                  f"({cp['before']:.1f} -> {cp['after']:.1f}, p {cp['p_value']:.2g})")
 
 
 if __name__ == "__main__":
