@@ -308,7 +308,7 @@ def _sweep(frames: RunFrames, rows: Sequence[StatsRow]) -> str:
                                      "line", color))
                 series.append(Series(f"{site}->{target} p95", xs, g["p95_ms"].to_numpy(float),
                                      "dots", color))
-            out.append(svg.chart(series, title=f"{op}: p50 (line) and p95 (dots) against {p}",
+            out.append(svg.chart(series, title=f"{op}: p50 (line), p95 (dots)",
                                  xlabel=p, ylabel="ms", width=660, height=260))
     return "".join(out)
 
@@ -419,14 +419,23 @@ def _rally_table(rows: Sequence[StatsRow], p90: Mapping[str, float | None]) -> s
     return _table(head, body, num_from=1, classes=classes)
 
 
-def _load_profile(start: np.ndarray, end: np.ndarray, n: int = 300) -> tuple[np.ndarray,
+def _load_profile(start: np.ndarray, end: np.ndarray, n: int = 200) -> tuple[np.ndarray,
                                                                               np.ndarray]:
-    """Iterations in flight over time (Rally's load profile), sampled at n instants."""
+    """Rally's load profile: iterations in flight, averaged over each of n equal time
+    slices (exact: the busy time of all iterations within the slice / its length)."""
     lo, hi = float(start.min()), float(end.max())
-    grid = np.linspace(lo, hi, n)
+    if hi <= lo:
+        hi = lo + 1e-3
+    edges = np.linspace(lo, hi, n + 1)
     s, e = np.sort(start), np.sort(end)
-    active = np.searchsorted(s, grid, side="right") - np.searchsorted(e, grid, side="right")
-    return grid, active.astype(float)
+    cs, ce = np.concatenate([[0.0], np.cumsum(s)]), np.concatenate([[0.0], np.cumsum(e)])
+
+    def busy(t: np.ndarray) -> np.ndarray:  # sum over iterations of their time before t
+        i, j = np.searchsorted(s, t, side="right"), np.searchsorted(e, t, side="right")
+        return (i * t - cs[i]) - (j * t - ce[j])
+
+    b = busy(edges)
+    return (edges[:-1] + edges[1:]) / 2, np.diff(b) / np.diff(edges)
 
 
 def _group_section(g: pd.DataFrame, acts: pd.DataFrame, rows: Sequence[StatsRow],
@@ -448,7 +457,8 @@ def _group_section(g: pd.DataFrame, acts: pd.DataFrame, rows: Sequence[StatsRow]
            '<div class="charts">']
     gx, gy = _load_profile(start, end)
     out.append(svg.chart([Series("iterations in flight", gx, gy, "line")],
-                         title="load profile: iterations in flight", xlabel="s",
+                         title="load profile: iterations in flight (mean per slice)",
+                         xlabel="s",
                          ylabel="iterations", width=440))
     series = [Series("ok", start[ok], dur[ok], "dots")]
     if (~ok).any():

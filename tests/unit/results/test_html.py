@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from femdc_bench.results.report import write_html_report
@@ -59,3 +60,15 @@ def test_page_renders_offline_in_chromium(page, tmp_path: Path) -> None:  # type
     assert chk.console == [], chk.console
     assert chk.requests == [] and chk.external_refs == []
     assert chk.screenshot.stat().st_size > 50_000
+
+
+def test_load_profile_is_the_mean_number_in_flight() -> None:
+    from femdc_bench.results.html import _load_profile
+
+    # two iterations over [0, 10] and [5, 10]: 1 in flight, then 2
+    x, y = _load_profile(np.array([0.0, 5.0]), np.array([10.0, 10.0]), n=10)
+    assert y.tolist() == pytest.approx([1.0] * 5 + [2.0] * 5)
+    # back-to-back iterations of 1 s with 1 s gaps: half a client on average
+    starts = np.arange(0.0, 100.0, 2.0)
+    _, y = _load_profile(starts, starts + 1.0, n=5)
+    assert y.tolist() == pytest.approx([0.5] * 4 + [0.5 * 39 / 39], abs=0.02)
