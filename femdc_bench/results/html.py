@@ -560,7 +560,8 @@ def fault_rows(frames: RunFrames) -> list[dict[str, Any]]:
             if np.isfinite(e.step_s) else None} for e in ev.itertuples()]
     wins = faults.windows(evs)
     by_point: dict[str, list[Sample]] = {}
-    for r in frames.iterations.itertuples():
+    it = frames.iterations
+    for r in it[it.point.isin({w.point for w in wins})].itertuples():
         by_point.setdefault(r.point, []).append(Sample(
             site=r.site, target_site=r.target_site, service=r.service,
             operation=r.operation, t0_ns=r.t0.value, duration_ms=r.duration_ms,
