@@ -218,10 +218,11 @@ def _sla_section(violations: Sequence[str], sla_results: Sequence[Mapping[str, A
 
 # ------------------------------------------------------------------- heat map
 
-def _heat_color(v: float, lo: float, hi: float) -> str:
-    if not np.isfinite(v):
+def _heat_color(v: float, lo: float) -> str:
+    """White for the table's fastest cell, full red for 10 times slower (log scale)."""
+    if not np.isfinite(v) or lo <= 0:
         return "#fff"
-    f = 0.0 if hi <= lo else (v - lo) / (hi - lo)
+    f = float(np.clip(np.log10(max(v, lo) / lo), 0.0, 1.0))
     r = int(255 - 40 * f)
     g = int(247 - 160 * f)
     b = int(236 - 200 * f)
@@ -239,8 +240,8 @@ def _heatmap(rows: Sequence[StatsRow]) -> str:
                      if r.point == point and r.operation_label == op}
             sites = sorted({k[0] for k in cells})
             targets = sorted({k[1] for k in cells})
-            vals = [v for r in cells.values() for v in (r.p50_ms, r.p95_ms) if v is not None]
-            lo, hi = (min(vals), max(vals)) if vals else (0.0, 1.0)
+            vals = [r.p95_ms for r in cells.values() if r.p95_ms is not None]
+            lo = min(vals) if vals else 0.0
             body = []
             for s in sites:
                 tds = []
@@ -252,12 +253,13 @@ def _heatmap(rows: Sequence[StatsRow]) -> str:
                     v = r.p95_ms if r.p95_ms is not None else float("nan")
                     err = f'<br><span class="bad">{r.error_rate_pct:.1f} % err</span>' \
                         if r.errors else ""
-                    tds.append(f'<td class=n style="background:{_heat_color(v, lo, hi)}">'
+                    tds.append(f'<td class=n style="background:{_heat_color(v, lo)}">'
                                f"{_ms(r.p50_ms)} / {_ms(r.p95_ms)}{err}</td>")
                 body.append(f"<tr><th>{escape(s)}</th>{''.join(tds)}</tr>")
             head = "".join(f"<th>{escape(t)}</th>" for t in targets)
             out.append(f"<h4>{escape(point)}: {escape(op)}: p50 / p95 ms, load site (row) x "
-                       f"target (column)</h4><table class=heat><tr><th>site \\ target</th>"
+                       f"target (column); colour: p95 against the fastest cell, red at 10 x"
+                       f"</h4><table class=heat><tr><th>site \\ target</th>"
                        f"{head}</tr>{''.join(body)}</table>")
     return "".join(out)
 
