@@ -114,3 +114,22 @@ def test_report_html_reads_once_and_says_what_report_says(tmp_path: Path) -> Non
     assert res.exit_code == 1, res.output
     assert f"HTML report: {tmp_path / 'cli.html'}" in res.output.replace("\n", "")
     assert (tmp_path / "cli.html").stat().st_size > 10_000
+
+
+def test_a_run_with_nothing_measured_still_gets_a_page(tmp_path: Path) -> None:
+    """No samples, no server samples, no WAN check: the frames are empty (with their
+    columns) and the page says so instead of failing."""
+    import shutil
+
+    from femdc_bench.results import load
+
+    r = synthetic_run(tmp_path / "results", n_iter=1)
+    for d in ("samples", "metrics", "wan"):
+        shutil.rmtree(r.dir / d)
+    (r.dir / "events.jsonl").unlink()
+    f = load(r, source="files")
+    assert f.iterations.empty and f.servers.empty and f.wan.empty and f.events.empty
+    assert "duration_ms" in f.iterations.columns and "value" in f.servers.columns
+    page = write_html_report(r, source="files")
+    html = page.path.read_text()
+    assert "no samples for this run" in html and "No WAN check was recorded" in html
