@@ -88,7 +88,8 @@ def synthetic_run(results: Path, run_id: str = "synthetic-1", n_iter: int = N_IT
                         FAULT[3]
                     fail = fail or (i == 5 and site == "edge1")
                     status = "error" if fail else "ok"
-                    err = "ConnectFailure: Unable to establish connection" if fail else ""
+                    err = ('ConnectFailure: Unable to establish connection to "core", '
+                           "giving up") if fail else ""
                     sink.emit(Sample(site=site, target_site="core", service="identity",
                                      operation="authenticate_and_validate_token", t0_ns=t,
                                      duration_ms=dur, status=status, error=err,

@@ -148,6 +148,7 @@ def _api_frame(raw: pd.DataFrame, run: str, exp: Experiment,
         df[c] = df[c].astype(float)
     cols = [*ITERATION_COLUMNS[:4], *params, *ITERATION_COLUMNS[4:], *extra]
     df = df[cols].sort_values(["point", "t0"], kind="stable").reset_index(drop=True)
+    df.columns = pd.Index(cols)  # the same index type whatever the source
     is_action = df["action"] != ""
     iterations = df[~is_action].reset_index(drop=True)
     actions = df[is_action].reset_index(drop=True)
@@ -222,22 +223,58 @@ def _wan_frame(rows: Iterable[Mapping[str, Any]], run: str,
 
 # ----------------------------------------------------------------------- sources
 
-def _influx_series(client: Any, measurement: str, where: Mapping[str, str]
-                   ) -> Iterator[pd.DataFrame]:
-    """A measurement's rows as DataFrames, one per chunk of the server's answer (a 1.x
-    server's JSON chunks are turned into columns at once; a 2.x one goes row by row)."""
-    from femdc_bench.metrics.client import V1Client, influxql_ident
+# columns that hold text whatever they look like (a host named "1", a point "0")
+_TEXT_COLUMNS = frozenset({*API_TAGS, "error", "text", "kind", "phase", "fault", "name",
+                           "tags", *("host", "site", "service", "iface", "peer_site")})
+
+
+def _influx_series(client: Any, measurement: str, where: Mapping[str, str],
+                   text: Iterable[str] = ()) -> Iterator[pd.DataFrame]:
+    """A measurement's rows as DataFrames. A 1.x server answers in CSV (chunked, so no
+    row limit applies), parsed column-wise by pyarrow: a million rows in seconds where
+    JSON rows cost a Python object each. A 2.x one goes row by row (client.rows).
+    `text`: more columns to keep as text (the point's parameter tags)."""
+    from femdc_bench.metrics.client import V1Client
 
     if isinstance(client, V1Client):
-        q = f"SELECT * FROM {influxql_ident(measurement)}{client._where(where)}"
-        for series in client.query(q):
-            values = series.get("values") or []
-            if values:
-                yield pd.DataFrame(values, columns=series["columns"])
+        df = _v1_csv(client, measurement, where, _TEXT_COLUMNS | set(text))
+        if not df.empty:
+            yield df
         return
     rows = list(client.rows(measurement, where))
     if rows:
         yield pd.DataFrame.from_records(rows)
+
+
+def _v1_csv(client: Any, measurement: str, where: Mapping[str, str],
+            text: set[str]) -> pd.DataFrame:
+    import io
+
+    from femdc_bench.metrics.client import InfluxError, InfluxUnavailable, influxql_ident
+
+    q = f"SELECT * FROM {influxql_ident(measurement)}{client._where(where)}"
+    r = client._post("/query", headers={"Accept": "application/csv"},
+                     data={"q": q, "db": client.target.database, "epoch": "ns",
+                           "chunked": "true", "chunk_size": "100000"})
+    if r.status_code >= 500:
+        raise InfluxUnavailable(f"/query answered HTTP {r.status_code}: {r.text[:300]}")
+    if r.status_code >= 400:
+        raise InfluxError(f"/query answered HTTP {r.status_code}: {r.text[:300]}")
+    body = r.content
+    if not body.strip():
+        return pd.DataFrame()
+    if body.lstrip().startswith(b"{"):  # an error, in JSON even when CSV was asked
+        doc = json.loads(body.splitlines()[0])
+        raise InfluxError(f"InfluxQL error: {doc.get('error') or doc}")
+    header, _, rest = body.partition(b"\n")
+    # each chunk (and each series) repeats the header line: keep the first
+    rest = rest.replace(b"\n" + header + b"\n", b"\n")
+    if rest.startswith(header + b"\n"):
+        rest = rest[len(header) + 1:]
+    cols = header.decode().split(",")
+    df = pd.read_csv(io.BytesIO(header + b"\n" + rest), engine="pyarrow",
+                     dtype={c: "str" for c in cols if c in text})
+    return df.drop(columns=[c for c in ("name", "tags") if c in df.columns])
 
 
 def _concat(frames: Iterable[pd.DataFrame]) -> pd.DataFrame:
@@ -255,8 +292,10 @@ def _read_influx(run: Any, exp: Experiment) -> dict[str, Any]:
         client = connect(target, create=False)
         try:
             where = {"run": run.id}
-            api = _concat(_influx_series(client, API, where))
-            servers = [(m, _concat(_influx_series(client, m, where))) for m in SAMPLED]
+            text = {re.sub(r"[^A-Za-z0-9]+", "_", k).strip("_")
+                    for p in exp.points for k in p.params}
+            api = _concat(_influx_series(client, API, where, text))
+            servers = [(m, _concat(_influx_series(client, m, where, text))) for m in SAMPLED]
             return {"api": api, "servers": servers,
                     "events": read_events(client, run.id),
                     "wan": list(client.rows(WAN, where))}
@@ -267,22 +306,48 @@ def _read_influx(run: Any, exp: Experiment) -> dict[str, Any]:
             LocalInfluxd(run.influx_dir()).stop()
 
 
-def _read_files(run: Any) -> dict[str, Any]:
-    from femdc_bench.rundir import read_jsonl
+def _samples_file(path: Path) -> pd.DataFrame:
+    """A load host's samples file (workload/sink.py's JSON lines, one Sample each) as
+    columns: the Sample's keys, `fields` spread into columns, t0_ns as `time`. A torn
+    last line (a killed agent) is skipped, as iter_samples does; any other bad line
+    raises ValueError naming it."""
+    import io
+
     from femdc_bench.workload.sink import iter_samples
 
-    samples: list[dict[str, Any]] = []
+    lines = path.read_text(encoding="utf-8").split("\n")
+    if lines and lines[-1]:  # no newline after the last record: it may be torn
+        try:
+            json.loads(lines[-1])
+        except ValueError:
+            lines.pop()
+    body = "\n".join(line for line in lines if line)
+    if not body:
+        return pd.DataFrame()
+    try:
+        df = pd.read_json(io.StringIO(body), lines=True, dtype=False)
+    except ValueError:  # find and name the bad line
+        list(iter_samples(str(path), strict=True))
+        raise
+    fields = df.pop("fields") if "fields" in df else None
+    if fields is not None and fields.map(lambda v: bool(v)).any():
+        extra = pd.DataFrame([v or {} for v in fields], index=df.index)
+        df = df.join(extra[[c for c in extra.columns if c not in df.columns]])
+    return df.rename(columns={"t0_ns": "time"})
+
+
+def _read_files(run: Any) -> dict[str, Any]:
+    from femdc_bench.rundir import read_jsonl
+
+    samples: list[pd.DataFrame] = []
     servers: list[dict[str, Any]] = []
     wan: list[dict[str, Any]] = []
     for d in sorted((run.dir / "samples").glob("*/")):
         for f in sorted(d.glob("*.jsonl")):
-            for s in iter_samples(str(f)):
-                rec = s.to_dict()
-                extra = rec.pop("fields") or {}
-                rec.update({k: v for k, v in extra.items() if k not in rec})
-                rec["time"] = rec.pop("t0_ns")
-                rec["point"] = d.name
-                samples.append(rec)
+            df = _samples_file(f)
+            if not df.empty:
+                df["point"] = d.name
+                samples.append(df)
     for d in sorted((run.dir / "metrics").glob("*/")):
         for f in sorted(d.glob("*.jsonl")):
             for r in read_jsonl(f):
@@ -308,7 +373,7 @@ def _read_files(run: Any) -> dict[str, Any]:
                 events.append({"time": ts, "kind": kind, "site": site, "phase": phase,
                                "fault": label, "point": d.name, "step_s": step_s,
                                "text": f"{label}: {phase} ({step_s:.1f} s to take effect)"})
-    return {"api": pd.DataFrame.from_records(samples), "servers": wide,
+    return {"api": _concat(samples), "servers": wide,
             "events": events, "wan": wan}
 
 

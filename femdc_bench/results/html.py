@@ -218,10 +218,11 @@ def _sla_section(violations: Sequence[str], sla_results: Sequence[Mapping[str, A
 
 # ------------------------------------------------------------------- heat map
 
-def _heat_color(v: float, lo: float, hi: float) -> str:
-    if not np.isfinite(v):
+def _heat_color(v: float, lo: float) -> str:
+    """White for the table's fastest cell, full red for 10 times slower (log scale)."""
+    if not np.isfinite(v) or lo <= 0:
         return "#fff"
-    f = 0.0 if hi <= lo else (v - lo) / (hi - lo)
+    f = float(np.clip(np.log10(max(v, lo) / lo), 0.0, 1.0))
     r = int(255 - 40 * f)
     g = int(247 - 160 * f)
     b = int(236 - 200 * f)
@@ -239,8 +240,8 @@ def _heatmap(rows: Sequence[StatsRow]) -> str:
                      if r.point == point and r.operation_label == op}
             sites = sorted({k[0] for k in cells})
             targets = sorted({k[1] for k in cells})
-            vals = [v for r in cells.values() for v in (r.p50_ms, r.p95_ms) if v is not None]
-            lo, hi = (min(vals), max(vals)) if vals else (0.0, 1.0)
+            vals = [r.p95_ms for r in cells.values() if r.p95_ms is not None]
+            lo = min(vals) if vals else 0.0
             body = []
             for s in sites:
                 tds = []
@@ -252,12 +253,13 @@ def _heatmap(rows: Sequence[StatsRow]) -> str:
                     v = r.p95_ms if r.p95_ms is not None else float("nan")
                     err = f'<br><span class="bad">{r.error_rate_pct:.1f} % err</span>' \
                         if r.errors else ""
-                    tds.append(f'<td class=n style="background:{_heat_color(v, lo, hi)}">'
+                    tds.append(f'<td class=n style="background:{_heat_color(v, lo)}">'
                                f"{_ms(r.p50_ms)} / {_ms(r.p95_ms)}{err}</td>")
                 body.append(f"<tr><th>{escape(s)}</th>{''.join(tds)}</tr>")
             head = "".join(f"<th>{escape(t)}</th>" for t in targets)
             out.append(f"<h4>{escape(point)}: {escape(op)}: p50 / p95 ms, load site (row) x "
-                       f"target (column)</h4><table class=heat><tr><th>site \\ target</th>"
+                       f"target (column); colour: p95 against the fastest cell, red at 10 x"
+                       f"</h4><table class=heat><tr><th>site \\ target</th>"
                        f"{head}</tr>{''.join(body)}</table>")
     return "".join(out)
 
@@ -308,7 +310,7 @@ def _sweep(frames: RunFrames, rows: Sequence[StatsRow]) -> str:
                                      "line", color))
                 series.append(Series(f"{site}->{target} p95", xs, g["p95_ms"].to_numpy(float),
                                      "dots", color))
-            out.append(svg.chart(series, title=f"{op}: p50 (line) and p95 (dots) against {p}",
+            out.append(svg.chart(series, title=f"{op}: p50 (line), p95 (dots)",
                                  xlabel=p, ylabel="ms", width=660, height=260))
     return "".join(out)
 
@@ -419,14 +421,23 @@ def _rally_table(rows: Sequence[StatsRow], p90: Mapping[str, float | None]) -> s
     return _table(head, body, num_from=1, classes=classes)
 
 
-def _load_profile(start: np.ndarray, end: np.ndarray, n: int = 300) -> tuple[np.ndarray,
+def _load_profile(start: np.ndarray, end: np.ndarray, n: int = 200) -> tuple[np.ndarray,
                                                                               np.ndarray]:
-    """Iterations in flight over time (Rally's load profile), sampled at n instants."""
+    """Rally's load profile: iterations in flight, averaged over each of n equal time
+    slices (exact: the busy time of all iterations within the slice / its length)."""
     lo, hi = float(start.min()), float(end.max())
-    grid = np.linspace(lo, hi, n)
+    if hi <= lo:
+        hi = lo + 1e-3
+    edges = np.linspace(lo, hi, n + 1)
     s, e = np.sort(start), np.sort(end)
-    active = np.searchsorted(s, grid, side="right") - np.searchsorted(e, grid, side="right")
-    return grid, active.astype(float)
+    cs, ce = np.concatenate([[0.0], np.cumsum(s)]), np.concatenate([[0.0], np.cumsum(e)])
+
+    def busy(t: np.ndarray) -> np.ndarray:  # sum over iterations of their time before t
+        i, j = np.searchsorted(s, t, side="right"), np.searchsorted(e, t, side="right")
+        return (i * t - cs[i]) - (j * t - ce[j])
+
+    b = busy(edges)
+    return (edges[:-1] + edges[1:]) / 2, np.diff(b) / np.diff(edges)
 
 
 def _group_section(g: pd.DataFrame, acts: pd.DataFrame, rows: Sequence[StatsRow],
@@ -448,7 +459,8 @@ def _group_section(g: pd.DataFrame, acts: pd.DataFrame, rows: Sequence[StatsRow]
            '<div class="charts">']
     gx, gy = _load_profile(start, end)
     out.append(svg.chart([Series("iterations in flight", gx, gy, "line")],
-                         title="load profile: iterations in flight", xlabel="s",
+                         title="load profile: iterations in flight (mean per slice)",
+                         xlabel="s",
                          ylabel="iterations", width=440))
     series = [Series("ok", start[ok], dur[ok], "dots")]
     if (~ok).any():
@@ -550,7 +562,8 @@ def fault_rows(frames: RunFrames) -> list[dict[str, Any]]:
             if np.isfinite(e.step_s) else None} for e in ev.itertuples()]
     wins = faults.windows(evs)
     by_point: dict[str, list[Sample]] = {}
-    for r in frames.iterations.itertuples():
+    it = frames.iterations
+    for r in it[it.point.isin({w.point for w in wins})].itertuples():
         by_point.setdefault(r.point, []).append(Sample(
             site=r.site, target_site=r.target_site, service=r.service,
             operation=r.operation, t0_ns=r.t0.value, duration_ms=r.duration_ms,

@@ -100,3 +100,54 @@ def after_report(run: Any, rep: Any) -> Path | None:
     except Exception as e:  # noqa: BLE001 - the page is an extra; the run is done
         log.warning("report.html not written: %s: %s", type(e).__name__, e)
         return None
+
+
+def report_with_html(run: Any, out: Path | None = None) -> tuple[Any, HtmlReport]:
+    """`report --html`: the text report (run.Report, report.json, the SLA verdict in
+    state.json, as `run.report` makes them) and the page, from ONE read of the run
+    (results.load; statistics with pandas): a run of a million iterations is read once,
+    column-wise, instead of once as Samples and once as frames."""
+    from femdc_bench import run as phases
+    from femdc_bench.metrics.server import LocalInfluxd
+    from femdc_bench.report.render import stats_json
+
+    exp = run.experiment()
+    started = False
+    with run.phase("report"):
+        try:
+            try:  # the run's events.jsonl into InfluxDB first, as run.read_back does
+                target, started = phases.metrics_target(run, exp)
+                phases.store_events(run, exp, target)
+            except Exception as e:  # noqa: BLE001 - InfluxDB away: load reads the files
+                log.warning("events not stored in InfluxDB (%s)", e)
+            page = write_html_report(run, out)
+        finally:
+            if started:
+                LocalInfluxd(run.influx_dir()).stop()
+        frames, rows, violations = page.frames, page.rows, page.violations
+        doc = stats_json(rows, run=run.id, sla=exp.workload.sla, violations=violations)
+        doc["sla_results"] = page.sla_results
+        labels = {p.id: p.label() for p in exp.points}
+        wan: dict[str, list[dict[str, Any]]] = {}
+        for w in frames.wan.itertuples():
+            wan.setdefault(w.point, []).append({
+                "src_site": w.site, "dst_site": w.target_site, "target_ms": _num(w.target_ms),
+                "measured_ms": _num(w.rtt_ms), "p95_ms": _num(w.rtt_p95_ms),
+                "loss_pct": _num(w.loss_pct), "ok": bool(w.ok)})
+        events = [{"time": e.time.value, "kind": e.kind, "phase": e.phase,
+                   "point": e.point or None, "site": e.site or None, "fault": e.fault or None,
+                   "step_s": _num(e.step_s), "text": e.text}
+                  for e in frames.events.itertuples()]
+        doc["points"] = {p.id: {"params": p.params, "label": labels[p.id]} for p in exp.points}
+        doc["wan"], doc["events"], doc["faults"] = wan, events, page.faults
+        run.write_json("report.json", doc)
+        run.state.sla_ok = not violations
+        run.state.sla_violations = violations
+    run.save()
+    rep = phases.Report(rows=rows, doc=doc, violations=violations, labels=labels, wan=wan,
+                        events=events, faults=page.faults)
+    return rep, page
+
+
+def _num(v: Any) -> float | None:
+    return None if v is None or v != v else float(v)

@@ -85,17 +85,17 @@ def nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
     return out
 
 
-def _fmt(v: float) -> str:
+def _fmt(v: float, step: float = 0.0) -> str:
+    """A tick label with as many decimals as the tick step needs."""
     if v == 0:
         return "0"
     a = abs(v)
-    if a >= 1e6:
+    if a >= 1e6 and step >= 1e5:
         return f"{v / 1e6:g}M"
-    if a >= 1e4:
+    if a >= 1e4 and step >= 1e3:
         return f"{v / 1e3:g}k"
-    if a >= 100:
-        return f"{v:.0f}"
-    return f"{v:.3g}"
+    decimals = max(0, -math.floor(math.log10(step))) if step > 0 else 2
+    return f"{v:.{min(decimals, 6)}f}"
 
 
 def downsample(x: np.ndarray, y: np.ndarray, n: int = 800) -> tuple[np.ndarray, np.ndarray]:
@@ -144,15 +144,17 @@ def _axes(f: Frame, title: str, xlabel: str, ylabel: str) -> list[str]:
     bx, by = f.left, f.height - f.bottom
     out.append(f'<rect x="{f.left}" y="{f.top}" width="{f.width - f.left - f.right}" '
                f'height="{f.height - f.top - f.bottom}" class="area"/>')
+    ystep = f.yticks[1] - f.yticks[0] if len(f.yticks) > 1 else 0.0
+    xstep = f.xticks[1] - f.xticks[0] if len(f.xticks) > 1 else 0.0
     for t in f.yticks:
         y = float(f.py(t))
         out.append(f'<line x1="{bx}" x2="{f.width - f.right}" y1="{y:.1f}" y2="{y:.1f}" '
                    f'class="grid"/><text x="{bx - 4}" y="{y + 3:.1f}" class="yl">'
-                   f'{_fmt(t)}</text>')
+                   f'{_fmt(t, ystep)}</text>')
     for t in f.xticks:
         x = float(f.px(t))
         out.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{by}" y2="{by + 4}" class="ax"/>'
-                   f'<text x="{x:.1f}" y="{by + 14}" class="xl">{_fmt(t)}</text>')
+                   f'<text x="{x:.1f}" y="{by + 14}" class="xl">{_fmt(t, xstep)}</text>')
     out.append(f'<text x="{(f.left + f.width - f.right) / 2:.0f}" y="{f.height - 4}" '
                f'class="xl">{escape(xlabel)}</text>')
     out.append(f'<text x="12" y="{(f.top + f.height - f.bottom) / 2:.0f}" class="yl" '
