@@ -21,6 +21,7 @@ packages=(
   mariadb-server mariadb-client memcached influxdb
   libnetfilter-queue-dev pkg-config
   rabbitmq-server ovn-central ovn-common galera-4 rsync stunnel4
+  chromium  # the HTML report's check: rendered headless, offline
 )
 missing=()
 for p in "${packages[@]}"; do

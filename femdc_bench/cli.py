@@ -433,22 +433,39 @@ def emulate(run_ref: str, action: str | None, point: str) -> None:
 @main.command()
 @click.argument("run_ref", metavar="RUN", default="last")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def report(run_ref: str, as_json: bool) -> None:
+@click.option("--html", "as_html", is_flag=True,
+              help="Also write the HTML report (one self-contained page) and print its path.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="With --html: the page's path (default: <run dir>/report.html).")
+def report(run_ref: str, as_json: bool, as_html: bool, out: Path | None) -> None:
     """Per site, target and operation: count, errors, mean, p50/p95/p99, iterations/s.
 
     Reads the points back from InfluxDB (restarting the run's local InfluxDB if needed).
+    --html: also the page (tables, charts, WAN matrix, timelines, faults).
     Exits 1 when the SLA is not met.
     """
     from femdc_bench import run as pipeline
     from femdc_bench.run import Ui
 
+    if out is not None and not as_html:
+        raise click.UsageError("--out goes with --html")
     with _errors():
         r = _open(run_ref)
-        rep = pipeline.report(r, Ui.quiet())
+        page = None
+        if as_html:  # one read of the run for both (a million points: column-wise)
+            from femdc_bench.results.report import report_with_html
+
+            rep, page = report_with_html(r, out)
+        else:
+            rep = pipeline.report(r, Ui.quiet())
     if as_json:
         click.echo(json.dumps(rep.doc, indent=2))
     else:
         _print_report(r, rep)
+    if page is not None:
+        timing = ", ".join(f"{k} {v:.1f} s" for k, v in page.timings.items())
+        console.print(f"HTML report: {page.path} ({page.path.stat().st_size / 1e6:.2f} MB; "
+                      f"timing: {timing})", highlight=False, soft_wrap=True)
     if rep.violations:
         sys.exit(EXIT_SLA)
 
@@ -486,22 +503,41 @@ def _print_report(r: Run, rep: Any) -> None:
 
 @main.command()
 @click.argument("run_ref", metavar="RUN", default="last")
-@click.option("--format", "fmt", type=click.Choice(["rally-json"]), required=True,
-              help="rally-json: Rally's task results layout (`rally task import` reads it).")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
-              help="Output file (default: <run dir>/export.rally.json).")
+@click.option("--format", "fmt", type=click.Choice(["csv", "parquet", "rally-json"]),
+              required=True,
+              help="csv: a directory of CSV files; parquet: one Parquet file per table "
+                   "(iterations, actions, servers, events, wan, and meta.json); rally-json: "
+                   "Rally's task results layout (`rally task import` reads it).")
+@click.option("--out", type=click.Path(path_type=Path),
+              help="Output (default: <run dir>/export.rally.json, export.csv/ or "
+                   "export.parquet/).")
 def export(run_ref: str, fmt: str, out: Path | None) -> None:
-    """Export RUN's results (read back from InfluxDB): one Rally workload per sweep
-    point, workload, source site and target."""
+    """Export RUN's results (read back from InfluxDB, or from the run's files when it
+    does not answer). csv and parquet: one row per iteration and one per atomic action
+    with every tag, the sampled server metrics in their own table. rally-json: one Rally
+    workload per sweep point, workload, source site and target."""
     from femdc_bench.report import assemble
+    from femdc_bench.report.assemble import ExportError
 
     with _errors():
         r = _open(run_ref)
-        dest = out or r.dir / "export.rally.json"
-        n = assemble.export_rally(r, dest)
-    out_console = f"{dest}: {n['tasks']} task(s), {n['workloads']} workload(s), " \
-        f"{n['iterations']} iteration(s)"
-    console.print(out_console, highlight=False)
+        if fmt == "rally-json":
+            dest = out or r.dir / "export.rally.json"
+            n = assemble.export_rally(r, dest)
+            console.print(f"{dest}: {n['tasks']} task(s), {n['workloads']} workload(s), "
+                          f"{n['iterations']} iteration(s)", highlight=False)
+            return
+        from femdc_bench.results import load
+        from femdc_bench.results.export import export_tables
+
+        frames = load(r)
+        if frames.iterations.empty:  # a failure, not bad input: exit 1
+            raise ExportError(f"no samples for run {r.id}: nothing to export")
+        dest = out or r.dir / f"export.{fmt}"
+        counts = export_tables(frames, fmt, dest)
+    console.print(f"{dest}/ (from {frames.source}): "
+                  + ", ".join(f"{k} {v}" for k, v in counts.items()), highlight=False,
+                  soft_wrap=True)
 
 
 @main.command()
@@ -636,6 +672,200 @@ def doctor() -> None:
     out.print(table)
     if missing:
         _fail(f"{missing} prerequisite(s) missing")
+
+
+# ----------------------------------------------------------------- compare, trends
+
+
+def _fraction(text: str, option: str) -> float:
+    """"5%" or "0.05" -> 0.05; anything else is a usage error."""
+    try:
+        v = float(text[:-1]) / 100 if text.strip().endswith("%") else float(text)
+    except ValueError:
+        v = -1.0
+    if not 0 <= v < 1:
+        _fail(f"{option}: expected a percentage within [0%, 100%) such as 5%, got {text!r}",
+              EXIT_USAGE)
+    return v
+
+
+def _write_html(path: Path, page: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(page, encoding="utf-8")
+    console.print(f"HTML: {path}", highlight=False)
+
+
+@main.command()
+@click.argument("run_refs", metavar="A B [C ...]", nargs=-1, required=True)
+@click.option("--baseline", metavar="RUN", help="The run the others are compared with "
+              "(default: the first).")
+@click.option("--min-effect", default="5%", show_default=True,
+              help="Smallest change of the median called faster or slower.")
+@click.option("--fail-on", type=click.Choice(["regression"]),
+              help="Exit 1 when a cell got slower.")
+@click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
+@click.option("--html", "html_out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write a self-contained HTML page.")
+@click.option("--source", type=click.Choice(["auto", "influxdb", "files"]), default="auto",
+              show_default=True, help="Where the runs are read (results.load).")
+def compare(run_refs: tuple[str, ...], baseline: str | None, min_effect: str,
+            fail_on: str | None, as_json: bool, html_out: Path | None, source: str) -> None:
+    """Compare runs cell by cell: per (sweep-point parameters, site, target, operation,
+    atomic action), n, p50 and p95 of each run, the ratio of medians to the baseline with
+    a 95 % bootstrap CI, a Mann-Whitney U p-value corrected by Benjamini-Hochberg across
+    all cells, and a verdict (faster / slower / no change) only when the change is
+    significant (q < 0.05) and beyond --min-effect. Cells with fewer than 10 successful
+    iterations on a side are shown but not decided: Mann-Whitney U cannot reach a p-value
+    that survives the correction with so few. The header shows what differs between the
+    runs: experiment keys, layout, WAN targets and measured RTTs, versions, machine."""
+    from femdc_bench.report.assemble import ExportError
+    from femdc_bench.results import load
+    from femdc_bench.results.compare import (
+        RunData,
+        compare_runs,
+        html_page,
+        regressions,
+        summary_lines,
+        text_tables,
+    )
+
+    effect = _fraction(min_effect, "--min-effect")
+    if len(run_refs) < 2:
+        _fail("compare needs at least two runs (A B [C ...])", EXIT_USAGE)
+    with _errors():
+        runs = [Run.open(ref, _results()) for ref in run_refs]
+        base = Run.open(baseline, _results()).id if baseline else None
+        if base is not None and base not in [r.id for r in runs]:
+            _fail(f"--baseline {baseline}: not one of the compared runs", EXIT_USAGE)
+        data = []
+        for r in runs:
+            frames = load(r, source=source)
+            if frames.iterations.empty:
+                raise ExportError(f"no samples for run {r.id}: nothing to compare")
+            data.append(RunData.from_frames(frames))
+        doc = compare_runs(data, baseline=base, min_effect=effect)
+    if as_json:
+        click.echo(json.dumps(doc, indent=2))
+    else:
+        for t in text_tables(doc):
+            out.print(t)
+        for line in summary_lines(doc):
+            out.print(line, highlight=False)
+    if html_out:
+        _write_html(html_out, html_page(doc))
+    slower = regressions(doc)
+    if fail_on == "regression" and slower:
+        _fail(f"{len(slower)} cell(s) slower than {doc['baseline']}: "
+              + "; ".join(f"{c['label']} ({c['run']}, x{c['ratio']:.2f})" for c in slower[:5])
+              + (" ..." if len(slower) > 5 else ""))
+
+
+@main.command()
+@click.argument("run_refs", metavar="[RUN ...]", nargs=-1)
+@click.option("--experiment", "experiment_name", metavar="NAME",
+              help="The runs of this experiment (default: the latest run's).")
+@click.option("--since", metavar="DATE", help="Only runs started at or after DATE "
+              "(ISO 8601, e.g. 2026-12-01 or 2026-12-01T02:00Z; UTC unless given).")
+@click.option("--influxdb", "influx_url", metavar="URL",
+              help="Read the runs from this InfluxDB (the `metrics.influxdb: {url: ...}` "
+                   "nightly runs write to) instead of results/; needs --experiment.")
+@click.option("--database", default="femdc", show_default=True,
+              help="The 1.x database or 2.x bucket.")
+@click.option("--org", help="The 2.x organization.")
+@click.option("--token-env", metavar="NAME", help="2.x: the environment variable holding "
+              "the token.")
+@click.option("--recent", default=1, show_default=True, type=click.IntRange(1),
+              help="A change point at one of the latest N runs is new.")
+@click.option("--min-effect", default="5%", show_default=True,
+              help="Smallest relative change of a segment's mean kept as a change point.")
+@click.option("--fail-on", type=click.Choice(["regression"]),
+              help="Exit 1 on a new change point that makes a cell slower (p50 or p95).")
+@click.option("--json", "as_json", is_flag=True, help="Print the trends as JSON.")
+@click.option("--html", "html_out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write a self-contained HTML page.")
+def trends(run_refs: tuple[str, ...], experiment_name: str | None, since: str | None,
+           influx_url: str | None, database: str, org: str | None, token_env: str | None,
+           recent: int, min_effect: str, fail_on: str | None, as_json: bool,
+           html_out: Path | None) -> None:
+    """Every cell's p50, p95 and error rate per run over time, with change points
+    (E-Divisive with a t-test, apache-otava) marked. Runs: the RUNs given, else the
+    runs of --experiment under results/ (or in --influxdb)."""
+    import pandas as pd
+
+    from femdc_bench.report.assemble import ExportError
+    from femdc_bench.results.trends import (
+        TrendRun,
+        html_page,
+        runs_from_rows,
+        text_table,
+    )
+    from femdc_bench.results.trends import trends as compute
+
+    effect = _fraction(min_effect, "--min-effect")
+    t_since = None
+    if since:
+        try:
+            t_since = pd.Timestamp(since)
+        except ValueError:
+            _fail(f"--since: expected an ISO 8601 date such as 2026-12-01, got {since!r}",
+                  EXIT_USAGE)
+        t_since = t_since.tz_localize("UTC") if t_since.tzinfo is None else t_since
+    if influx_url and run_refs:
+        _fail("--influxdb reads the runs of --experiment: give no RUN with it", EXIT_USAGE)
+    with _errors():
+        runs: list[TrendRun] = []
+        if influx_url:
+            from femdc_bench.metrics.client import InfluxTarget, connect, read_token
+            from femdc_bench.metrics.names import API
+
+            if not experiment_name:
+                _fail("--influxdb needs --experiment NAME", EXIT_USAGE)
+            token = read_token(token_env, None)
+            with connect(InfluxTarget(url=influx_url, database=database, org=org,
+                                      token=token), create=False) as client:
+                runs = runs_from_rows(client.rows(API, {"experiment": str(experiment_name)}))
+        else:
+            from femdc_bench.results import load
+
+            if run_refs:
+                chosen = [Run.open(ref, _results()) for ref in run_refs]
+            else:
+                every = list_runs(_results())
+                if not every:
+                    raise RunError(f"no runs in {_results()}")
+                name = experiment_name or every[-1].state.experiment
+                chosen = [r for r in every if r.state.experiment == name]
+                if t_since is not None:  # a run starts after its directory is made
+                    chosen = [r for r in chosen if pd.Timestamp(
+                        r.state.created, unit="s", tz="UTC") >= t_since - pd.Timedelta(
+                            days=1)]
+            for r in chosen:
+                frames = load(r)
+                if frames.iterations.empty:
+                    console.print(f"[yellow]{r.id}: no samples, left out[/]")
+                    continue
+                runs.append(TrendRun.from_frames(frames))
+        if t_since is not None:
+            runs = [r for r in runs if len(r.samples)
+                    and pd.to_datetime(r.samples["t0"], utc=True).min() >= t_since]
+        if not runs:
+            raise ExportError("no run with samples to show")
+        doc = compute(runs, min_effect=effect, recent=recent)
+    if as_json:
+        click.echo(json.dumps(doc, indent=2))
+    else:
+        out.print(text_table(doc))
+        out.print(f"change points: {doc['settings']['method']}, p <= "
+                  f"{doc['settings']['max_pvalue']:g}, change >= {100 * effect:g} %",
+                  highlight=False)
+    if html_out:
+        _write_html(html_out, html_page(doc))
+    if doc["regressions"]:
+        console.print(f"[red]{len(doc['regressions'])} new regression(s):[/] " + "; ".join(
+            f"{r['label']} {r['metric'][:-3]} {r['before']:.1f} -> {r['after']:.1f} ms at "
+            f"{r['run']}" for r in doc["regressions"][:5]), highlight=False)
+        if fail_on == "regression":
+            sys.exit(EXIT_FAILED)
 
 
 if __name__ == "__main__":

@@ -187,7 +187,7 @@ def run_experiment(run: Run, ui: Ui, *, keep: bool) -> Outcome:
         # the report prints every point's matrix, read back from InfluxDB
         failed = run_points(run, [p.id for p in run.experiment().points], ui,
                             show_matrix=False)
-        rep = report(run, ui)
+        rep = report(run, ui, html=True)
         with ui.step("backup written") as progress:
             res = backup.backup(run, progress=progress)
         ui.say(f"{res.path}: {sum(res.points.values())} points, {res.files} files", "", "dim")
@@ -218,7 +218,7 @@ def bench_points(run: Run, points: Sequence[str], ui: Ui, *,
     except KeyboardInterrupt:
         recovery.interrupt(run)
         raise
-    return Outcome(failed, report(run, ui))
+    return Outcome(failed, report(run, ui, html=True))
 
 
 def run_points(run: Run, points: list[str], ui: Ui, *, redo: bool = False,
@@ -280,11 +280,18 @@ def run_points(run: Run, points: list[str], ui: Ui, *, redo: bool = False,
     return failed
 
 
-def report(run: Run, ui: Ui) -> assemble.Report:
-    """The report phase: report.json from what InfluxDB holds, shown to the user. What
-    else a report writes (an HTML page) goes here, after the assembly."""
+def report(run: Run, ui: Ui, *, html: bool = False) -> assemble.Report:
+    """The report phase: report.json from what InfluxDB holds, shown to the user; with
+    `html` (the end of `run` and `bench`) also results/<run>/report.html, whose path is
+    told (a page that could not be written is a warning in the log: the run's outcome
+    does not depend on it)."""
     rep = assemble.report(run)
     ui.report(run, rep)
+    if html:
+        from femdc_bench.results.report import after_report
+
+        if (path := after_report(run, rep)) is not None:
+            ui.say("HTML report:", str(path), "")
     return rep
 
 

@@ -210,6 +210,11 @@ def test_centralized_run_kept_used_and_destroyed(tmp_path: Path, results: Path) 
     # The report verb reads InfluxDB again and agrees.
     again = json.loads(femdc(results, "report", run_id, "--json", check=True).stdout)
     assert again["rows"] == report["rows"]
+    # The run wrote its HTML report and said where; it renders offline in Chromium.
+    assert f"HTML report: {run_dir / 'report.html'}" in proc.stderr.replace("\n", "")
+    html_report_checked(run_dir / "report.html", tmp_path / "chromium", report)
+    # export --format parquet loads in pandas with the report's counts
+    parquet_export_checked(results, run_id, tmp_path / "export.parquet", report)
 
     # The values stored are the measured ones (same durations as the raw samples).
     raw = [json.loads(line) for f in (run_dir / "samples" / "p0").glob("*.jsonl")
@@ -267,6 +272,43 @@ def test_centralized_run_kept_used_and_destroyed(tmp_path: Path, results: Path) 
     assert again["rows"] == report["rows"]
     assert leftovers(run_dir) == []
     backup_and_restore(tmp_path, results, run_id, run_dir, again["rows"])
+
+
+def html_report_checked(page: Path, out_dir: Path, report: dict[str, Any]) -> None:
+    """The page of a real run: under 5 MB, every section, the report's exact counts, and
+    in a headless Chromium with no network: no console message, no request, every chart
+    drawn; the screenshot is kept in `out_dir`."""
+    from tests.chromium import check_page
+
+    html = page.read_text()
+    size = page.stat().st_size
+    assert size < 5_000_000, size
+    for text in ("SLA met", "Sites, hosts, roles and regions", "Heat map", "Timeline per point",
+                 "CPU % per service", "database queries/s", "load profile", "90%ile",
+                 "measured / target RTT"):
+        assert text in html, text
+    for row in report["rows"]:
+        assert f"<td class=n>{row['count']}</td></tr>" in html, row
+    chk = check_page(page, out_dir)
+    assert chk.ready and chk.ready["empty"] == 0 and chk.ready["charts"] >= 20, chk.ready
+    assert chk.console == [] and chk.requests == [] and chk.external_refs == []
+    print(f"\nreport.html: {size / 1e6:.2f} MB, {chk.ready['charts']} charts; "
+          f"screenshot {chk.screenshot}")
+
+
+def parquet_export_checked(results: Path, run_id: str, out: Path,
+                           report: dict[str, Any]) -> None:
+    import pandas as pd
+
+    femdc(results, "export", run_id, "--format", "parquet", "--out", str(out), check=True)
+    it = pd.read_parquet(out / "iterations.parquet")
+    got = it.groupby(["site", "target_site", "operation"]).agg(
+        n=("status", "size"), err=("status", lambda s: int((s != "ok").sum())))
+    assert {k: (int(v.n), int(v.err)) for k, v in got.iterrows()} == {
+        (r["site"], r["target_site"], r["operation"]): (r["count"], r["errors"])
+        for r in report["rows"]}
+    servers = pd.read_parquet(out / "servers.parquet")
+    assert {"proc", "host"} <= set(servers.measurement)
 
 
 def backup_and_restore(tmp_path: Path, results: Path, run_id: str, run_dir: Path,
