@@ -37,3 +37,31 @@ def test_agent_venv_builds_once_and_imports_keystoneauth1(tmp_path: Path) -> Non
     agent.ensure_agent_python(inv, tmp_path, log)  # found: not rebuilt
     assert marker.stat().st_mtime_ns == before
     assert "agent venv | build" in log.read_text()
+
+
+@pytest.mark.parametrize("on_controller", [False, True], ids=["host-builds", "controller"])
+def test_uv_builds_a_cold_venv(tmp_path: Path, on_controller: bool) -> None:
+    """The same tasks with a venv directory of this test's own (cold: never built, the
+    shared cache untouched): uv, copied to the host or the controller's, installs the
+    lock, and says so in each package's INSTALLER."""
+    import hashlib
+
+    from femdc_bench.ansible import PLAYBOOKS, run_playbook
+
+    lock = tmp_path / "agent.lock"
+    lock.write_bytes(agent.LOCK.read_bytes())
+    venv = tmp_path / "venvs" / f"agent-{hashlib.sha256(lock.read_bytes()).hexdigest()[:12]}"
+    host = Host("s1-load", "127.0.0.1", "s1", ("load",), workdir=str(tmp_path / "host"),
+                extra={"ansible_connection": "local"})
+    inv = Inventory(provider="local", hosts=(host,), shared_filesystem=on_controller)
+    log = tmp_path / "logs" / "agent.log"
+    run_playbook(PLAYBOOKS / "common" / "agent-venv.yml", inv, run_dir=tmp_path, log=log,
+                 extra_vars={**agent.agent_vars(inv, lock), "femdc_agent_venv_dir": str(venv)})
+    site = next(venv.glob("lib/python3*/site-packages"))
+    (installer,) = {p.read_text().strip()
+                    for p in site.glob("keystoneauth1-*.dist-info/INSTALLER")}
+    assert installer == "uv"
+    assert (Path(host.workdir) / "agent" / "uv").exists() is not on_controller
+    out = subprocess.run([f"{venv}/bin/python", "-c", "import keystoneauth1, requests"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
