@@ -471,34 +471,9 @@ def report(run_ref: str, as_json: bool, as_html: bool, out: Path | None) -> None
 
 
 def _print_report(r: Run, rep: Any) -> None:
-    from femdc_bench.report.render import (
-        events_table,
-        faults_table,
-        stats_table,
-        sweep_table,
-        wan_table,
-    )
+    from femdc_bench.report.render import print_report
 
-    sla = r.experiment().workload.sla
-    for pid, label in rep.labels.items():
-        rows = [row for row in rep.rows if row.point == pid]
-        if not rows:
-            continue
-        name = pid if label == "-" else f"{pid} ({label})"
-        if pid in rep.wan:
-            out.print(wan_table(rep.wan[pid], f"{name}: RTT between sites"))
-        out.print(stats_table(rows, title=f"{r.id} {name}, read back from InfluxDB", sla=sla))
-    if len([p for p in rep.labels if any(row.point == p for row in rep.rows)]) > 1:
-        out.print(sweep_table(rep.rows, rep.labels))
-    if rep.events:
-        out.print(events_table(rep.events, f"{r.id}: events, from InfluxDB"), highlight=False)
-    if rep.faults:
-        out.print(faults_table(rep.faults, f"{r.id}: before, during and after each fault"),
-                  highlight=False)
-    if not rep.violations:
-        out.print("[green]SLA met[/]")
-    for v in rep.violations:
-        out.print(f"[red]SLA violated:[/] {v}", highlight=False)
+    print_report(out, r.id, r.experiment().workload.sla, rep)
 
 
 @main.command()
@@ -718,12 +693,10 @@ def compare(run_refs: tuple[str, ...], baseline: str | None, min_effect: str,
     iterations on a side are shown but not decided: Mann-Whitney U cannot reach a p-value
     that survives the correction with so few. The header shows what differs between the
     runs: experiment keys, layout, WAN targets and measured RTTs, versions, machine."""
-    from femdc_bench.report.assemble import ExportError
-    from femdc_bench.results import load
     from femdc_bench.results.compare import (
-        RunData,
         compare_runs,
         html_page,
+        load_runs,
         regressions,
         summary_lines,
         text_tables,
@@ -733,16 +706,8 @@ def compare(run_refs: tuple[str, ...], baseline: str | None, min_effect: str,
     if len(run_refs) < 2:
         _fail("compare needs at least two runs (A B [C ...])", EXIT_USAGE)
     with _errors():
-        runs = [Run.open(ref, _results()) for ref in run_refs]
-        base = Run.open(baseline, _results()).id if baseline else None
-        if base is not None and base not in [r.id for r in runs]:
-            _fail(f"--baseline {baseline}: not one of the compared runs", EXIT_USAGE)
-        data = []
-        for r in runs:
-            frames = load(r, source=source)
-            if frames.iterations.empty:
-                raise ExportError(f"no samples for run {r.id}: nothing to compare")
-            data.append(RunData.from_frames(frames))
+        data, base = load_runs(run_refs, results=_results(), baseline=baseline,
+                               source=source)
         doc = compare_runs(data, baseline=base, min_effect=effect)
     if as_json:
         click.echo(json.dumps(doc, indent=2))
@@ -790,66 +755,18 @@ def trends(run_refs: tuple[str, ...], experiment_name: str | None, since: str | 
     """Every cell's p50, p95 and error rate per run over time, with change points
     (E-Divisive with a t-test, apache-otava) marked. Runs: the RUNs given, else the
     runs of --experiment under results/ (or in --influxdb)."""
-    import pandas as pd
-
-    from femdc_bench.report.assemble import ExportError
-    from femdc_bench.results.trends import (
-        TrendRun,
-        html_page,
-        runs_from_rows,
-        text_table,
-    )
+    from femdc_bench.results.trends import gather_runs, html_page, text_table
     from femdc_bench.results.trends import trends as compute
 
     effect = _fraction(min_effect, "--min-effect")
-    t_since = None
-    if since:
-        try:
-            t_since = pd.Timestamp(since)
-        except ValueError:
-            _fail(f"--since: expected an ISO 8601 date such as 2026-12-01, got {since!r}",
-                  EXIT_USAGE)
-        t_since = t_since.tz_localize("UTC") if t_since.tzinfo is None else t_since
     if influx_url and run_refs:
         _fail("--influxdb reads the runs of --experiment: give no RUN with it", EXIT_USAGE)
+    if influx_url and not experiment_name:
+        _fail("--influxdb needs --experiment NAME", EXIT_USAGE)
     with _errors():
-        runs: list[TrendRun] = []
-        if influx_url:
-            from femdc_bench.metrics.client import InfluxTarget, connect, read_token
-            from femdc_bench.metrics.names import API
-
-            if not experiment_name:
-                _fail("--influxdb needs --experiment NAME", EXIT_USAGE)
-            token = read_token(token_env, None)
-            with connect(InfluxTarget(url=influx_url, database=database, org=org,
-                                      token=token), create=False) as client:
-                runs = runs_from_rows(client.rows(API, {"experiment": str(experiment_name)}))
-        else:
-            from femdc_bench.results import load
-
-            if run_refs:
-                chosen = [Run.open(ref, _results()) for ref in run_refs]
-            else:
-                every = list_runs(_results())
-                if not every:
-                    raise RunError(f"no runs in {_results()}")
-                name = experiment_name or every[-1].state.experiment
-                chosen = [r for r in every if r.state.experiment == name]
-                if t_since is not None:  # a run starts after its directory is made
-                    chosen = [r for r in chosen if pd.Timestamp(
-                        r.state.created, unit="s", tz="UTC") >= t_since - pd.Timedelta(
-                            days=1)]
-            for r in chosen:
-                frames = load(r)
-                if frames.iterations.empty:
-                    console.print(f"[yellow]{r.id}: no samples, left out[/]")
-                    continue
-                runs.append(TrendRun.from_frames(frames))
-        if t_since is not None:
-            runs = [r for r in runs if len(r.samples)
-                    and pd.to_datetime(r.samples["t0"], utc=True).min() >= t_since]
-        if not runs:
-            raise ExportError("no run with samples to show")
+        runs = gather_runs(run_refs, results=_results(), experiment=experiment_name,
+                           since=since, influx=(influx_url, database, org, token_env),
+                           warn=lambda t: console.print(f"[yellow]{t}[/]", highlight=False))
         doc = compute(runs, min_effect=effect, recent=recent)
     if as_json:
         click.echo(json.dumps(doc, indent=2))

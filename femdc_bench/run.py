@@ -205,6 +205,8 @@ def run_experiment(run: Run, ui: Ui, *, keep: bool) -> Outcome:
         raise
     if not keep:
         destroy(run, ui)
+    if times := run.state.phase_times():
+        ui.say("phase times:", times, "dim")
     return Outcome(failed, rep)
 
 

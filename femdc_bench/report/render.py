@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from rich.console import Console
 from rich.table import Table
 
 from femdc_bench.model import SlaSpec
@@ -199,3 +200,27 @@ def faults_table(rows: Sequence[dict[str, Any]], title: str) -> Table:
         t.add_row(r["point"], r["fault"], dur, r["site"], r["target_site"], *cells,
                   f"{ch['count']}/{ch['errors']}", rec)
     return t
+
+
+def print_report(out: Console, run_id: str, sla: SlaSpec, rep: Any) -> None:
+    """The report's tables on `out` (report.assemble.Report): per point its RTT matrix
+    and statistics, the sweep, the events, the faults, the SLA verdict."""
+    for pid, label in rep.labels.items():
+        rows = [row for row in rep.rows if row.point == pid]
+        if not rows:
+            continue
+        name = pid if label == "-" else f"{pid} ({label})"
+        if pid in rep.wan:
+            out.print(wan_table(rep.wan[pid], f"{name}: RTT between sites"))
+        out.print(stats_table(rows, title=f"{run_id} {name}, read back from InfluxDB", sla=sla))
+    if len([p for p in rep.labels if any(row.point == p for row in rep.rows)]) > 1:
+        out.print(sweep_table(rep.rows, rep.labels))
+    if rep.events:
+        out.print(events_table(rep.events, f"{run_id}: events, from InfluxDB"), highlight=False)
+    if rep.faults:
+        out.print(faults_table(rep.faults, f"{run_id}: before, during and after each fault"),
+                  highlight=False)
+    if not rep.violations:
+        out.print("[green]SLA met[/]")
+    for v in rep.violations:
+        out.print(f"[red]SLA violated:[/] {v}", highlight=False)

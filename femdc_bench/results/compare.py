@@ -37,6 +37,7 @@ import html
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -523,3 +524,25 @@ def html_page(doc: Mapping[str, Any]) -> str:
         out.append("</table>")
     out.append("</body></html>")
     return "\n".join(out)
+
+
+def load_runs(run_refs: Sequence[str], *, results: Path, baseline: str | None,
+              source: str = "auto") -> tuple[list[RunData], str | None]:
+    """The runs `compare` reads (results.load, from `source`) and the baseline's id.
+    RunError (bad input) for an unknown run or a baseline not among them; ExportError
+    (a failure) for a run without samples."""
+    from femdc_bench.report.assemble import ExportError
+    from femdc_bench.results import load
+    from femdc_bench.rundir import Run, RunError
+
+    runs = [Run.open(ref, results) for ref in run_refs]
+    base = Run.open(baseline, results).id if baseline else None
+    if base is not None and base not in [r.id for r in runs]:
+        raise RunError(f"--baseline {baseline}: not one of the compared runs")
+    data = []
+    for r in runs:
+        frames = load(r, source=source)
+        if frames.iterations.empty:
+            raise ExportError(f"no samples for run {r.id}: nothing to compare")
+        data.append(RunData.from_frames(frames))
+    return data, base

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -290,3 +291,60 @@ def html_page(doc: Mapping[str, Any]) -> str:
                    f"{'' if err is None else f'{err:.1f}'}</td><td>{cps}</td></tr>")
     out.append("</table></body></html>")
     return "\n".join(out)
+
+
+def gather_runs(run_refs: Sequence[str], *, results: Path, experiment: str | None,
+                since: str | None, influx: tuple[str | None, str, str | None, str | None],
+                warn: Callable[[str], None]) -> list[TrendRun]:
+    """The runs `trends` shows: the RUNs given, else the runs of `experiment` (default:
+    the latest run's) under `results`, or in the InfluxDB `influx` = (url, database, org,
+    token_env) that nightly runs write to; those started before `since` (ISO 8601, UTC
+    unless given) left out. RunError for a bad --since or no run; ExportError (a
+    failure) when no run has samples."""
+    from femdc_bench.report.assemble import ExportError
+    from femdc_bench.rundir import Run, RunError, list_runs
+
+    t_since = None
+    if since:
+        try:
+            t_since = pd.Timestamp(since)
+        except ValueError:
+            raise RunError(f"--since: expected an ISO 8601 date such as 2026-12-01, "
+                           f"got {since!r}") from None
+        t_since = t_since.tz_localize("UTC") if t_since.tzinfo is None else t_since
+    url, database, org, token_env = influx
+    runs: list[TrendRun] = []
+    if url:
+        from femdc_bench.metrics.client import InfluxTarget, connect, read_token
+        from femdc_bench.metrics.names import API
+
+        token = read_token(token_env, None)
+        with connect(InfluxTarget(url=url, database=database, org=org, token=token),
+                     create=False) as client:
+            runs = runs_from_rows(client.rows(API, {"experiment": str(experiment)}))
+    else:
+        from femdc_bench.results import load
+
+        if run_refs:
+            chosen = [Run.open(ref, results) for ref in run_refs]
+        else:
+            every = list_runs(results)
+            if not every:
+                raise RunError(f"no runs in {results}")
+            name = experiment or every[-1].state.experiment
+            chosen = [r for r in every if r.state.experiment == name]
+            if t_since is not None:  # a run starts after its directory is made
+                chosen = [r for r in chosen if pd.Timestamp(
+                    r.state.created, unit="s", tz="UTC") >= t_since - pd.Timedelta(days=1)]
+        for r in chosen:
+            frames = load(r)
+            if frames.iterations.empty:
+                warn(f"{r.id}: no samples, left out")
+                continue
+            runs.append(TrendRun.from_frames(frames))
+    if t_since is not None:
+        runs = [r for r in runs if len(r.samples)
+                and pd.to_datetime(r.samples["t0"], utc=True).min() >= t_since]
+    if not runs:
+        raise ExportError("no run with samples to show")
+    return runs

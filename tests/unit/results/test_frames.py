@@ -11,9 +11,10 @@ import pytest
 
 from femdc_bench.metrics.server import LocalInfluxd
 from femdc_bench.metrics.store import read_samples
-from femdc_bench.report.stats import compute_stats_by_point, percentile
+from femdc_bench.report.stats import compute_stats_by_point
 from femdc_bench.results import load
 from femdc_bench.results.frames import param_columns
+from femdc_bench.workload.percentile import percentile
 from tests.synthetic_run import ACTIONS, N_ITER, POINTS, SITES, store_in_influx, synthetic_run
 
 
@@ -23,7 +24,7 @@ def run(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-de
 
 
 def test_one_percentile_definition_is_pandas_default_linear_quantile() -> None:
-    """Rally's linear interpolation (report.stats.percentile) is numpy's and pandas'
+    """Rally's linear interpolation (workload.percentile.percentile) is numpy's and pandas'
     default quantile: the HTML report and the exports may use either."""
     rng = random.Random(3)
     for n in (1, 2, 3, 7, 100, 1001):
