@@ -109,8 +109,10 @@ def synthetic_run(results: Path, run_id: str = "synthetic-1", n_iter: int = N_IT
                 for rec in (
                     {"m": "proc", "tags": {"host": "core-ctl", "site": "core",
                                            "service": "keystone"},
+                     # an integer field some samples lack (as the sampler's `requests`)
                      "fields": {"cpu_pct": 20.0 + k, "rss_mb": 95.0 + k / 10,
-                                "requests_per_s": 40.0}},
+                                "requests_per_s": 40.0,
+                                **({"requests": 10 * k} if k % 2 else {})}},
                     {"m": "db", "tags": {"host": "core-ctl", "site": "core",
                                          "service": "mariadb"},
                      "fields": {"queries_per_s": 300.0 + 5 * k, "connections": 12}},

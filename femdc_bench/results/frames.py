@@ -271,9 +271,23 @@ def _v1_csv(client: Any, measurement: str, where: Mapping[str, str],
     rest = rest.replace(b"\n" + header + b"\n", b"\n")
     if rest.startswith(header + b"\n"):
         rest = rest[len(header) + 1:]
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
     cols = header.decode().split(",")
-    df = pd.read_csv(io.BytesIO(header + b"\n" + rest), engine="pyarrow",
-                     dtype={c: "str" for c in cols if c in text})
+    data = header + b"\n" + rest
+    # text as text, time as ns, every field a float (an integer field that some rows lack
+    # must not become a nullable integer, nor an int column meet a float later on)
+    types = {c: pa.string() if c in text else pa.int64() if c == "time" else pa.float64()
+             for c in cols}
+    try:
+        table = pacsv.read_csv(io.BytesIO(data), convert_options=pacsv.ConvertOptions(
+            column_types=types, strings_can_be_null=True))
+    except pa.ArrowInvalid:  # a field that is not a number (a boolean, a string): infer
+        table = pacsv.read_csv(io.BytesIO(data), convert_options=pacsv.ConvertOptions(
+            column_types={c: t for c, t in types.items() if t == pa.string()},
+            strings_can_be_null=True))
+    df = table.to_pandas()
     return df.drop(columns=[c for c in ("name", "tags") if c in df.columns])
 
 

@@ -190,7 +190,17 @@ def _versions(meta: Mapping[str, Any]) -> str:
     walk("", meta.get("manifest") or {})
     if not flat:
         return '<p class="muted">No manifest.</p>'
-    return _table(["key", "value"], [[escape(k), escape(v)] for k, v in flat[:400]])
+    # versions first; the measurements the manifest also keeps (clocks, memory, counts)
+    # folded away
+    more = ("clocks", "deployment", "metrics", "samples", "wan")
+    main = [[escape(k), escape(v)] for k, v in flat if k.split(".")[0] not in more]
+    rest = [[escape(k), escape(v)] for k, v in flat if k.split(".")[0] in more]
+    out = _table(["key", "value"], main[:400])
+    if rest:
+        out += (f"<details><summary>more of the manifest ({len(rest)} entries: clocks, "
+                f"deployment, counts)</summary>{_table(['key', 'value'], rest[:2000])}"
+                "</details>")
+    return out
 
 
 def _sla_section(violations: Sequence[str], sla_results: Sequence[Mapping[str, Any]],

@@ -211,7 +211,8 @@ def test_centralized_run_kept_used_and_destroyed(tmp_path: Path, results: Path) 
     again = json.loads(femdc(results, "report", run_id, "--json", check=True).stdout)
     assert again["rows"] == report["rows"]
     # The run wrote its HTML report and said where; it renders offline in Chromium.
-    assert f"HTML report: {run_dir / 'report.html'}" in proc.stderr.replace("\n", "")
+    assert f"HTML report: {run_dir / 'report.html'}" in proc.stderr.replace("\n", ""), \
+        proc.stderr[-3000:]
     html_report_checked(run_dir / "report.html", tmp_path / "chromium", report)
     # export --format parquet loads in pandas with the report's counts
     parquet_export_checked(results, run_id, tmp_path / "export.parquet", report)
