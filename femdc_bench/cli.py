@@ -235,15 +235,15 @@ def validate(experiment: Path) -> None:
                    "give; create nothing, contact nothing.")
 def up(target: str, run_id: str | None, dry_run: bool) -> None:
     """Provision hosts: TARGET is an experiment file (new run) or an existing RUN."""
+    from femdc_bench import providers
     from femdc_bench import run as pipeline
-    from femdc_bench.providers import dry_run
     from femdc_bench.rundir import attach_log
 
     if dry_run:
         with _errors():
             exp_file = Path(target) if Path(target).is_file() else \
                 Run.open(target, _results()).dir / "experiment.yaml"
-            plan = dry_run(exp_file)
+            plan = providers.dry_run(exp_file)
         _print_plan(plan)
         return
     with _errors():
