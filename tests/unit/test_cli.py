@@ -92,3 +92,23 @@ def test_bad_input_exits_2(tmp_path: Path) -> None:
     res = CliRunner().invoke(cli.main, ["--results", str(results), "bench", "r1",
                                         "--point", "p9"])
     assert res.exit_code == 2 and "no sweep point 'p9'" in res.output
+
+
+def test_up_without_dry_run_creates_the_run(tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """`up` goes up (a dry run only with --dry-run): the run directory is made and the
+    pipeline's up is called with it."""
+    from femdc_bench import run as pipeline
+    from femdc_bench.model import Inventory
+
+    f = tmp_path / "exp.yaml"
+    f.write_text(yaml.safe_dump(one_host_experiment({"influxdb": "local"})))
+    called: list[str] = []
+    monkeypatch.setattr(pipeline, "up", lambda run, progress: called.append(run.id)
+                        or Inventory(provider="local", hosts=()))
+    res = CliRunner().invoke(cli.main, ["--results", str(tmp_path / "res"), "up", str(f),
+                                        "--run-id", "u1"])
+    assert res.exit_code == 0, res.output
+    assert called == ["u1"] and (tmp_path / "res" / "u1" / "state.json").exists()
+    res = CliRunner().invoke(cli.main, ["up", str(f), "--dry-run"])
+    assert res.exit_code == 0 and "dry run: nothing reserved" in res.output
