@@ -70,7 +70,7 @@ TEARDOWN_CONFLICT_RETRIES = 5  # a 409 (e.g. a network whose ports are going) is
 
 
 class AuthCache(Protocol):
-    """Tokens and endpoints kept between jobs (the bench daemon's, benchd.AuthCache):
+    """Tokens and endpoints kept between jobs (the bench daemon's, host_daemon.AuthCache):
     `key(parts)` names an identity, `get`/`put` its {"state", "endpoints"}."""
 
     def key(self, parts: list[Any]) -> str: ...
