@@ -79,8 +79,11 @@ def install_argv(installer: str, venv: str, lock: str, uv: str = "") -> list[str
     if installer == "uv":
         # --native-tls: the system's certificates, as pip (through certifi or PIP_CERT)
         # trusts what the host's administrator set up.
+        # --compile-bytecode: as pip does; without it every process that imports from
+        # the venv compiles its modules again (or at every start where bytecode is not
+        # written, PYTHONDONTWRITEBYTECODE).
         return [uv, "pip", "install", "--python", f"{venv}/bin/python", "--no-cache",
-                "--native-tls", "--no-progress", "-r", lock]
+                "--native-tls", "--no-progress", "--compile-bytecode", "-r", lock]
     return [f"{venv}/bin/pip", "install", "--no-input", "--disable-pip-version-check",
             "--no-cache-dir", "--progress-bar", "off", "-r", lock]
 
